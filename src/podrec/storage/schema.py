@@ -1,0 +1,115 @@
+"""The one schema (SQLAlchemy Core). Migrations in storage/migrations must match it.
+
+Items are shows and episodes in one table: they share almost every field, and recommenders
+treat both as items. The external id a record came with is unique per kind, so a show and an
+episode may share an id (Listen Notes numbers both from 1).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+items = Table(
+    "items",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("id", String(512), nullable=False),
+    Column("show_id", String(512)),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("author", Text),
+    Column("language", String(16)),
+    Column("image", Text),
+    Column("audio_url", Text),
+    Column("feed_url", Text),
+    Column("guid", Text),
+    Column("duration_s", Integer),
+    Column("published", DateTime(timezone=True)),
+    Column("explicit", Boolean),
+    Column("popularity", Float),
+    Column("categories", JSON, nullable=False, default=list),
+    Column("extra", JSON, nullable=False, default=dict),
+    Column("norm_key", String(512)),
+    Column("source", String(64)),
+    Column("content_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("kind", "id", name="uq_items_kind_id"),
+)
+Index("ix_items_show_id", items.c.show_id)
+Index("ix_items_norm_key", items.c.norm_key)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("item_pk", Integer, ForeignKey("items.pk", ondelete="CASCADE"), primary_key=True),
+    Column("source", String(16), primary_key=True),  # category | taxonomy | keyphrase
+    Column("tag", String(200), primary_key=True),
+    Column("score", Float, nullable=False),
+)
+Index("ix_tags_tag", tags.c.tag)
+
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("item_pk", Integer, ForeignKey("items.pk", ondelete="CASCADE"), primary_key=True),
+    Column("model_id", String(128), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+)
+Index("ix_embeddings_model_hash", embeddings.c.model_id, embeddings.c.content_hash)
+
+users = Table(
+    "users",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(256), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("attrs", JSON, nullable=False, default=dict),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(256), nullable=False),
+    Column("item_kind", String(16)),
+    Column("item_id", String(512)),
+    Column("event", String(32), nullable=False),
+    Column("value", Float),
+    Column("text", Text),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("platform", String(64)),
+    Column("device", String(64)),
+    Column("context", JSON, nullable=False, default=dict),
+    Column("dedupe_key", String(64), nullable=False, unique=True),
+)
+Index("ix_events_user_time", events.c.user_id, events.c.timestamp)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("meta", JSON, nullable=False, default=dict),
+    Column("payload", LargeBinary),
+)

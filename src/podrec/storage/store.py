@@ -1,0 +1,434 @@
+"""The store: every read and write of podrec's data goes through here.
+
+Writes happen in chunks, each in one transaction, so an interrupted ingest leaves whole chunks
+behind and a re-run finishes the job (ingest is idempotent: items are matched by id, feed URL,
+GUID, enclosure URL or normalised title + author before anything is inserted).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, and_, bindparam, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from podrec.records import EventRecord, IngestReport, Item, ItemRecord
+from podrec.storage import schema
+
+CHUNK = 500
+_ITEM_FIELDS = [f.name for f in fields(ItemRecord)]
+
+
+class StoreError(RuntimeError):
+    """The database cannot be reached or used; the message says which and why."""
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def normalise_key(*parts: str | None) -> str:
+    """Lower-case, accent-free, punctuation-free join: 'The Daily!' and 'the daily' match."""
+    out = []
+    for part in parts:
+        text = unicodedata.normalize("NFKC", part or "").casefold()
+        text = re.sub(r"[^\w]+", " ", text).strip()
+        out.append(text)
+    return "|".join(out)[:512]
+
+
+def dedupe_key_of(record: ItemRecord) -> str:
+    if record.kind == "episode":
+        return normalise_key(record.show_id, record.title)
+    return normalise_key(record.title, record.author)
+
+
+@dataclass
+class _Known:
+    """In-memory lookups of what is stored, for matching a batch without a query per record."""
+
+    by_id: dict[tuple[str, str], tuple[int, str]]
+    by_feed: dict[str, int]
+    by_guid: dict[str, int]
+    by_audio: dict[str, int]
+    by_norm: dict[tuple[str, str], int]
+
+    def match(self, rec: ItemRecord, norm: str) -> int | None:
+        """The pk of a stored item that is the same as ``rec`` under another id, if any."""
+        if rec.kind == "show" and rec.feed_url and rec.feed_url in self.by_feed:
+            return self.by_feed[rec.feed_url]
+        if rec.kind == "episode":
+            if rec.guid and rec.guid in self.by_guid:
+                return self.by_guid[rec.guid]
+            if rec.audio_url and rec.audio_url in self.by_audio:
+                return self.by_audio[rec.audio_url]
+        if norm.strip("|") and (rec.kind, norm) in self.by_norm:
+            return self.by_norm[(rec.kind, norm)]
+        return None
+
+    def remember(self, rec: ItemRecord, pk: int, chash: str, norm: str) -> None:
+        self.by_id[(rec.kind, rec.id)] = (pk, chash)
+        if rec.feed_url and rec.kind == "show":
+            self.by_feed.setdefault(rec.feed_url, pk)
+        if rec.guid and rec.kind == "episode":
+            self.by_guid.setdefault(rec.guid, pk)
+        if rec.audio_url and rec.kind == "episode":
+            self.by_audio.setdefault(rec.audio_url, pk)
+        if norm.strip("|"):
+            self.by_norm.setdefault((rec.kind, norm), pk)
+
+
+class Store:
+    """A podrec database (SQLite file or PostgreSQL URL), migrated to the current schema."""
+
+    def __init__(self, url: str, migrate: bool = True) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
+                parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StoreError(f"cannot open database {url!r}: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if migrate:
+            self.migrate()
+
+    # -- schema ---------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic), creating it on a new database."""
+        from podrec.storage.migrations import upgrade
+
+        try:
+            upgrade(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot use database {self.url!r}: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- items ----------------------------------------------------------------------------
+    def _known(self) -> _Known:
+        t = schema.items
+        known = _Known({}, {}, {}, {}, {})
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.pk, t.c.kind, t.c.id, t.c.content_hash, t.c.feed_url,
+                                       t.c.guid, t.c.audio_url, t.c.norm_key))
+            for pk, kind, id_, chash, feed, guid, audio, norm in rows:
+                rec = ItemRecord(id=id_, title="", kind=kind, feed_url=feed, guid=guid,
+                                 audio_url=audio)
+                known.remember(rec, pk, chash, norm or "")
+        return known
+
+    def upsert_items(self, records: Iterable[ItemRecord],
+                     report: IngestReport | None = None) -> IngestReport:
+        """Insert new items, update changed ones, skip unchanged ones and duplicates."""
+        report = report or IngestReport()
+        known = self._known()
+        batch: list[ItemRecord] = []
+        for rec in records:
+            batch.append(rec)
+            if len(batch) >= CHUNK:
+                self._write_chunk(batch, known, report)
+                batch = []
+        if batch:
+            self._write_chunk(batch, known, report)
+        return report
+
+    def _write_chunk(self, batch: list[ItemRecord], known: _Known, report: IngestReport) -> None:
+        t = schema.items
+        now = datetime.now(UTC)
+        inserts: list[tuple[ItemRecord, dict[str, Any]]] = []
+        updates: list[dict[str, Any]] = []
+        counts = IngestReport()
+        pending: dict[tuple[str, str], dict[str, Any]] = {}
+        for rec in batch:
+            chash = rec.content_hash()
+            norm = dedupe_key_of(rec)
+            row = {name: getattr(rec, name) for name in _ITEM_FIELDS}
+            row.update(content_hash=chash, norm_key=norm, updated_at=now,
+                       published=_utc(rec.published))
+            key = (rec.kind, rec.id)
+            if key in pending:  # the same id twice in one chunk: the later one wins
+                pending[key].update(row)
+                counts.duplicates += 1
+                continue
+            if key in known.by_id:
+                pk, old_hash = known.by_id[key]
+                if old_hash == chash:
+                    counts.unchanged += 1
+                    continue
+                row["b_pk"] = pk
+                updates.append(row)
+                known.by_id[key] = (pk, chash)
+                counts.updated += 1
+                continue
+            if known.match(rec, norm) is not None:
+                counts.duplicates += 1
+                continue
+            row["created_at"] = now
+            inserts.append((rec, row))
+            pending[key] = row
+            known.remember(rec, -1, chash, norm)
+            counts.added += 1
+        with self.engine.begin() as conn:
+            if inserts:
+                conn.execute(t.insert(), [row for _, row in inserts])
+            if updates:
+                values = {name: bindparam(name) for name in updates[0] if name != "b_pk"}
+                conn.execute(update(t).where(t.c.pk == bindparam("b_pk")).values(values), updates)
+        if inserts:  # learn the new row keys so later chunks can match against them
+            with self.engine.connect() as conn:
+                ids = [rec.id for rec, _ in inserts]
+                for i in range(0, len(ids), CHUNK):
+                    rows = conn.execute(select(t.c.pk, t.c.kind, t.c.id, t.c.content_hash)
+                                        .where(t.c.id.in_(ids[i:i + CHUNK])))
+                    for pk, kind, id_, chash in rows:
+                        if (kind, id_) in known.by_id:
+                            known.by_id[(kind, id_)] = (pk, chash)
+        report.merge(counts)
+
+    def _item_from_row(self, row: Any) -> Item:
+        data = dict(row._mapping)
+        for key in ("published", "created_at", "updated_at"):
+            data[key] = _utc(data[key])
+        data = {k: v for k, v in data.items() if k not in ("norm_key", "content_hash")}
+        data["categories"] = list(data.get("categories") or [])
+        data["extra"] = dict(data.get("extra") or {})
+        return Item(**data)
+
+    def get_item(self, item_id: str, kind: str | None = None) -> Item | None:
+        """The item with this external id; a show wins over an episode with the same id."""
+        t = schema.items
+        q = select(t).where(t.c.id == item_id)
+        if kind:
+            q = q.where(t.c.kind == kind)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(t.c.kind.desc())).all()  # 'show' > 'episode'
+        return self._item_from_row(rows[0]) if rows else None
+
+    def items_by_pk(self, pks: Sequence[int]) -> dict[int, Item]:
+        t = schema.items
+        out: dict[int, Item] = {}
+        pks = [int(p) for p in pks]
+        with self.engine.connect() as conn:
+            for i in range(0, len(pks), CHUNK):
+                for row in conn.execute(select(t).where(t.c.pk.in_(pks[i:i + CHUNK]))):
+                    item = self._item_from_row(row)
+                    out[item.pk] = item
+        return out
+
+    def iter_items(self, kind: str | None = None, show_id: str | None = None,
+                   tag: str | None = None, limit: int | None = None,
+                   offset: int = 0) -> Iterator[Item]:
+        t = schema.items
+        q = select(t).order_by(t.c.pk)
+        if kind:
+            q = q.where(t.c.kind == kind)
+        if show_id:
+            q = q.where(t.c.show_id == show_id)
+        if tag:
+            q = q.where(t.c.pk.in_(select(schema.tags.c.item_pk).where(
+                func.lower(schema.tags.c.tag) == tag.lower())))
+        if limit is not None:
+            q = q.limit(limit)
+        if offset:
+            q = q.offset(offset)
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                yield self._item_from_row(row)
+
+    def count_items(self) -> dict[str, int]:
+        t = schema.items
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.kind, func.count()).group_by(t.c.kind)).all()
+        return {kind: int(n) for kind, n in rows}
+
+    # -- tags -----------------------------------------------------------------------------
+    def replace_tags(self, tagged: dict[int, list[tuple[str, str, float]]],
+                     sources: Sequence[str]) -> None:
+        """Set the tags of the given items for the given sources, dropping their old ones."""
+        t = schema.tags
+        pks = list(tagged)
+        with self.engine.begin() as conn:
+            for i in range(0, len(pks), CHUNK):
+                conn.execute(delete(t).where(and_(t.c.item_pk.in_(pks[i:i + CHUNK]),
+                                                  t.c.source.in_(list(sources)))))
+            rows = []
+            for pk, entries in tagged.items():
+                seen: set[tuple[str, str]] = set()
+                for source, tag, score in entries:
+                    tag = tag.strip()[:200]
+                    if not tag or (source, tag) in seen:
+                        continue
+                    seen.add((source, tag))
+                    rows.append({"item_pk": pk, "source": source, "tag": tag,
+                                 "score": float(score)})
+            if rows:
+                conn.execute(t.insert(), rows)
+
+    def tags_for(self, pks: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        t = schema.tags
+        out: dict[int, list[dict[str, Any]]] = {int(p): [] for p in pks}
+        pks = list(out)
+        with self.engine.connect() as conn:
+            for i in range(0, len(pks), CHUNK):
+                q = (select(t.c.item_pk, t.c.source, t.c.tag, t.c.score)
+                     .where(t.c.item_pk.in_(pks[i:i + CHUNK]))
+                     .order_by(t.c.item_pk, t.c.source, t.c.score.desc()))
+                for pk, source, tag, score in conn.execute(q):
+                    out[pk].append({"tag": tag, "source": source, "score": round(score, 4)})
+        return out
+
+    def tag_counts(self, source: str | None = None, limit: int = 50) -> list[tuple[str, int]]:
+        t = schema.tags
+        q = select(t.c.tag, func.count().label("n")).group_by(t.c.tag)
+        if source:
+            q = q.where(t.c.source == source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(func.count().desc(), t.c.tag).limit(limit)).all()
+        return [(tag, int(n)) for tag, n in rows]
+
+    # -- embeddings -----------------------------------------------------------------------
+    def embedding_hashes(self, model_id: str) -> dict[int, str]:
+        t = schema.embeddings
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.item_pk, t.c.content_hash)
+                                .where(t.c.model_id == model_id))
+            return {pk: h for pk, h in rows}
+
+    def vectors_for_hashes(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of these texts (by content hash): identical text is embedded once."""
+        t = schema.embeddings
+        out: dict[str, np.ndarray] = {}
+        hashes = list(hashes)
+        with self.engine.connect() as conn:
+            for i in range(0, len(hashes), CHUNK):
+                q = select(t.c.content_hash, t.c.vector).where(
+                    and_(t.c.model_id == model_id, t.c.content_hash.in_(hashes[i:i + CHUNK])))
+                for h, blob in conn.execute(q):
+                    out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def save_embeddings(self, model_id: str, rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
+        t = schema.embeddings
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            pks = [pk for pk, _, _ in rows]
+            for i in range(0, len(pks), CHUNK):
+                conn.execute(delete(t).where(and_(t.c.model_id == model_id,
+                                                  t.c.item_pk.in_(pks[i:i + CHUNK]))))
+            conn.execute(t.insert(), [
+                {"item_pk": pk, "model_id": model_id, "content_hash": h, "dim": int(v.shape[0]),
+                 "vector": np.asarray(v, dtype=np.float32).tobytes()} for pk, h, v in rows])
+
+    def load_vectors(self, model_id: str, kind: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """(item pks, matrix) of every stored vector of one model, optionally of one kind."""
+        e, t = schema.embeddings, schema.items
+        q = select(e.c.item_pk, e.c.vector).where(e.c.model_id == model_id)
+        if kind:
+            q = q.join(t, t.c.pk == e.c.item_pk).where(t.c.kind == kind)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(e.c.item_pk)).all()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        return pks, matrix
+
+    # -- users and events -----------------------------------------------------------------
+    def add_events(self, records: Iterable[EventRecord],
+                   report: IngestReport | None = None) -> IngestReport:
+        """Store events (idempotent: an event already stored is skipped) and their users."""
+        report = report or IngestReport()
+        batch: list[EventRecord] = []
+        for rec in records:
+            batch.append(rec)
+            if len(batch) >= CHUNK:
+                self._write_events(batch, report)
+                batch = []
+        if batch:
+            self._write_events(batch, report)
+        return report
+
+    def _write_events(self, batch: list[EventRecord], report: IngestReport) -> None:
+        ev, us = schema.events, schema.users
+        keyed = {}
+        for rec in batch:
+            keyed.setdefault(rec.dedupe_key(), rec)
+        report.unchanged += len(batch) - len(keyed)
+        with self.engine.begin() as conn:
+            keys = list(keyed)
+            stored = set(conn.execute(select(ev.c.dedupe_key)
+                                      .where(ev.c.dedupe_key.in_(keys))).scalars())
+            new = [(k, r) for k, r in keyed.items() if k not in stored]
+            report.unchanged += len(stored)
+            user_ids = sorted({r.user_id for _, r in new})
+            have = set(conn.execute(select(us.c.id).where(us.c.id.in_(user_ids))).scalars())
+            now = datetime.now(UTC)
+            missing = [{"id": u, "created_at": now, "attrs": {}} for u in user_ids
+                       if u not in have]
+            if missing:
+                conn.execute(us.insert(), missing)
+            if new:
+                conn.execute(ev.insert(), [
+                    {"user_id": r.user_id, "item_kind": r.item_kind, "item_id": r.item_id,
+                     "event": r.event, "value": r.value, "text": r.text,
+                     "timestamp": _utc(r.timestamp), "platform": r.platform,
+                     "device": r.device, "context": r.context or {}, "dedupe_key": k}
+                    for k, r in new])
+            report.added += len(new)
+
+    def user_events(self, user_id: str) -> list[EventRecord]:
+        ev = schema.events
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ev).where(ev.c.user_id == user_id)
+                                .order_by(ev.c.timestamp, ev.c.pk)).all()
+        return [EventRecord(user_id=r.user_id, event=r.event, timestamp=_utc(r.timestamp),
+                            item_id=r.item_id, item_kind=r.item_kind, value=r.value, text=r.text,
+                            platform=r.platform, device=r.device, context=dict(r.context or {}))
+                for r in rows]
+
+    def user_exists(self, user_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(schema.users.c.pk)
+                                .where(schema.users.c.id == user_id)).first() is not None
+
+    def list_users(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(schema.users.c.id).order_by(schema.users.c.id))
+                        .scalars())
+
+    # -- artefacts ------------------------------------------------------------------------
+    def put_artifact(self, name: str, meta: dict[str, Any], payload: bytes | None = None) -> None:
+        a = schema.artifacts
+        with self.engine.begin() as conn:
+            conn.execute(delete(a).where(a.c.name == name))
+            conn.execute(a.insert().values(name=name, created_at=datetime.now(UTC), meta=meta,
+                                           payload=payload))
+
+    def get_artifact(self, name: str) -> tuple[dict[str, Any], bytes | None] | None:
+        a = schema.artifacts
+        with self.engine.connect() as conn:
+            row = conn.execute(select(a.c.meta, a.c.payload).where(a.c.name == name)).first()
+        return (dict(row[0]), row[1]) if row else None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
