@@ -217,6 +217,24 @@ class Store:
             rows = conn.execute(q.order_by(t.c.kind.desc())).all()  # 'show' > 'episode'
         return self._item_from_row(rows[0]) if rows else None
 
+    def find_show(self, feed_url: str | None = None, title: str | None = None) -> Item | None:
+        """A stored show by feed URL, else by normalised title (an OPML outline's two clues)."""
+        t = schema.items
+        with self.engine.connect() as conn:
+            if feed_url:
+                row = conn.execute(select(t).where(and_(t.c.kind == "show",
+                                                        t.c.feed_url == feed_url))).first()
+                if row:
+                    return self._item_from_row(row)
+            if title:
+                prefix = normalise_key(title) + "|"
+                row = conn.execute(select(t).where(and_(t.c.kind == "show",
+                                                        t.c.norm_key.startswith(prefix)))
+                                   .order_by(t.c.popularity.desc().nulls_last())).first()
+                if row:
+                    return self._item_from_row(row)
+        return None
+
     def items_by_pk(self, pks: Sequence[int]) -> dict[int, Item]:
         t = schema.items
         out: dict[int, Item] = {}

@@ -1,0 +1,305 @@
+"""The `podrec` command line (Typer): a thin layer over podrec.service.Podrec."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from podrec.config import ConfigError, load_config
+from podrec.records import IngestReport
+from podrec.service import NotFoundError, Podrec, Recommendation
+from podrec.storage import StoreError
+
+app = typer.Typer(help="podrec: personalised podcast recommendations.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+ingest_app = typer.Typer(help="Bring feeds, catalogs and events into the store.",
+                         no_args_is_help=True)
+catalog_app = typer.Typer(help="Look at what is stored.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(catalog_app, name="catalog")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file")]
+DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (overrides PODREC_DB)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="how many")]
+
+
+@contextmanager
+def _open(config: Path | None, db: str | None) -> Any:
+    """A Podrec, with every expected failure turned into one clear line and exit code 2."""
+    try:
+        podrec = Podrec(load_config(config), database_url=db)
+    except (ConfigError, StoreError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        yield podrec
+    except (NotFoundError, ValueError, StoreError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        podrec.close()
+
+
+def _print_report(report: IngestReport, as_json: bool, max_problems: int = 50) -> None:
+    if as_json:
+        print(json.dumps({**report.summary(), "duplicates": report.duplicates,
+                          "problems": [str(p) for p in report.problems]}, ensure_ascii=False))
+        return
+    for problem in report.problems[:max_problems]:
+        err.print(f"[yellow]skipped[/yellow] {problem}", markup=True, highlight=False)
+    if len(report.problems) > max_problems:
+        err.print(f"… and {len(report.problems) - max_problems} more problems")
+    s = report.summary()
+    console.print(f"added {s['added']}, updated {s['updated']}, skipped {s['skipped']} "
+                  f"({report.duplicates} duplicates, {report.unchanged} unchanged), "
+                  f"failed {s['failed']}")
+
+
+@ingest_app.command("feeds")
+def ingest_feeds(
+    sources: Annotated[list[str], typer.Argument(help="feed files, folders, OPML files or URLs")],
+    user: Annotated[str | None, typer.Option(help="record OPML subscriptions for this user")]
+    = None,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """RSS/Atom/iTunes feeds and OPML subscription lists."""
+    with _open(config, db) as podrec:
+        _print_report(podrec.ingest_feeds(sources, user_id=user), as_json)
+
+
+@ingest_app.command("catalog")
+def ingest_catalog(
+    file: Annotated[Path, typer.Argument(help="JSONL, CSV or JSON catalog file")],
+    fmt: Annotated[str | None, typer.Option("--format", help="generic, apple, apple-csv, "
+                                            "listennotes, podcastindex, podcastindex-trending, "
+                                            "spotify; detected when left out")] = None,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """A catalog file in the generic format or one of the public dumps' formats."""
+    from podrec.ingest.datasets import FormatError
+
+    with _open(config, db) as podrec:
+        try:
+            report = podrec.ingest_catalog(file, fmt)
+        except FormatError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        _print_report(report, as_json)
+
+
+@ingest_app.command("events")
+def ingest_events(
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV event file")],
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Listening events in the generic event format."""
+    with _open(config, db) as podrec:
+        _print_report(podrec.ingest_events(file), as_json)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err, transient=False)
+
+
+@app.command()
+def enrich(
+    kind: Annotated[str | None, typer.Option(help="show or episode (default: both)")] = None,
+    force: Annotated[bool, typer.Option(help="re-embed everything")] = False,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Embed and tag items whose text is new or changed."""
+    with _open(config, db) as podrec, _progress() as bar:
+        task = bar.add_task(f"embedding with {podrec.embedder_model_id}", total=None)
+        report = podrec.enrich(kind=kind, force=force,
+                               progress=lambda n: bar.advance(task, n),
+                               on_total=lambda n: bar.update(task, total=n))
+    if as_json:
+        print(json.dumps(report.summary()))
+    else:
+        s = report.summary()
+        console.print(f"embedded {s['embedded']}, reused {s['reused']} (same text), "
+                      f"unchanged {s['unchanged']}, tagged {s['tagged']}")
+
+
+def _print_recs(recs: list[Recommendation], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps([r.to_dict() for r in recs], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "id", "title", "author", "categories", "score"):
+        table.add_column(col, overflow="fold")
+    for i, r in enumerate(recs, 1):
+        table.add_row(str(i), r.id, r.title, r.author or "", ", ".join(r.categories[:3]),
+                      f"{r.score:.3f}")
+    console.print(table)
+
+
+@app.command()
+def similar(
+    item_id: Annotated[str, typer.Argument(metavar="ID", help="a show or episode id")],
+    k: KOpt = 10,
+    metric: Annotated[str | None, typer.Option(help="cosine (default) or euclidean")] = None,
+    kind: Annotated[str | None, typer.Option(help="show or episode, if the id is both")] = None,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Shows (or episodes) most like one item."""
+    with _open(config, db) as podrec:
+        recs = podrec.similar(item_id, k=k, metric=metric, kind=kind)
+        _print_recs(recs, as_json, f"Like {podrec.get_item(item_id, kind).title}")
+
+
+@app.command()
+def recommend(
+    user: Annotated[str | None, typer.Option(help="a known listener's id")] = None,
+    seed: Annotated[list[str] | None, typer.Option(help="a show id the listener likes "
+                                                   "(repeat for several)")] = None,
+    query: Annotated[str | None, typer.Option(help="free text, any language")] = None,
+    k: KOpt = 10,
+    kind: Annotated[str, typer.Option(help="recommend shows or episodes")] = "show",
+    metric: Annotated[str | None, typer.Option(help="cosine (default) or euclidean")] = None,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Recommendations for a listener, from seed shows, or from a few words."""
+    if not (user or seed or query):
+        err.print("[red]error:[/red] give --user, --seed or --query")
+        raise typer.Exit(2)
+    with _open(config, db) as podrec:
+        recs = podrec.recommend(user_id=user, seeds=seed or [], query=query, k=k, kind=kind,
+                                metric=metric)
+        label = " + ".join(x for x in [f"user {user}" if user else "",
+                                       f"seeds {', '.join(seed)}" if seed else "",
+                                       f"“{query}”" if query else ""] if x)
+        _print_recs(recs, as_json, f"For {label}")
+
+
+@catalog_app.command("list")
+def catalog_list(
+    kind: Annotated[str | None, typer.Option(help="show or episode")] = None,
+    show: Annotated[str | None, typer.Option(help="episodes of this show id")] = None,
+    tag: Annotated[str | None, typer.Option(help="items with this tag")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Stored shows and episodes, every normalised field."""
+    with _open(config, db) as podrec:
+        items = podrec.list_items(kind=kind, show_id=show, tag=tag, limit=limit, offset=offset)
+    if as_json:
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    table = Table(title_justify="left")
+    for col in ("kind", "id", "title", "language", "duration_s", "published", "tags"):
+        table.add_column(col, overflow="fold")
+    for it in items:
+        tags = ", ".join(t["tag"] for t in it["tags"] if t["source"] != "keyphrase")[:60]
+        table.add_row(it["kind"], it["id"], it["title"], it["language"] or "",
+                      str(it["duration_s"] or ""), it["published"] or "", tags)
+    console.print(table)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    item_id: Annotated[str, typer.Argument(metavar="ID")],
+    kind: Annotated[str | None, typer.Option(help="show or episode, if the id is both")] = None,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """One item, every field and tag."""
+    with _open(config, db) as podrec:
+        data = podrec.item_details(item_id, kind)
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    table = Table(show_header=False, title=f"{data['kind']} {data['id']}", title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in data.items():
+        if key == "tags":
+            by_source: dict[str, list[str]] = {}
+            for t in value:
+                by_source.setdefault(t["source"], []).append(f"{t['tag']} ({t['score']:.2f})")
+            for source, names in by_source.items():
+                table.add_row(f"tags: {source}", ", ".join(names))
+        else:
+            table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+
+
+@app.command()
+def tags(
+    source: Annotated[str | None, typer.Option(help="category, taxonomy or keyphrase")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 30,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """The most used tags (use `catalog list --tag T` for the items of one)."""
+    with _open(config, db) as podrec:
+        counts = podrec.store.tag_counts(source=source, limit=limit)
+    if as_json:
+        print(json.dumps([{"tag": t, "items": n} for t, n in counts], ensure_ascii=False))
+        return
+    table = Table("tag", "items")
+    for t, n in counts:
+        table.add_row(t, str(n))
+    console.print(table)
+
+
+@app.command("evaluate-similar")
+def evaluate_similar_cmd(
+    data: Annotated[Path, typer.Option(help="folder of the public data sets")] = Path(
+        "../shared/data"),
+    out: Annotated[Path, typer.Option(help="where to write similar.json/.md/.png")] = Path(
+        "out/evaluate-similar"),
+    db: Annotated[str | None, typer.Option(help="working database (embeddings are cached "
+                                           "there between runs)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the validation/test split")] = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Score similar-podcast lists against Apple's 'listeners also subscribed to' lists,
+    beside popularity and TF-IDF baselines."""
+    from podrec.enrich.pipeline import embedding_text
+    from podrec.evaluate.similar import APPLE_DIR, evaluate_similar, write_report
+
+    catalog_file = data / APPLE_DIR / "podcast_info.json"
+    if not catalog_file.exists():
+        err.print(f"[red]error:[/red] {catalog_file} not found: pass --data DIR, the folder "
+                  "that holds apple_podcasts_peterchong_2021/")
+        raise typer.Exit(2)
+    cfg = load_config(config)
+    db = db or f"sqlite:///.cache/evaluate-similar-{cfg.embedder.name}.db"
+    with _open(config, db) as podrec:
+        report = podrec.ingest_catalog(catalog_file, "apple")
+        err.print(f"catalog: {report.summary()}")
+        with _progress() as bar:
+            task = bar.add_task(f"embedding with {podrec.embedder_model_id}", total=None)
+            podrec.enrich(kind="show", progress=lambda n: bar.advance(task, n),
+                          on_total=lambda n: bar.update(task, total=n))
+        catalog = podrec.catalog_data("show")
+        items = podrec.store.items_by_pk(catalog.pks.tolist())
+        texts = [embedding_text(items[int(pk)], cfg.embedder.max_chars) for pk in catalog.pks]
+        result = evaluate_similar(catalog, texts, data, seed=seed,
+                                  embedder_name=podrec.embedder_model_id,
+                                  progress=lambda name: err.print(f"scoring {name}"))
+    paths = write_report(result, out)
+    console.print(result.markdown())
+    console.print(f"learned weights: {result.weights}")
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def main() -> None:  # pragma: no cover - console entry for python -m
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Enrich: embeddings and tags for every stored item."""

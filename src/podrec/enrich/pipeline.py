@@ -1,0 +1,119 @@
+"""Enrich the stored catalog: embed what changed, tag what was embedded.
+
+An item's embedding text is title + categories + (trimmed) description; its hash, with the
+model id, decides whether it must be embedded again. Identical texts share one computation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from podrec.enrich.embedders import TextEmbedder
+from podrec.enrich.tagger import KeyphraseExtractor, TaxonomyTagger
+from podrec.records import Item
+from podrec.storage import Store
+
+Progress = Callable[[int], None]
+
+
+def embedding_text(item: Item, max_chars: int = 1000) -> str:
+    """The text an item is embedded from: title, categories, then the start of the description."""
+    parts = [item.title.strip()]
+    if item.categories:
+        parts.append(", ".join(item.categories))
+    if item.description:
+        description = item.description.strip()
+        if len(description) > max_chars:
+            description = description[:max_chars].rsplit(" ", 1)[0]
+        parts.append(description)
+    return ". ".join(p for p in parts if p)
+
+
+def text_hash(model_id: str, text: str) -> str:
+    return hashlib.sha256(f"{model_id}\x1f{text}".encode()).hexdigest()
+
+
+@dataclass
+class EnrichReport:
+    embedded: int = 0
+    reused: int = 0
+    unchanged: int = 0
+    tagged: int = 0
+
+    def summary(self) -> dict[str, int]:
+        return {"embedded": self.embedded, "reused": self.reused, "unchanged": self.unchanged,
+                "tagged": self.tagged}
+
+
+class Enricher:
+    """Embeds and tags a store's items with one embedder."""
+
+    def __init__(self, store: Store, embedder: TextEmbedder, max_chars: int = 1000,
+                 batch_size: int = 32, taxonomy_top_k: int = 3,
+                 taxonomy_min_score: float = 0.80, keyphrases: int = 5) -> None:
+        self.store, self.embedder = store, embedder
+        self.max_chars, self.batch_size = max_chars, batch_size
+        self.taxonomy_top_k, self.taxonomy_min_score = taxonomy_top_k, taxonomy_min_score
+        self.keyphrases = keyphrases
+
+    def plan(self, kind: str | None = None, force: bool = False
+             ) -> tuple[list[tuple[Item, str, str]], int]:
+        """Items whose embedding is missing or stale, with their text and hash; and how many
+        are up to date."""
+        model_id = self.embedder.model_id
+        stored = {} if force else self.store.embedding_hashes(model_id)
+        todo, fresh = [], 0
+        for item in self.store.iter_items(kind=kind):
+            text = embedding_text(item, self.max_chars)
+            h = text_hash(model_id, text)
+            if stored.get(item.pk) == h:
+                fresh += 1
+            else:
+                todo.append((item, text, h))
+        return todo, fresh
+
+    def run(self, kind: str | None = None, force: bool = False,
+            progress: Progress | None = None, on_total: Callable[[int], None] | None = None
+            ) -> EnrichReport:
+        report = EnrichReport()
+        model_id = self.embedder.model_id
+        todo, report.unchanged = self.plan(kind, force)
+        if on_total:
+            on_total(len(todo))
+        if not todo:
+            return report
+        cached = {} if force else self.store.vectors_for_hashes(model_id,
+                                                                 sorted({h for _, _, h in todo}))
+        tagger = TaxonomyTagger(self.embedder, self.taxonomy_top_k, self.taxonomy_min_score)
+        keyphraser = KeyphraseExtractor(self.keyphrases)
+        for start in range(0, len(todo), self.batch_size):
+            batch = todo[start:start + self.batch_size]
+            need = [(i, text) for i, (_, text, h) in enumerate(batch) if h not in cached]
+            if need:
+                vectors = self.embedder.embed_passages([text for _, text in need])
+                for (i, _), vec in zip(need, vectors, strict=True):
+                    cached[batch[i][2]] = vec
+            report.embedded += len(need)
+            report.reused += len(batch) - len(need)
+            rows = [(item.pk, h, cached[h]) for item, _, h in batch]
+            self.store.save_embeddings(model_id, rows)
+            self._tag(batch, np.vstack([cached[h] for _, _, h in batch]), tagger, keyphraser)
+            report.tagged += len(batch)
+            if progress:
+                progress(len(batch))
+        return report
+
+    def _tag(self, batch: list[tuple[Item, str, str]], vectors: np.ndarray,
+             tagger: TaxonomyTagger, keyphraser: KeyphraseExtractor) -> None:
+        tagged: dict[int, list[tuple[str, str, float]]] = {}
+        for (item, _, _), labels in zip(batch, tagger.tag(vectors), strict=True):
+            entries = [("category", c, 1.0) for c in item.categories]
+            entries += [("taxonomy", tag, score) for tag, score in labels]
+            text = f"{item.title}. {item.description}"
+            entries += [("keyphrase", kw, s) for kw, s in keyphraser.extract(text, item.language)]
+            tagged[item.pk] = entries
+        self.store.replace_tags(tagged, sources=("category", "taxonomy", "keyphrase"))

@@ -1,0 +1,1 @@
+"""Ingest: feeds, OPML, catalog dumps and listening events into the store."""

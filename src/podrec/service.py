@@ -1,0 +1,240 @@
+"""The Python API: one object over the store, the embedder and the models.
+
+The CLI (and later the REST API) are thin layers over ``Podrec``; everything they can do,
+Python can do with the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from podrec.config import Config, load_config
+from podrec.enrich.embedders import TextEmbedder, make_embedder
+from podrec.enrich.pipeline import EnrichReport, Enricher
+from podrec.ingest.language import LanguageDetector
+from podrec.ingest.pipeline import ingest_catalog, ingest_events, ingest_feeds
+from podrec.model.base import CatalogData
+from podrec.model.content import ContentModel, ContentWeights
+from podrec.records import Item, IngestReport
+from podrec.storage import Store
+
+# Event types that say a listener wants more like this item, with their seed weight.
+POSITIVE_EVENTS = {"subscribe": 1.0, "complete": 1.0, "like": 1.0, "play": 0.5,
+                   "rate": 0.5, "review": 0.5}
+NEGATIVE_EVENTS = {"unsubscribe", "dislike", "skip"}
+WEIGHTS_ARTIFACT = "content-weights"
+
+
+class NotFoundError(LookupError):
+    """An id, user or embedding the request names is not in the store."""
+
+
+@dataclass
+class Recommendation:
+    id: str
+    kind: str
+    title: str
+    score: float
+    author: str | None = None
+    categories: list[str] = field(default_factory=list)
+    language: str | None = None
+    components: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "title": self.title,
+                "score": round(float(self.score), 6), "author": self.author,
+                "categories": self.categories, "language": self.language,
+                "components": self.components}
+
+
+class Podrec:
+    """podrec over one database: ingest, enrich, inspect, recommend."""
+
+    def __init__(self, config: Config | None = None, database_url: str | None = None,
+                 embedder: TextEmbedder | None = None) -> None:
+        self.config = config or load_config()
+        self.store = Store(database_url or self.config.database_url)
+        self._embedder = embedder
+        self._detector: LanguageDetector | None = None
+        self._models: dict[tuple[str | None, str], ContentModel] = {}
+
+    # -- components, loaded on first use ---------------------------------------------------
+    @property
+    def embedder(self) -> TextEmbedder:
+        if self._embedder is None:
+            cfg = self.config.embedder
+            self._embedder = make_embedder(cfg.name, batch_size=cfg.batch_size)
+        return self._embedder
+
+    @property
+    def detector(self) -> LanguageDetector:
+        if self._detector is None:
+            self._detector = LanguageDetector(self.config.language_whitelist)
+        return self._detector
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- ingest -----------------------------------------------------------------------------
+    def ingest_feeds(self, sources: list[str], user_id: str | None = None) -> IngestReport:
+        report = ingest_feeds(self.store, sources, self.detector, user_id=user_id)
+        self._models.clear()
+        return report
+
+    def ingest_catalog(self, path: str | Path, fmt: str | None = None) -> IngestReport:
+        report = ingest_catalog(self.store, Path(path), fmt, self.detector)
+        self._models.clear()
+        return report
+
+    def ingest_events(self, path: str | Path) -> IngestReport:
+        return ingest_events(self.store, Path(path))
+
+    # -- enrich -----------------------------------------------------------------------------
+    def enrich(self, kind: str | None = None, force: bool = False,
+               progress: Callable[[int], None] | None = None,
+               on_total: Callable[[int], None] | None = None) -> EnrichReport:
+        cfg, tag = self.config.embedder, self.config.tagger
+        enricher = Enricher(self.store, self.embedder, max_chars=cfg.max_chars,
+                            batch_size=cfg.batch_size, taxonomy_top_k=tag.taxonomy_top_k,
+                            taxonomy_min_score=tag.taxonomy_min_score,
+                            keyphrases=tag.keyphrases)
+        report = enricher.run(kind=kind, force=force, progress=progress, on_total=on_total)
+        self._models.clear()
+        return report
+
+    # -- catalog ----------------------------------------------------------------------------
+    def get_item(self, item_id: str, kind: str | None = None) -> Item:
+        item = self.store.get_item(item_id, kind)
+        if item is None:
+            raise NotFoundError(f"no {kind or 'item'} with id {item_id!r} in the catalog")
+        return item
+
+    def item_details(self, item_id: str, kind: str | None = None) -> dict[str, Any]:
+        item = self.get_item(item_id, kind)
+        return item.to_dict(tags=self.store.tags_for([item.pk])[item.pk])
+
+    def list_items(self, kind: str | None = None, show_id: str | None = None,
+                   tag: str | None = None, limit: int | None = None,
+                   offset: int = 0) -> list[dict[str, Any]]:
+        items = list(self.store.iter_items(kind=kind, show_id=show_id, tag=tag, limit=limit,
+                                           offset=offset))
+        tags = self.store.tags_for([i.pk for i in items])
+        return [i.to_dict(tags=tags[i.pk]) for i in items]
+
+    def catalog_data(self, kind: str | None = "show") -> CatalogData:
+        """The embedded items of one kind as arrays (what models are fit on)."""
+        model_id = self.embedder_model_id
+        pks, vectors = self.store.load_vectors(model_id, kind=kind)
+        if not len(pks):
+            raise NotFoundError(
+                f"no {kind or 'item'} has a {model_id} embedding yet: run `podrec enrich`")
+        items = self.store.items_by_pk(pks.tolist())
+        ordered = [items[int(pk)] for pk in pks]
+        return CatalogData(
+            ids=[i.id for i in ordered], kinds=[i.kind for i in ordered], vectors=vectors,
+            titles=[i.title for i in ordered], categories=[i.categories for i in ordered],
+            authors=[i.author for i in ordered],
+            popularity=np.array([np.nan if i.popularity is None else i.popularity
+                                 for i in ordered], dtype=np.float32),
+            languages=[i.language for i in ordered], pks=pks)
+
+    @property
+    def embedder_model_id(self) -> str:
+        if self._embedder is not None:
+            return self._embedder.model_id
+        from podrec.enrich.embedders import EMBEDDERS
+
+        return EMBEDDERS[self.config.embedder.name].model_id
+
+    def content_weights(self) -> ContentWeights:
+        """Weights learned on this store (``evaluate-similar --save-weights``), else config's."""
+        saved = self.store.get_artifact(WEIGHTS_ARTIFACT)
+        if saved is not None:
+            return ContentWeights(**saved[0]["weights"])
+        r = self.config.recommend
+        return ContentWeights(cosine=r.weight_cosine, genre=r.weight_genre,
+                              author=r.weight_author, popularity=r.weight_popularity)
+
+    def model(self, kind: str | None = "show", metric: str | None = None) -> ContentModel:
+        metric = metric or self.config.recommend.metric
+        key = (kind, metric)
+        if key not in self._models:
+            self._models[key] = ContentModel(self.content_weights(), metric=metric).fit(
+                self.catalog_data(kind))
+        return self._models[key]
+
+    # -- recommend --------------------------------------------------------------------------
+    def _results(self, model: ContentModel, scored: Any) -> list[Recommendation]:
+        c = model.catalog
+        return [Recommendation(id=c.ids[r], kind=c.kinds[r], title=c.titles[r],
+                               score=float(s), author=c.authors[r], categories=c.categories[r],
+                               language=c.languages[r], components=comp)
+                for r, s, comp in zip(scored.rows, scored.scores, scored.components,
+                                      strict=True)]
+
+    def similar(self, item_id: str, k: int | None = None, metric: str | None = None,
+                kind: str | None = None) -> list[Recommendation]:
+        """Items most like ``item_id`` (of its own kind)."""
+        item = self.get_item(item_id, kind)
+        model = self.model(item.kind, metric)
+        row = model.catalog.row_of(item.id, item.kind)
+        if row is None:
+            raise NotFoundError(f"{item.kind} {item_id!r} has no embedding yet: run "
+                                "`podrec enrich`")
+        return self._results(model, model.similar_items(row, k or self.config.recommend.k))
+
+    def user_seeds(self, user_id: str) -> tuple[list[str], list[str], list[float]]:
+        """(positive item ids, negative item ids, weights of the positive ones) of a user."""
+        if not self.store.user_exists(user_id):
+            raise NotFoundError(f"no listener with id {user_id!r}")
+        weight: dict[str, float] = {}
+        negative: set[str] = set()
+        for ev in self.store.user_events(user_id):
+            if not ev.item_id:
+                continue
+            if ev.event in NEGATIVE_EVENTS:
+                negative.add(ev.item_id)
+                weight.pop(ev.item_id, None)
+            elif ev.event in POSITIVE_EVENTS:
+                negative.discard(ev.item_id)
+                weight[ev.item_id] = max(weight.get(ev.item_id, 0.0), POSITIVE_EVENTS[ev.event])
+        return list(weight), sorted(negative), list(weight.values())
+
+    def recommend(self, user_id: str | None = None, seeds: list[str] | None = None,
+                  query: str | None = None, k: int | None = None, kind: str = "show",
+                  metric: str | None = None) -> list[Recommendation]:
+        """Recommendations from a known listener's history, seed items and/or free text."""
+        seeds = list(seeds or [])
+        if not (user_id or seeds or (query and query.strip())):
+            raise ValueError("give a user, one or more seed items, or a query text")
+        model = self.model(kind, metric)
+        catalog = model.catalog
+        seed_ids, seed_weights, exclude_ids = list(seeds), [1.0] * len(seeds), []
+        if user_id:
+            positive, negative, weights = self.user_seeds(user_id)
+            seed_ids += positive
+            seed_weights += weights
+            exclude_ids += negative
+        rows, weights = [], []
+        for sid, w in zip(seed_ids, seed_weights, strict=True):
+            row = catalog.row_of(sid)
+            if row is None:
+                if self.store.get_item(sid) is None:
+                    raise NotFoundError(f"seed {sid!r} is not in the catalog")
+                continue  # another kind (an episode when recommending shows): skip as a seed
+            rows.append(row)
+            weights.append(w)
+        query_vectors = None
+        if query and query.strip():
+            query_vectors = self.embedder.embed_queries([query.strip()])
+        exclude = [r for r in (catalog.row_of(i) for i in exclude_ids) if r is not None]
+        scored = model.recommend(np.array(rows, dtype=np.int64), k or self.config.recommend.k,
+                                 query_vectors=query_vectors,
+                                 exclude_rows=np.array(exclude, dtype=np.int64),
+                                 seed_weights=np.array(weights) if weights else None)
+        return self._results(model, scored)

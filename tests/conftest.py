@@ -1,0 +1,74 @@
+"""Shared fixtures: real databases (a SQLite file and a fresh PostgreSQL database) and real
+embedding models, loaded once per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE = Path(__file__).parents[1] / "src" / "podrec" / "data" / "sample"
+PG_ADMIN = os.environ.get("PODREC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'podrec.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A brand-new PostgreSQL database on the local server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"podrec_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each storage test runs on a SQLite file and on the PostgreSQL server."""
+    return request.getfixturevalue(f"{request.param}_url" if request.param == "sqlite"
+                                   else "postgres_url")
+
+
+@pytest.fixture(scope="session")
+def e5():
+    from podrec.enrich.embedders import E5Embedder
+
+    return E5Embedder()
+
+
+@pytest.fixture(scope="session")
+def wordllama():
+    from podrec.enrich.embedders import WordLlamaEmbedder
+
+    return WordLlamaEmbedder()
+
+
+@pytest.fixture(scope="session")
+def sample_app(tmp_path_factory: pytest.TempPathFactory, e5):
+    """The bundled sample catalog and events, ingested and enriched with e5 (once)."""
+    from podrec.config import Config
+    from podrec.service import Podrec
+
+    db = tmp_path_factory.mktemp("sample") / "sample.db"
+    app = Podrec(Config(), database_url=f"sqlite:///{db}", embedder=e5)
+    app.ingest_catalog(SAMPLE / "catalog.jsonl")
+    app.ingest_events(SAMPLE / "events.jsonl")
+    app.enrich()
+    yield app
+    app.close()
