@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.sax import SAXParseException
 
 import feedparser
 import listparser
@@ -82,11 +83,14 @@ def parse_feed(data: bytes, source: str, report: IngestReport,
     """The show and its episodes from one feed document; bad entries reported and skipped."""
     parsed = feedparser.parse(data)
     feed = parsed.get("feed") or {}
-    if parsed.get("bozo") and not parsed.get("entries") and not feed.get("title"):
-        exc = parsed.get("bozo_exception")
+    exc = parsed.get("bozo_exception")
+    not_well_formed = isinstance(exc, SAXParseException)
+    if not_well_formed or (parsed.get("bozo") and not parsed.get("entries")
+                           and not feed.get("title")):
         line = getattr(exc, "getLineNumber", lambda: None)()
         where = f"line {line}" if line else "document"
-        report.fail(source, where, None, f"not a readable RSS/Atom feed: {exc}")
+        what = "malformed XML" if not_well_formed else "not a readable RSS/Atom feed"
+        report.fail(source, where, None, f"{what}: {exc}; the feed was skipped")
         return
     feed_url = feed_url or _self_link(feed) or feed.get("itunes_new-feed-url")
     show_id = _first(feed.get("podcast_guid"), feed_url, feed.get("link"),
@@ -140,9 +144,9 @@ def _split(exc: FieldError) -> tuple[str | None, str]:
 
 def parse_opml(data: bytes, source: str, report: IngestReport) -> list[Subscription]:
     parsed = listparser.parse(data.decode("utf-8", errors="replace"))
-    if parsed.get("bozo") and not parsed.get("feeds"):
-        report.fail(source, "document", None,
-                    f"not a readable OPML file: {parsed.get('bozo_exception')}")
+    if not parsed.get("feeds") and (parsed.get("bozo") or not parsed.get("version")):
+        why = parsed.get("bozo_exception") or "expected an <opml> document with <outline> feeds"
+        report.fail(source, "document", None, f"not a readable OPML file: {why}")
         return []
     return [Subscription(url=f["url"], title=(f.get("title") or "").strip())
             for f in parsed.get("feeds") or [] if f.get("url")]

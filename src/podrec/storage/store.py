@@ -59,7 +59,7 @@ class _Known:
     by_id: dict[tuple[str, str], tuple[int, str]]
     by_feed: dict[str, int]
     by_guid: dict[str, int]
-    by_audio: dict[str, int]
+    by_audio: dict[str, tuple[int, str | None]]
     by_norm: dict[tuple[str, str], int]
 
     def match(self, rec: ItemRecord, norm: str) -> int | None:
@@ -70,7 +70,10 @@ class _Known:
             if rec.guid and rec.guid in self.by_guid:
                 return self.by_guid[rec.guid]
             if rec.audio_url and rec.audio_url in self.by_audio:
-                return self.by_audio[rec.audio_url]
+                pk, guid = self.by_audio[rec.audio_url]
+                # Two different GUIDs are two episodes, even on one (placeholder) enclosure.
+                if rec.guid is None or guid is None:
+                    return pk
         if norm.strip("|") and (rec.kind, norm) in self.by_norm:
             return self.by_norm[(rec.kind, norm)]
         return None
@@ -82,7 +85,7 @@ class _Known:
         if rec.guid and rec.kind == "episode":
             self.by_guid.setdefault(rec.guid, pk)
         if rec.audio_url and rec.kind == "episode":
-            self.by_audio.setdefault(rec.audio_url, pk)
+            self.by_audio.setdefault(rec.audio_url, (pk, rec.guid))
         if norm.strip("|"):
             self.by_norm.setdefault((rec.kind, norm), pk)
 
