@@ -7,8 +7,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES
+
 from podrec.ingest.datasets import FormatError, detect_format
 from podrec.ingest.language import LanguageDetector
 from podrec.ingest.pipeline import ingest_catalog, ingest_events, ingest_feeds
@@ -197,8 +197,8 @@ def test_podcastindex_trending_keeps_languages_and_detects_chinese(store, detect
     langs = {i.language for i in store.iter_items()}
     assert "en" in langs
     store.upsert_items([])
-    from podrec.records import ItemRecord
     from podrec.ingest.pipeline import with_language
+    from podrec.records import ItemRecord
 
     rec = next(with_language([ItemRecord(id="z", title="学习英语的播客")], detector))
     assert rec.language == "zh"

@@ -27,7 +27,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(catalog_app, name="catalog")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (overrides PODREC_DB)")]
@@ -268,7 +268,6 @@ def evaluate_similar_cmd(
 ) -> None:
     """Score similar-podcast lists against Apple's 'listeners also subscribed to' lists,
     beside popularity and TF-IDF baselines."""
-    from podrec.enrich.pipeline import embedding_text
     from podrec.evaluate.similar import APPLE_DIR, evaluate_similar, write_report
 
     catalog_file = data / APPLE_DIR / "podcast_info.json"
@@ -286,10 +285,9 @@ def evaluate_similar_cmd(
             podrec.enrich(kind="show", progress=lambda n: bar.advance(task, n),
                           on_total=lambda n: bar.update(task, total=n))
         catalog = podrec.catalog_data("show")
-        items = podrec.store.items_by_pk(catalog.pks.tolist())
-        texts = [embedding_text(items[int(pk)], cfg.embedder.max_chars) for pk in catalog.pks]
-        result = evaluate_similar(catalog, texts, data, seed=seed,
+        result = evaluate_similar(catalog, data, seed=seed,
                                   embedder_name=podrec.embedder_model_id,
+                                  default_weights=podrec.content_weights(),
                                   progress=lambda name: err.print(f"scoring {name}"))
     paths = write_report(result, out)
     console.print(result.markdown())

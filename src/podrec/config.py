@@ -27,7 +27,7 @@ class EmbedderConfig:
 @dataclass(frozen=True)
 class TaggerConfig:
     taxonomy_top_k: int = 3
-    taxonomy_min_score: float = 0.80  # cosine floor for a taxonomy tag (e5 scale)
+    taxonomy_min_score: float = 0.0  # cosine floor for a taxonomy tag; 0 = the embedder's own
     keyphrases: int = 5
 
 
@@ -35,12 +35,16 @@ class TaggerConfig:
 class RecommendConfig:
     k: int = 10
     metric: str = "cosine"  # cosine | euclidean
-    # Weights of the fused item-to-item score: cosine of embeddings plus same-genre,
-    # same-producer and popularity signals (see docs/design.md, "content similarity").
+    # Weights of the fused item-to-item score: embedding cosine, TF-IDF cosine, shared genre,
+    # same producer, popularity; plus the neighbour expansion of similar-item lists (see
+    # docs/design.md, "content similarity"). Learned by `podrec evaluate-similar`.
     weight_cosine: float = 1.0
-    weight_genre: float = 0.08
+    weight_lexical: float = 0.5
+    weight_genre: float = 0.03
     weight_author: float = 0.15
-    weight_popularity: float = 0.02
+    weight_popularity: float = 0.08
+    expand_k: int = 10
+    expand_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,19 +97,21 @@ def _coerce(value: Any, template: Any, where: str) -> Any:
     return value
 
 
-def _apply(obj: Any, data: dict[str, Any], where: str) -> Any:
+def _apply(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> Any:
+    """Overlay ``data`` on a config dataclass; errors name the source and the dotted key."""
     known = {f.name: f for f in fields(obj)}
     changes: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"{where}: unknown key {prefix + key!r} "
+                              f"(known: {', '.join(sorted(known))})")
         current = getattr(obj, key)
         if hasattr(current, "__dataclass_fields__"):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{key}: expected a table")
-            changes[key] = _apply(current, value, f"{where}.{key}")
+                raise ConfigError(f"{where}: {prefix}{key}: expected a table")
+            changes[key] = _apply(current, value, where, f"{prefix}{key}.")
         else:
-            changes[key] = _coerce(value, current, f"{where}.{key}")
+            changes[key] = _coerce(value, current, f"{where}: {prefix}{key}")
     return replace(obj, **changes)
 
 

@@ -15,12 +15,12 @@ import numpy as np
 
 from podrec.config import Config, load_config
 from podrec.enrich.embedders import TextEmbedder, make_embedder
-from podrec.enrich.pipeline import EnrichReport, Enricher
+from podrec.enrich.pipeline import Enricher, EnrichReport, embedding_text
 from podrec.ingest.language import LanguageDetector
 from podrec.ingest.pipeline import ingest_catalog, ingest_events, ingest_feeds
 from podrec.model.base import CatalogData
 from podrec.model.content import ContentModel, ContentWeights
-from podrec.records import Item, IngestReport
+from podrec.records import IngestReport, Item
 from podrec.storage import Store
 
 # Event types that say a listener wants more like this item, with their seed weight.
@@ -141,7 +141,8 @@ class Podrec:
             authors=[i.author for i in ordered],
             popularity=np.array([np.nan if i.popularity is None else i.popularity
                                  for i in ordered], dtype=np.float32),
-            languages=[i.language for i in ordered], pks=pks)
+            languages=[i.language for i in ordered], pks=pks,
+            texts=[embedding_text(i, self.config.embedder.max_chars) for i in ordered])
 
     @property
     def embedder_model_id(self) -> str:
@@ -157,8 +158,10 @@ class Podrec:
         if saved is not None:
             return ContentWeights(**saved[0]["weights"])
         r = self.config.recommend
-        return ContentWeights(cosine=r.weight_cosine, genre=r.weight_genre,
-                              author=r.weight_author, popularity=r.weight_popularity)
+        return ContentWeights(cosine=r.weight_cosine, lexical=r.weight_lexical,
+                              genre=r.weight_genre, author=r.weight_author,
+                              popularity=r.weight_popularity, expand_k=r.expand_k,
+                              expand_weight=r.expand_weight)
 
     def model(self, kind: str | None = "show", metric: str | None = None) -> ContentModel:
         metric = metric or self.config.recommend.metric

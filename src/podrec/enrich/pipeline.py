@@ -54,7 +54,7 @@ class Enricher:
 
     def __init__(self, store: Store, embedder: TextEmbedder, max_chars: int = 1000,
                  batch_size: int = 32, taxonomy_top_k: int = 3,
-                 taxonomy_min_score: float = 0.80, keyphrases: int = 5) -> None:
+                 taxonomy_min_score: float = 0.0, keyphrases: int = 5) -> None:
         self.store, self.embedder = store, embedder
         self.max_chars, self.batch_size = max_chars, batch_size
         self.taxonomy_top_k, self.taxonomy_min_score = taxonomy_top_k, taxonomy_min_score

@@ -25,8 +25,10 @@ class TaxonomyTagger:
     lies within ``margin`` of the best label (scores of a model are relative, not absolute).
     """
 
-    def __init__(self, embedder: TextEmbedder, top_k: int = 3, min_score: float = 0.80,
+    def __init__(self, embedder: TextEmbedder, top_k: int = 3, min_score: float = 0.0,
                  margin: float = 0.03, taxonomy: dict[str, list[str]] | None = None) -> None:
+        if min_score <= 0:
+            min_score = float(getattr(embedder, "tag_floor", 0.0))
         labels = taxonomy_labels(taxonomy)
         self.tags = [tag for tag, _ in labels]
         self.label_vectors = embedder.embed_queries([text for _, text in labels])

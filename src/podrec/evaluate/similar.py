@@ -5,14 +5,14 @@ each source podcast's list of co-subscribed podcasts in the catalog is its groun
 podcasts are split at random, with a seed, into a validation half (where the fused score's
 weights are learned) and a test half (where every method is scored). Baselines run in the same
 process on the same split: most popular, most popular in the same genre, TF-IDF cosine on the
-same text the embedder sees (``texts``, row-aligned with the catalog).
+same text the embedder sees (``catalog.texts``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +85,9 @@ def _score(ranker: Callable[[int], np.ndarray], truth: dict[int, set[int]],
     return {name: value / len(sources) for name, value in sums.items()}
 
 
-def evaluate_similar(catalog: CatalogData, texts: list[str], data_dir: Path, ks: tuple[int, ...] = (10, 20),
+def evaluate_similar(catalog: CatalogData, data_dir: Path, ks: tuple[int, ...] = (10, 20),
                      seed: int = 0, embedder_name: str = "",
+                     default_weights: ContentWeights | None = None,
                      progress: Callable[[str], None] | None = None) -> SimilarResult:
     import time
 
@@ -114,25 +115,30 @@ def evaluate_similar(catalog: CatalogData, texts: list[str], data_dir: Path, ks:
                      np.array([src]))[0]
 
     tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2).fit_transform(
-        texts)
+        catalog.texts)
 
     def tfidf_rank(src: int) -> np.ndarray:
         sims = np.asarray((tfidf @ tfidf[src].T).toarray()).ravel().astype(np.float32)
         return top_k(sims, kmax, np.array([src]))[0]
 
-    cosine_only = ContentModel(ContentWeights(1.0, 0.0, 0.0, 0.0)).fit(catalog)
+    cosine_only = ContentModel(ContentWeights(1.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0)).fit(catalog)
     t0 = time.perf_counter()
-    learned = fit_weights(cosine_only, [(s, truth[s]) for s in validation], seed=seed)
+    learned, _ = fit_weights(cosine_only, [(s, truth[s]) for s in validation],
+                             progress=progress)
     fit_seconds = time.perf_counter() - t0
     fused = ContentModel(learned).fit(catalog)
+    no_expansion = ContentModel(replace(learned, expand_k=0, expand_weight=0.0)).fit(catalog)
+    defaults = ContentModel(default_weights or ContentWeights()).fit(catalog)
 
     methods: dict[str, Callable[[int], np.ndarray]] = {
         "most popular (num_ratings)": popular,
         "most popular in the same genre": popular_genre,
         "TF-IDF cosine (same text)": tfidf_rank,
         "podrec embedding cosine only": lambda s: cosine_only.similar_items(s, kmax).rows,
-        "podrec fused (embedding + genre + producer + popularity)":
-            lambda s: fused.similar_items(s, kmax).rows,
+        "podrec fused, no neighbour expansion":
+            lambda s: no_expansion.similar_items(s, kmax).rows,
+        "podrec fused (learned on validation)": lambda s: fused.similar_items(s, kmax).rows,
+        "podrec fused (shipped default weights)": lambda s: defaults.similar_items(s, kmax).rows,
     }
     result = SimilarResult(ks=ks, n_items=n, n_validation=len(validation), n_test=len(test),
                            weights=learned.to_dict(), embedder=embedder_name, seed=seed)

@@ -138,7 +138,8 @@ def read_jsonl_rows(path: Path, report: IngestReport) -> Iterator[Row]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 report.fail(str(path), f"line {number}", None,
-                            f"not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})")
+                            f"not valid UTF-8 (byte {raw[exc.start]:#04x} "
+                            f"at column {exc.start + 1})")
                 continue
             try:
                 obj = json.loads(line)

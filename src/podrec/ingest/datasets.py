@@ -70,7 +70,8 @@ def _local(prefix: str, value: Any) -> str | None:
 
 def map_listennotes_podcast(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": _local("listennotes", row.get("id")), "title": row.get("title"), "description": row.get("description"),
+        "id": _local("listennotes", row.get("id")), "title": row.get("title"),
+        "description": row.get("description"),
         "author": row.get("author"), "categories": row.get("categories"),
         "language": row.get("language"), "image": row.get("image"),
         "extra": {k: row[k] for k in ("website", "itunes_id") if row.get(k)},

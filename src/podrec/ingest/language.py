@@ -17,7 +17,8 @@ class LanguageDetector:
         from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
         self.languages = tuple(languages)
-        self._identifier = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+        self._identifier = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE,
+                                                             norm_probs=True)
         self._identifier.set_languages(list(self.languages))
 
     def detect(self, text: str, min_chars: int = 12) -> str | None:

@@ -33,6 +33,7 @@ class CatalogData:
     popularity: np.ndarray | None = None  # (n,) raw popularity (ratings, plays, ...), nan = unknown
     languages: list[str | None] = field(default_factory=list)
     pks: np.ndarray | None = None  # store row keys, when loaded from a store
+    texts: list[str] = field(default_factory=list)  # the text each vector was embedded from
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -40,6 +41,7 @@ class CatalogData:
         self.categories = self.categories or [[] for _ in range(n)]
         self.authors = self.authors or [None] * n
         self.languages = self.languages or [None] * n
+        self.texts = self.texts or list(self.titles)
         if self.popularity is None:
             self.popularity = np.full(n, np.nan, dtype=np.float32)
         self._row = {(k, i): r for r, (k, i) in enumerate(zip(self.kinds, self.ids, strict=True))}

@@ -1,0 +1,113 @@
+"""Embedding and tagging with the real models."""
+
+import numpy as np
+import pytest
+
+from podrec.enrich.embedders import E5Embedder, TextEmbedder, WordLlamaEmbedder, make_embedder
+from podrec.enrich.pipeline import Enricher
+from podrec.enrich.tagger import KeyphraseExtractor
+from podrec.records import ItemRecord
+from podrec.storage import Store
+
+
+def test_both_embedders_honour_the_protocol_and_give_unit_vectors(e5, wordllama):
+    for emb, dim in ((e5, 384), (wordllama, 256)):
+        assert isinstance(emb, TextEmbedder)
+        v = emb.embed_passages(["A podcast about the history of Rome", "Cooking at home"])
+        assert v.shape == (2, dim) and v.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+        assert emb.embed_queries([]).shape == (0, dim)
+
+
+def test_e5_matches_chinese_and_english_texts_about_the_same_thing(e5):
+    q = e5.embed_queries(["学习英语的播客"])[0]  # "a podcast for learning English"
+    docs = e5.embed_passages([
+        "Learn English with short daily lessons, vocabulary and pronunciation practice.",
+        "Weekly true crime stories about unsolved murders.",
+        "Baseball scores, trades and analysis from the major leagues.",
+    ])
+    assert int(np.argmax(docs @ q)) == 0
+
+
+def test_unknown_embedder_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown embedder 'bert'"):
+        make_embedder("bert")
+    assert isinstance(make_embedder("wordllama"), WordLlamaEmbedder)
+
+
+ZH_TEXT = "每天十分钟学习英语口语和单词"
+
+
+class CountingEmbedder:
+    """The real e5 model, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: E5Embedder) -> None:
+        self.inner, self.calls = inner, 0
+        self.model_id, self.dim = inner.model_id, inner.dim
+
+    def embed_passages(self, texts):
+        self.calls += len(texts)
+        return self.inner.embed_passages(texts)
+
+    def embed_queries(self, texts):
+        return self.inner.embed_queries(texts)
+
+
+def test_unchanged_text_is_never_embedded_twice(sqlite_url, e5):
+    store = Store(sqlite_url)
+    store.upsert_items([
+        ItemRecord(id="a", title="Crime Junkie", categories=["True Crime"],
+                   description="Each week we cover a true crime case, from murders to "
+                               "disappearances.", language="en"),
+        ItemRecord(id="b", title="Crime Junkie Mirror", categories=["True Crime"],
+                   description="Each week we cover a true crime case, from murders to "
+                               "disappearances.", language="en"),
+        ItemRecord(id="c", title="每日英语", description=ZH_TEXT, language="zh"),
+    ])
+    counting = CountingEmbedder(e5)
+    first = Enricher(store, counting).run()
+    assert first.embedded == 3 and counting.calls == 3
+    second = Enricher(store, counting).run()
+    assert (second.embedded, second.unchanged) == (0, 3) and counting.calls == 3
+    store.upsert_items([ItemRecord(id="a", title="Crime Junkie", categories=["True Crime"],
+                                   description="New description about cold cases.",
+                                   language="en")])
+    third = Enricher(store, counting).run()
+    assert (third.embedded, third.unchanged) == (1, 2) and counting.calls == 4
+    # an item whose text equals one already embedded reuses that vector
+    store.upsert_items([ItemRecord(id="d", title="每日英语", description=ZH_TEXT, language="zh",
+                                   author="another producer")])
+    fourth = Enricher(store, counting).run()
+    assert (fourth.embedded, fourth.reused) == (0, 1) and counting.calls == 4
+    store.close()
+
+
+def test_items_get_taxonomy_tags_and_keyphrases(sqlite_url, e5):
+    store = Store(sqlite_url)
+    store.upsert_items([
+        ItemRecord(id="crime", title="Murder Mysteries Weekly", language="en",
+                   description="Detectives and journalists investigate unsolved murders, "
+                               "cold cases and serial killers in true crime stories."),
+        ItemRecord(id="zh", title="美股投资学", language="zh",
+                   description="每周分析美国股市、投资理财和经济新闻，帮助你学习价值投资。"),
+    ])
+    Enricher(store, e5).run()
+    crime = store.get_item("crime")
+    tags = store.tags_for([crime.pk])[crime.pk]
+    taxonomy = [t["tag"] for t in tags if t["source"] == "taxonomy"]
+    assert "True Crime" in taxonomy
+    assert any(t["source"] == "keyphrase" for t in tags)
+    zh = store.get_item("zh")
+    zh_tags = store.tags_for([zh.pk])[zh.pk]
+    assert "Investing" in [t["tag"] for t in zh_tags if t["source"] == "taxonomy"]
+    assert any(t["source"] == "keyphrase" and t["tag"] in {"投资", "美股", "股市", "价值投资"}
+               for t in zh_tags)
+    store.close()
+
+
+def test_keyphrases_per_language():
+    kp = KeyphraseExtractor(top_n=3)
+    en = kp.extract("The history of the Roman Empire, from Augustus to the fall of Rome.", "en")
+    assert en and all(0 < s <= 1 for _, s in en)
+    assert any("Rom" in k for k, _ in en)
+    assert kp.extract("", "en") == []
