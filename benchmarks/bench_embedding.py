@@ -213,12 +213,14 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="podrec-bench-") as tmp:
         for name in args.embedders:
             records = load_records(args.data, args.n if name == "e5" else args.n_fast)
-            console.print(f"[bold]{name}[/]: {len(records)} items, {args.repeats} repeats")
+            console.print(f"[bold]{name}[/]: {len(records)} items, {args.repeats} repeats, "
+                          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             results.append(bench(name, records, max(1, args.repeats), Path(tmp)))
     show(results, console)
     if args.json:
         meta = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
-                "machine": platform.machine(), "cpus": os.cpu_count()}
+                "cpus": os.cpu_count(), "loadavg_end": os.getloadavg()[0],
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
         console.print(f"wrote {args.json}")

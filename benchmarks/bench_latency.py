@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"),
                     help="shared data folder, used only to build a missing --db")
     ap.add_argument("--db", default=DEFAULT_DB, help=f"database URL (default {DEFAULT_DB})")
-    ap.add_argument("--requests", type=int, default=500, help="requests per kind")
+    ap.add_argument("--requests", type=int, default=500, help="similar/seeds requests")
+    ap.add_argument("--query-requests", type=int, default=100,
+                    help="recommend(query) requests (each runs e5 twice: podrec and raw)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seeds", type=int, default=3, help="seed items per recommend(seeds=...)")
     ap.add_argument("--seed", type=int, default=0, help="random seed of the request mix")
@@ -114,12 +116,13 @@ def main(argv: list[str] | None = None) -> None:
     for item_id in ids[:5]:
         app.similar(item_id, k=k)
     console.print(f"{len(ids)} shows of {app.embedder_model_id}; cold start: model "
-                  f"{cold_model:.2f}s, first query (e5 load) {cold_e5:.2f}s")
+                  f"{cold_model:.2f}s, first query (e5 load) {cold_e5:.2f}s; load average "
+                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
     n = args.requests
     similar_ids = [rng.choice(ids) for _ in range(n)]
     seed_sets = [rng.sample(ids, args.seeds) for _ in range(n)]
-    queries = [rng.choice(QUERIES) for _ in range(n)]
+    queries = [rng.choice(QUERIES) for _ in range(args.query_requests)]
 
     def seeds_raw(s: list[str]) -> np.ndarray:
         rows = [row[i] for i in s]
@@ -140,26 +143,26 @@ def main(argv: list[str] | None = None) -> None:
                                 for i in similar_ids]),
         f"recommend(seeds={args.seeds})": (paths, [
             (lambda s=s: app.recommend(seeds=s, k=k),
-             lambda s=s: model.recommend(np.array([row[i] for i in s]), k),
+             lambda s=s: model.recommend_seeds(np.array([row[i] for i in s]), k),
              lambda s=s: seeds_raw(s)) for s in seed_sets]),
         "recommend(query)": ([*paths, "raw_e5_query_topk"], [
             (lambda q=q: app.recommend(query=q, k=k),
-             lambda q=q: model.recommend(none, k, query_vectors=query_vecs[q]),
+             lambda q=q: model.recommend_seeds(none, k, query_vectors=query_vecs[q]),
              lambda q=q: topk(vectors, query_vecs[q][0], k, []),
              lambda q=q: query_raw(q)) for q in queries]),
     }
     results: dict[str, Any] = {}
     for name, (names, calls) in cases.items():
-        console.print(f"timing {n} x {name} ...")
+        console.print(f"timing {len(calls)} x {name} ...")
         results[name] = {p: stats(t) for p, t in zip(names, measure(calls), strict=True)}
 
-    table = Table(title=f"Latency, k={k}, {len(ids)} shows, {n} requests each (sequential)")
-    for col in ("request", "path", "p50 ms", "p95 ms", "p99 ms", "req/s", "podrec/raw p50"):
+    table = Table(title=f"Latency, k={k}, {len(ids)} shows, sequential, one client")
+    for col in ("request", "path", "n", "p50 ms", "p95 ms", "p99 ms", "req/s", "podrec/raw p50"):
         table.add_column(col, justify="left" if col in ("request", "path") else "right")
     for name, res in results.items():
         for path, s in res.items():
             r = res["podrec"]["p50_ms"] / s["p50_ms"]
-            table.add_row(name, path, f"{s['p50_ms']:.3f}", f"{s['p95_ms']:.3f}",
+            table.add_row(name, path, str(s["n"]), f"{s['p50_ms']:.3f}", f"{s['p95_ms']:.3f}",
                           f"{s['p99_ms']:.3f}", f"{s['requests_per_s']:.0f}",
                           "" if path == "podrec" else f"{r:.1f}x" if r < 10 else f"{r:,.0f}x")
     console.print(table)
@@ -171,8 +174,9 @@ def main(argv: list[str] | None = None) -> None:
                   "10-neighbour expansion (11 score passes).")
     if args.json:
         meta = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
-                "cpus": os.cpu_count(), "db": args.db, "shows": len(ids),
-                "cold_model_s": cold_model, "cold_first_query_s": cold_e5}
+                "cpus": os.cpu_count(), "loadavg_end": os.getloadavg()[0],
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "db": args.db,
+                "shows": len(ids), "cold_model_s": cold_model, "cold_first_query_s": cold_e5}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
         console.print(f"wrote {args.json}")

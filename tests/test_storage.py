@@ -161,3 +161,10 @@ def test_artifacts_round_trip(db_url):
 def test_unreachable_database_is_a_clear_error():
     with pytest.raises(StoreError, match="cannot use database"):
         Store("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
+
+
+def test_same_title_without_an_author_is_not_a_duplicate(db_url):
+    store = Store(db_url)
+    report = store.upsert_items([show("m1", "Hamlet (2000)"), show("m2", "Hamlet (2000)")])
+    assert report.added == 2 and report.duplicates == 0
+    store.close()

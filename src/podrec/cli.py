@@ -84,7 +84,8 @@ def ingest_catalog(
     file: Annotated[Path, typer.Argument(help="JSONL, CSV or JSON catalog file")],
     fmt: Annotated[str | None, typer.Option("--format", help="generic, apple, apple-csv, "
                                             "listennotes, podcastindex, podcastindex-trending, "
-                                            "spotify; detected when left out")] = None,
+                                            "spotify, movielens, lastfm; detected when left "
+                                            "out")] = None,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """A catalog file in the generic format or one of the public dumps' formats."""
@@ -101,12 +102,21 @@ def ingest_catalog(
 
 @ingest_app.command("events")
 def ingest_events(
-    file: Annotated[Path, typer.Argument(help="JSONL or CSV event file")],
+    file: Annotated[Path, typer.Argument(help="JSONL, CSV or .dat event file")],
+    fmt: Annotated[str | None, typer.Option("--format", help="generic, movielens, lastfm, "
+                                            "apple-reviews; detected when left out")] = None,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Listening events in the generic event format."""
+    """Listening events in the generic event format or one of the public dumps' formats."""
+    from podrec.ingest.datasets import FormatError
+
     with _open(config, db) as podrec:
-        _print_report(podrec.ingest_events(file), as_json)
+        try:
+            report = podrec.ingest_events(file, fmt)
+        except FormatError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        _print_report(report, as_json)
 
 
 def _progress() -> Progress:
@@ -292,6 +302,90 @@ def evaluate_similar_cmd(
     paths = write_report(result, out)
     console.print(result.markdown())
     console.print(f"learned weights: {result.weights}")
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    catalog: Annotated[Path, typer.Option(help="catalog file (any ingest catalog format)")],
+    events: Annotated[Path, typer.Option(help="event file (any ingest events format)")],
+    protocol: Annotated[str, typer.Option(help="temporal, leave-last, user-holdout or "
+                                          "random")] = "temporal",
+    models: Annotated[str, typer.Option(help="comma-separated: pop, pop-recent, itemknn, "
+                                        "ease, ials, bpr, content, hybrid")] =
+    "pop,itemknn,ease,ials,bpr,content,hybrid",
+    k: Annotated[str, typer.Option("--k", help="cut-offs, comma-separated")] = "10,20",
+    out: Annotated[Path, typer.Option(help="folder for results.json/.md and plots")] = Path(
+        "out/evaluate"),
+    seed: Annotated[int, typer.Option(help="seed of every split and model")] = 0,
+    test_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
+    leave_n: Annotated[int, typer.Option(min=1, help="leave-last: pairs held out per "
+                                         "listener")] = 1,
+    catalog_format: Annotated[str | None, typer.Option(help="catalog format (detected when "
+                                                       "left out)")] = None,
+    events_format: Annotated[str | None, typer.Option(help="events format (detected when "
+                                                      "left out)")] = None,
+    embedder: Annotated[str | None, typer.Option(help="e5 or wordllama (default: config)")]
+    = None,
+    cache: Annotated[Path, typer.Option(help="embedding cache folder")] = Path(
+        ".cache/embeddings"),
+    config: ConfigOpt = None,
+) -> None:
+    """Offline evaluation from files alone: every model on the same split, baselines included."""
+    from podrec.enrich.embedders import make_embedder
+    from podrec.evaluate.harness import MODELS, evaluate, prepare
+    from podrec.evaluate.protocols import PROTOCOLS, SplitConfig
+    from podrec.evaluate.report import markdown, write_results
+    from podrec.ingest.datasets import FormatError, read_catalog
+    from podrec.ingest.events import read_events
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    bad = [m for m in names if m not in MODELS]
+    if bad or protocol not in PROTOCOLS:
+        what = f"unknown model(s) {', '.join(bad)}; expected {', '.join(MODELS)}" if bad else \
+            f"unknown protocol {protocol!r}; expected {', '.join(PROTOCOLS)}"
+        err.print(f"[red]error:[/red] {what}")
+        raise typer.Exit(2)
+    try:
+        ks = sorted({int(x) for x in k.split(",") if x.strip()})
+        cfg = load_config(config)
+    except (ValueError, ConfigError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    report = IngestReport()
+    for path in (catalog, events):
+        if not path.is_file():
+            err.print(f"[red]error:[/red] {path}: no such file")
+            raise typer.Exit(2)
+    try:
+        records = list(read_catalog(catalog, report, catalog_format))
+        event_records = list(read_events(events, report, events_format))
+    except FormatError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for problem in report.problems[:20]:
+        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    err.print(f"read {len(records)} items and {len(event_records)} events "
+              f"({report.failed} records skipped)")
+    emb = make_embedder(embedder or cfg.embedder.name, cfg.embedder.batch_size)
+    with _progress() as bar:
+        task = bar.add_task("evaluating", total=None)
+
+        def step(message: str) -> None:
+            bar.update(task, description=message[:90])
+            bar.console.print(message, highlight=False)
+
+        try:
+            data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step)
+            results = evaluate(data, SplitConfig(protocol, test_fraction, leave_n=leave_n,
+                                                 seed=seed), names, ks, emb, cache,
+                               progress=step)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    results["files"] = {"catalog": str(catalog), "events": str(events)}
+    paths = write_results(results, out)
+    console.print(markdown(results))
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 

@@ -91,8 +91,8 @@ class Podrec:
         self._models.clear()
         return report
 
-    def ingest_events(self, path: str | Path) -> IngestReport:
-        return ingest_events(self.store, Path(path))
+    def ingest_events(self, path: str | Path, fmt: str | None = None) -> IngestReport:
+        return ingest_events(self.store, Path(path), fmt)
 
     # -- enrich -----------------------------------------------------------------------------
     def enrich(self, kind: str | None = None, force: bool = False,
@@ -236,7 +236,7 @@ class Podrec:
         if query and query.strip():
             query_vectors = self.embedder.embed_queries([query.strip()])
         exclude = [r for r in (catalog.row_of(i) for i in exclude_ids) if r is not None]
-        scored = model.recommend(np.array(rows, dtype=np.int64), k or self.config.recommend.k,
+        scored = model.recommend_seeds(np.array(rows, dtype=np.int64), k or self.config.recommend.k,
                                  query_vectors=query_vectors,
                                  exclude_rows=np.array(exclude, dtype=np.int64),
                                  seed_weights=np.array(weights) if weights else None)

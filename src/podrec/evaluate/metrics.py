@@ -32,3 +32,35 @@ def mrr_at_k(ranked: Sequence[int], relevant: Set[int], k: int) -> float:
         if r in relevant:
             return 1.0 / (i + 1)
     return 0.0
+
+
+def average_precision_at_k(ranked: Sequence[int], relevant: Set[int], k: int) -> float:
+    """Mean of precision at each hit in the first k, over min(|relevant|, k)."""
+    if not relevant:
+        return 0.0
+    hits, total = 0, 0.0
+    for i, r in enumerate(ranked[:k]):
+        if r in relevant:
+            hits += 1
+            total += hits / (i + 1)
+    return total / min(len(relevant), k)
+
+
+def intra_list_diversity(rows: Sequence[int], vectors: np.ndarray) -> float:
+    """Mean pairwise cosine distance between the listed items' (unit) vectors."""
+    rows = list(rows)
+    if len(rows) < 2:
+        return 0.0
+    v = vectors[rows]
+    sims = v @ v.T
+    n = len(rows)
+    return float((n * n - sims.sum()) / (n * (n - 1)))  # diagonal of unit vectors sums to n
+
+
+def self_information(rows: Sequence[int], popularity: np.ndarray, n_users: int) -> float:
+    """Mean -log2 of the share of listeners who engaged with each listed item (novelty)."""
+    rows = list(rows)
+    if not rows:
+        return 0.0
+    share = (popularity[rows] + 1.0) / (n_users + 1.0)
+    return float(np.mean(-np.log2(share)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ KNOWN_FIELDS = {"id", "kind", "show_id", "title", "description", "author", "cate
                 "feed_url", "guid", "popularity", "extra"}
 
 Row = tuple[str, dict[str, Any]]  # (location, row)
+CSV_SUFFIXES = (".csv", ".tsv", ".dat")
 
 
 def _blank(value: Any) -> bool:
@@ -93,20 +95,42 @@ def record_from_row(row: Mapping[str, Any], source: str) -> ItemRecord:
     )
 
 
+# A byte that is not UTF-8, as decoded with errors="surrogateescape".
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def _has_bad_bytes(row: Mapping[str, Any]) -> str | None:
     for name, value in row.items():
-        if isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value):
+        if isinstance(value, str) and _BAD_BYTE.search(value):
             return str(name)
     return None
 
 
-def read_csv_rows(path: Path, report: IngestReport) -> Iterator[Row]:
+def csv_options(path: Path) -> dict[str, Any]:
+    """Reader options by suffix: ``.dat`` (the GroupLens/HetRec dumps) is TAB-separated and
+    unquoted (names like ``"Weird Al" Yankovic`` keep their quotes); others are plain CSV."""
+    if path.suffix.lower() == ".dat":
+        return {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+    return {}
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a delimited file (first row), without a BOM or spaces."""
+    head = path.read_bytes()[:200_000].decode("utf-8", errors="replace")
+    first = next(csv.reader(io.StringIO(head, newline=""), **csv_options(path)), [])
+    return [c.strip().lstrip("\ufeff") for c in first]
+
+
+def read_csv_rows(path: Path, report: IngestReport, delimiter: str = ",",
+                  quoting: int = csv.QUOTE_MINIMAL) -> Iterator[Row]:
     """CSV rows with their line numbers; rows with non-UTF-8 bytes are reported and skipped."""
     text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     if not reader.fieldnames:
         report.fail(str(path), "line 1", None, "empty file: expected a CSV header row")
         return
+    reader.fieldnames = [name.strip() for name in reader.fieldnames]
+    check_bytes = _BAD_BYTE.search(text) is not None  # only a file with a stray byte
     line = 1
     while True:
         try:
@@ -121,11 +145,11 @@ def read_csv_rows(path: Path, report: IngestReport) -> Iterator[Row]:
             report.fail(str(path), f"line {start}", None,
                         f"{len(row[None])} more values than the header has columns")
             continue
-        bad = _has_bad_bytes(row)
+        bad = _has_bad_bytes(row) if check_bytes else None
         if bad is not None:
             report.fail(str(path), f"line {start}", bad, "not valid UTF-8 (a stray non-UTF-8 byte)")
             continue
-        yield f"line {start}", {k.strip(): v for k, v in row.items() if k is not None}
+        yield f"line {start}", row
 
 
 def read_jsonl_rows(path: Path, report: IngestReport) -> Iterator[Row]:
@@ -178,10 +202,11 @@ def read_json_array_rows(path: Path, report: IngestReport) -> Iterator[Row]:
 
 
 def read_rows(path: Path, report: IngestReport) -> Iterator[Row]:
-    """Rows of a CSV, JSONL or JSON-array file, chosen by extension (then by content)."""
+    """Rows of a CSV (``.dat``: TAB-separated), JSONL or JSON-array file, chosen by extension
+    (then by content)."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return read_csv_rows(path, report)
+    if suffix in CSV_SUFFIXES:
+        return read_csv_rows(path, report, **csv_options(path))
     if suffix in (".jsonl", ".ndjson"):
         return read_jsonl_rows(path, report)
     head = path.read_bytes()[:1].lstrip() if path.stat().st_size else b""

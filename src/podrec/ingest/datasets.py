@@ -11,19 +11,21 @@ Formats (``--format``, or detected from the file's columns/keys):
   ``podcastindex:N``.
 - ``podcastindex-trending``: Podcast Index API exports (rss_url, categories_list).
 - ``spotify``: Spotify show details (name, id, publisher, languages).
+- ``movielens``: MovieLens movies.csv (movieId, title, genres "A|B"); ids become
+  ``movielens:N``, the title's "(1995)" becomes extra["year"] and ``published`` 1995-01-01.
+- ``lastfm``: HetRec 2011 Last.fm artists.dat (TAB-separated id, name, url, pictureURL); ids
+  become ``lastfm:N``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from podrec.ingest.catalog import read_rows, records_from_rows
+from podrec.ingest.catalog import CSV_SUFFIXES, csv_header, read_rows, records_from_rows
 from podrec.records import IngestReport, ItemRecord
 
 Mapper = Callable[[dict[str, Any]], dict[str, Any]]
@@ -125,6 +127,29 @@ def map_spotify(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_YEAR = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
+
+
+def map_movielens(row: dict[str, Any]) -> dict[str, Any]:
+    title = row.get("title") or ""
+    genres = [g for g in (row.get("genres") or "").split("|")
+              if g.strip() and g.strip() != "(no genres listed)"]
+    year = _YEAR.search(title)  # "Toy Story (1995)", "Fawlty Towers (1975-1979)"
+    return {
+        "id": _local("movielens", row.get("movieId")), "title": title,
+        "categories": genres, "published": f"{year.group(1)}-01-01" if year else None,
+        "extra": {"year": int(year.group(1))} if year else {},
+    }
+
+
+def map_lastfm_artist(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": _local("lastfm", row.get("id")), "title": row.get("name"), "author": None,
+        "image": row.get("pictureURL"),
+        "extra": {"link": row["url"]} if row.get("url") else {},
+    }
+
+
 FORMATS: dict[str, Mapper | None] = {
     "generic": None,
     "apple": map_apple,
@@ -134,6 +159,8 @@ FORMATS: dict[str, Mapper | None] = {
     "podcastindex": map_podcastindex,
     "podcastindex-trending": map_podcastindex_trending,
     "spotify": map_spotify,
+    "movielens": map_movielens,
+    "lastfm": map_lastfm_artist,
 }
 
 # Columns (or JSON keys) that identify each format, most specific first.
@@ -143,6 +170,8 @@ _SIGNATURES: list[tuple[str, set[str]]] = [
     ("listennotes-episodes", {"podcast_id", "title", "audio", "audio_length"}),
     ("listennotes", {"id", "title", "categories", "website", "itunes_id"}),
     ("spotify", {"name", "id", "publisher", "languages"}),
+    ("movielens", {"movieId", "title", "genres"}),
+    ("lastfm", {"id", "name", "url", "pictureURL"}),
     ("apple-csv", {"title", "producer", "genre", "itunes_id"}),
     ("apple", {"title", "producer", "genre", "link"}),
 ]
@@ -153,11 +182,9 @@ class FormatError(ValueError):
 
 
 def _columns(path: Path) -> set[str]:
-    suffix = path.suffix.lower()
+    if path.suffix.lower() in CSV_SUFFIXES:
+        return set(csv_header(path))
     head = path.read_bytes()[:200_000].decode("utf-8", errors="replace")
-    if suffix in (".csv", ".tsv"):
-        first = next(csv.reader(io.StringIO(head)), [])
-        return {c.strip().lstrip("\ufeff") for c in first}
     stripped = head.lstrip()
     try:
         if stripped.startswith("["):

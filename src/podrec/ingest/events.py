@@ -4,18 +4,35 @@ Columns: ``user_id`` (required), ``item_id`` (required except for search), ``ite
 (show|episode, optional), ``event`` (one of EVENT_TYPES), ``value`` (progress 0..1 or a
 rating), ``text`` (review or search text), ``timestamp`` (ISO 8601 or Unix seconds, required),
 ``platform``, ``device``, ``context`` (a JSON object).
+
+Public interaction dumps (``fmt``, or detected from a CSV file's header) are mapped onto it:
+- ``movielens``: MovieLens ratings.csv (userId, movieId, rating 0.5..5, timestamp in Unix
+  seconds) → ``rate`` events; ids become ``movielens:N``.
+- ``lastfm``: HetRec 2011 Last.fm user_artists.dat (TAB-separated userID, artistID, weight)
+  → ``play`` events whose value is the play count; ids become ``lastfm:N``.
+- ``apple-reviews``: Apple Podcasts reviews.csv (itunes_id, user, rating, title, review) →
+  ``review`` events, value = rating, text = "title. review"; the bare iTunes id as in the
+  ``apple-csv`` catalog.
+The last two carry no times: their events are dated at the Unix epoch with
+``context = {"timestamp": "unknown"}``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from podrec.ingest.catalog import read_rows
+from podrec.ingest.catalog import CSV_SUFFIXES, csv_header, read_rows
+from podrec.ingest.datasets import FormatError
 from podrec.ingest.normalize import FieldError, parse_datetime, parse_float
 from podrec.records import EVENT_TYPES, KINDS, EventRecord, IngestReport
+
+# Where a dump has no times: the epoch, flagged in the event's context.
+UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _opt(value: Any) -> str | None:
@@ -64,10 +81,129 @@ def event_from_row(row: Mapping[str, Any]) -> EventRecord:
                        context=context)
 
 
-def read_events(path: Path, report: IngestReport) -> Iterator[EventRecord]:
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # not "²" or "٣", which int() rejects
+
+
+def _int_id(prefix: str, row: Mapping[str, Any], column: str) -> str:
+    text = _opt(row.get(column))
+    if text is None:
+        raise FieldError(f"{column}: required, but missing or empty")
+    if not _digits(text):
+        raise FieldError(f"{column}: expected an integer id, got {text!r}")
+    return f"{prefix}:{text}" if prefix else text
+
+
+def _number(row: Mapping[str, Any], column: str, low: float, high: float) -> float:
+    text = _opt(row.get(column))
+    if text is None:
+        raise FieldError(f"{column}: required, but missing or empty")
+    try:
+        value = float(text)
+    except ValueError:
+        raise FieldError(f"{column}: expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and low <= value <= high):
+        raise FieldError(f"{column}: expected a number from {low:g} to {high:g}, got {text!r}")
+    return value
+
+
+def movielens_event(row: Mapping[str, Any]) -> EventRecord:
+    """ratings.csv: userId, movieId, rating (0.5..5), timestamp (Unix seconds)."""
+    user = _int_id("movielens", row, "userId")
+    item = _int_id("movielens", row, "movieId")
+    value = _number(row, "rating", 0.5, 5.0)
+    stamp = _opt(row.get("timestamp"))
+    if stamp is None:
+        raise FieldError("timestamp: required, but missing or empty")
+    if not _digits(stamp):
+        raise FieldError(f"timestamp: expected Unix seconds, got {stamp!r}")
+    try:
+        timestamp = datetime.fromtimestamp(int(stamp), tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise FieldError(f"timestamp: Unix time {stamp} is out of range") from None
+    return EventRecord(user_id=user, event="rate", timestamp=timestamp, item_id=item,
+                       item_kind="show", value=value)
+
+
+def lastfm_event(row: Mapping[str, Any]) -> EventRecord:
+    """user_artists.dat: userID, artistID, weight (the user's play count for the artist)."""
+    user = _int_id("lastfm", row, "userID")
+    item = _int_id("lastfm", row, "artistID")
+    plays = _opt(row.get("weight"))
+    if plays is None:
+        raise FieldError("weight: required, but missing or empty")
+    if not _digits(plays):
+        raise FieldError(f"weight: expected a play count (a whole number), got {plays!r}")
+    return EventRecord(user_id=user, event="play", timestamp=UNKNOWN_TIME, item_id=item,
+                       item_kind="show", value=float(plays), context={"timestamp": "unknown"})
+
+
+def _join(title: str | None, body: str | None) -> str | None:
+    if title and body:
+        return f"{title} {body}" if title[-1] in ".!?…" else f"{title}. {body}"
+    return title or body
+
+
+def apple_review_event(row: Mapping[str, Any]) -> EventRecord:
+    """reviews.csv: itunes_id, user, rating (1..5), title, review."""
+    item = _int_id("", row, "itunes_id")
+    user = _opt(row.get("user"))
+    if user is None:
+        raise FieldError("user: required, but missing or empty")
+    value = _number(row, "rating", 1, 5)
+    return EventRecord(user_id=user, event="review", timestamp=UNKNOWN_TIME, item_id=item,
+                       item_kind="show", value=value,
+                       text=_join(_opt(row.get("title")), _opt(row.get("review"))),
+                       context={"timestamp": "unknown"})
+
+
+EVENT_FORMATS: dict[str, Callable[[Mapping[str, Any]], EventRecord]] = {
+    "generic": event_from_row,
+    "movielens": movielens_event,
+    "lastfm": lastfm_event,
+    "apple-reviews": apple_review_event,
+}
+
+# Header columns each format needs; detection tries them in this order.
+_EVENT_SIGNATURES: dict[str, set[str]] = {
+    "movielens": {"userId", "movieId", "rating", "timestamp"},
+    "lastfm": {"userID", "artistID", "weight"},
+    "apple-reviews": {"itunes_id", "user", "rating", "title", "review"},
+    "generic": {"user_id", "event"},
+}
+
+
+def detect_event_format(path: Path) -> str:
+    """The event format of ``path`` from its header; JSON files are always generic."""
+    if path.suffix.lower() not in CSV_SUFFIXES:
+        return "generic"
+    cols = set(csv_header(path))
+    if not cols - {""}:
+        return "generic"  # empty file: the reader reports it
+    for name, needed in _EVENT_SIGNATURES.items():
+        if needed <= cols:
+            return name
+    raise FormatError(
+        f"{path}: cannot tell the event format from its columns "
+        f"({', '.join(sorted(cols)[:12])}); expected the generic format (user_id, event, "
+        f"timestamp, ...) or pass --format ({', '.join(EVENT_FORMATS)})")
+
+
+def read_events(path: Path, report: IngestReport, fmt: str | None = None) -> Iterator[EventRecord]:
+    """Events of one file in ``fmt`` (detected when None); bad rows are reported and skipped."""
+    fmt = fmt or detect_event_format(path)
+    if fmt not in EVENT_FORMATS:
+        raise FormatError(f"unknown event format {fmt!r}; expected one of "
+                          f"{', '.join(EVENT_FORMATS)}")
+    if fmt != "generic" and path.suffix.lower() in CSV_SUFFIXES:
+        missing = _EVENT_SIGNATURES[fmt] - set(csv_header(path))
+        if missing:
+            raise FormatError(f"{path}: the {fmt} event format needs the columns "
+                              f"{', '.join(sorted(missing))}, which the file lacks")
+    parse = EVENT_FORMATS[fmt]
     for location, row in read_rows(path, report):
         try:
-            yield event_from_row(row)
+            yield parse(row)
         except FieldError as exc:
             field_name, _, message = str(exc).partition(": ")
             report.fail(str(path), location, field_name or None, message or str(exc))

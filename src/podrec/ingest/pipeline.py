@@ -74,10 +74,10 @@ def ingest_feeds(store: Store, sources: list[str], detector: LanguageDetector | 
     return report
 
 
-def ingest_events(store: Store, path: Path) -> IngestReport:
+def ingest_events(store: Store, path: Path, fmt: str | None = None) -> IngestReport:
     report = IngestReport()
     if not path.is_file():
         report.fail(str(path), "file", None, "no such file")
         return report
-    store.add_events(read_events(path, report), report)
+    store.add_events(read_events(path, report, fmt), report)
     return report

@@ -1,6 +1,6 @@
 """Recommenders: one protocol (base.py), implementations beside it."""
 
-from podrec.model.base import CatalogData, Recommender, Scored
+from podrec.model.base import CatalogData, Recommender, Scored, UserBatch
 from podrec.model.content import ContentModel, ContentWeights
 
-__all__ = ["CatalogData", "ContentModel", "ContentWeights", "Recommender", "Scored"]
+__all__ = ["CatalogData", "ContentModel", "ContentWeights", "Recommender", "Scored", "UserBatch"]

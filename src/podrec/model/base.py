@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
+
+from podrec.index.vector_index import top_k
 
 
 def norm_name(text: str | None) -> str:
@@ -66,25 +69,75 @@ class Scored:
     components: list[dict[str, float]] = field(default_factory=list)
 
 
+@dataclass
+class UserBatch:
+    """Listeners to score: their histories (rows of confidence over the item index), their
+    rows in the training matrix (-1 for unseen listeners; None when unknown) and, optionally,
+    vectors of text they wrote (reviews, searches; zero rows where none)."""
+
+    histories: sparse.csr_matrix
+    user_rows: np.ndarray | None = None
+    text_vectors: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.histories.shape[0])
+
+    def take(self, index: np.ndarray) -> UserBatch:
+        return UserBatch(self.histories[index],
+                         None if self.user_rows is None else self.user_rows[index],
+                         None if self.text_vectors is None else self.text_vectors[index])
+
+
 class Recommender(ABC):
-    """fit / recommend / similar_items / explain / partial_fit_users, on row numbers."""
+    """fit / score / recommend / similar_items / explain / partial_fit_users, on row numbers.
+
+    A listener is given as a history: a row of confidence over the item index (CSR), plus,
+    for models with per-user state (matrix factorisation), the user's row in the training
+    matrix (-1 for a listener the model has not seen). ``score`` is the one method a model
+    must implement; the rest have generic versions built on it.
+    """
+
+    name = "base"
 
     @abstractmethod
-    def fit(self, catalog: CatalogData, interactions: Any = None) -> Recommender: ...
+    def fit(self, catalog: CatalogData | None, interactions: Any = None) -> Recommender: ...
 
     @abstractmethod
-    def recommend(self, seed_rows: np.ndarray, k: int = 10,
-                  query_vectors: np.ndarray | None = None,
-                  exclude_rows: np.ndarray | None = None,
-                  candidate_mask: np.ndarray | None = None) -> Scored: ...
+    def score(self, batch: UserBatch) -> np.ndarray:
+        """(listeners × items) scores, higher is better."""
 
-    @abstractmethod
+    def recommend(self, batch: UserBatch, k: int = 10, exclude_seen: bool = True,
+                  candidate_mask: np.ndarray | None = None) -> list[Scored]:
+        """The top ``k`` items per listener, items in their history left out."""
+        scores = self.score(batch)
+        out = []
+        for i in range(scores.shape[0]):
+            seen = batch.histories[i].indices if exclude_seen else None
+            s = scores[i] if candidate_mask is None else np.where(candidate_mask, scores[i],
+                                                                  -np.inf)
+            rows, best = top_k(s, k, seen)
+            out.append(Scored(rows=rows, scores=best))
+        return out
+
     def similar_items(self, row: int, k: int = 10,
-                      candidate_mask: np.ndarray | None = None) -> Scored: ...
+                      candidate_mask: np.ndarray | None = None) -> Scored:
+        """Items a listener whose history is just ``row`` would be recommended."""
+        n = self.n_items
+        history = sparse.csr_matrix(([1.0], ([0], [row])), shape=(1, n), dtype=np.float32)
+        return self.recommend(UserBatch(history), k, candidate_mask=candidate_mask)[0]
 
-    @abstractmethod
-    def explain(self, row: int, seed_rows: np.ndarray) -> dict[str, float]: ...
+    def explain(self, row: int, history: sparse.csr_matrix) -> dict[str, float]:
+        """The parts of ``row``'s score; models that cannot split their score say nothing."""
+        return {}
 
-    def partial_fit_users(self, user_ids: Any, interactions: Any) -> None:
+    def partial_fit_users(self, batch: UserBatch) -> None:
         """Update users without a full refit; models without per-user state need nothing."""
         return None
+
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters, saved with the model and reported by evaluations."""
+        return {}
+
+    @property
+    def n_items(self) -> int:
+        return int(self._n_items)

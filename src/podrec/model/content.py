@@ -24,7 +24,7 @@ import numpy as np
 from scipy import sparse
 
 from podrec.index.vector_index import ExactIndex, top_k
-from podrec.model.base import CatalogData, Recommender, Scored, norm_name
+from podrec.model.base import CatalogData, Recommender, Scored, UserBatch, norm_name
 
 COMPONENTS = ("cosine", "lexical", "genre", "author", "popularity")
 
@@ -50,6 +50,8 @@ class ContentWeights:
 class ContentModel(Recommender):
     """Item-to-item and seed/query recommendations from content and catalog metadata."""
 
+    name = "content"
+
     def __init__(self, weights: ContentWeights | None = None, metric: str = "cosine",
                  query_weight: float = 1.0) -> None:
         self.weights = weights or ContentWeights()
@@ -62,7 +64,7 @@ class ContentModel(Recommender):
 
         self.catalog = catalog
         self.index = ExactIndex(catalog.vectors, metric=self.metric)
-        n = len(catalog)
+        n = self._n_items = len(catalog)
         vocab: dict[str, int] = {}
         rows, cols = [], []
         for r, cats in enumerate(catalog.categories):
@@ -84,7 +86,40 @@ class ContentModel(Recommender):
                                           ).fit_transform(catalog.texts).tocsr()
         except ValueError:  # no usable words at all (e.g. empty texts)
             self._tfidf = sparse.csr_matrix((n, 1), dtype=np.float32)
+        # Row-normalised genre sets and one-hot producers: profile scoring is then linear.
+        norms = np.sqrt(np.maximum(self._genre_counts, 1.0))
+        self._genres_unit = sparse.diags(1.0 / norms) @ self._genres
+        has = self._author >= 0
+        self._authors = sparse.csr_matrix(
+            (np.ones(int(has.sum()), np.float32), (np.flatnonzero(has), self._author[has])),
+            shape=(n, max(int(self._author.max()) + 1, 1)))
         return self
+
+    def score(self, batch: UserBatch) -> np.ndarray:
+        """A listener's profile is the weighted mean of their items (vector, words, genres,
+        producers), plus the vector of text they wrote; every component of the fused score is
+        then one matrix product."""
+        h = sparse.csr_matrix(batch.histories, dtype=np.float32)
+        h.data = np.maximum(h.data, 0.0)
+        totals = np.asarray(h.sum(axis=1)).ravel()
+        h = sparse.diags(1.0 / np.maximum(totals, 1e-9)) @ h
+        w = self.weights.as_array()
+        profile = np.asarray(h @ self.index.vectors)
+        if batch.text_vectors is not None:
+            text = np.asarray(batch.text_vectors, dtype=np.float32)
+            has_text = (np.linalg.norm(text, axis=1) > 0)[:, None]
+            has_items = (totals > 0)[:, None]
+            mixed = np.where(has_items, 0.5 * profile + 0.5 * text, text)
+            profile = np.where(has_text, mixed, profile)
+        scores = profile @ self.index.vectors.T * w[0]
+        if w[1]:
+            scores += np.asarray(((h @ self._tfidf) @ self._tfidf.T).todense()) * w[1]
+        if w[2]:
+            scores += np.asarray(((h @ self._genres_unit) @ self._genres_unit.T).todense()) * w[2]
+        if w[3]:
+            scores += np.asarray(((h @ self._authors) @ self._authors.T).todense()) * w[3]
+        scores += self._popularity[None, :] * w[4] * (totals > 0)[:, None]
+        return scores.astype(np.float32)
 
     # -- scoring --------------------------------------------------------------------------
     def features(self, seed_row: int) -> np.ndarray:
@@ -131,11 +166,11 @@ class ContentModel(Recommender):
             extra = {"neighbours": expansion}
         return self._finish(scores, k, np.array([row]), candidate_mask, parts, extra)
 
-    def recommend(self, seed_rows: np.ndarray, k: int = 10,
-                  query_vectors: np.ndarray | None = None,
-                  exclude_rows: np.ndarray | None = None,
-                  candidate_mask: np.ndarray | None = None,
-                  seed_weights: np.ndarray | None = None) -> Scored:
+    def recommend_seeds(self, seed_rows: np.ndarray, k: int = 10,
+                        query_vectors: np.ndarray | None = None,
+                        exclude_rows: np.ndarray | None = None,
+                        candidate_mask: np.ndarray | None = None,
+                        seed_weights: np.ndarray | None = None) -> Scored:
         """Weighted mean score against the seeds, plus similarity to the query text(s)."""
         seed_rows = np.asarray(seed_rows, dtype=np.int64).reshape(-1)
         n = len(self.catalog)
@@ -162,12 +197,13 @@ class ContentModel(Recommender):
                                                         else [], dtype=np.int64)])
         return self._finish(scores, k, exclude.astype(np.int64), candidate_mask, parts)
 
-    def explain(self, row: int, seed_rows: np.ndarray) -> dict[str, float]:
-        """Weighted score components of ``row`` against the seeds, averaged."""
-        seed_rows = np.asarray(seed_rows, dtype=np.int64).reshape(-1)
-        if not len(seed_rows):
+    def explain(self, row: int, history: sparse.csr_matrix) -> dict[str, float]:
+        """Weighted score components of ``row`` against the history's items, averaged."""
+        h = sparse.csr_matrix(history)
+        seeds, weights = h.indices, np.maximum(h.data, 0.0)
+        if not len(seeds) or weights.sum() <= 0:
             return {}
-        parts = np.mean([self.features(int(s))[row] for s in seed_rows], axis=0)
+        parts = np.average([self.features(int(s))[row] for s in seeds], axis=0, weights=weights)
         return dict(zip(COMPONENTS, (parts * self.weights.as_array()).round(4).tolist(),
                         strict=True))
 

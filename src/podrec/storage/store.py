@@ -52,6 +52,12 @@ def dedupe_key_of(record: ItemRecord) -> str:
     return normalise_key(record.title, record.author)
 
 
+def _matchable(norm: str) -> bool:
+    """A show is matched by title + author only when both are known: two films called
+    'Hamlet (2000)' with no author given are two films."""
+    return all(part for part in norm.split("|"))
+
+
 @dataclass
 class _Known:
     """In-memory lookups of what is stored, for matching a batch without a query per record."""
@@ -74,7 +80,7 @@ class _Known:
                 # Two different GUIDs are two episodes, even on one (placeholder) enclosure.
                 if rec.guid is None or guid is None:
                     return pk
-        if norm.strip("|") and (rec.kind, norm) in self.by_norm:
+        if _matchable(norm) and (rec.kind, norm) in self.by_norm:
             return self.by_norm[(rec.kind, norm)]
         return None
 
@@ -86,7 +92,7 @@ class _Known:
             self.by_guid.setdefault(rec.guid, pk)
         if rec.audio_url and rec.kind == "episode":
             self.by_audio.setdefault(rec.audio_url, (pk, rec.guid))
-        if norm.strip("|"):
+        if _matchable(norm):
             self.by_norm.setdefault((rec.kind, norm), pk)
 
 

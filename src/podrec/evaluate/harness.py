@@ -1,0 +1,310 @@
+"""Offline evaluation of recommenders on a catalog file and an event file, no database.
+
+One run: read the files, embed the catalog (cached on disk), aggregate events into pairs,
+split them by a protocol, choose each model's hyper-parameters on a validation split carved
+out of the training part (same protocol, another seed), learn the hybrid's blend there, refit
+on the whole training part and score every model on the same test listeners, ranking over the
+whole catalog with their training items left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from podrec.enrich.embedders import TextEmbedder
+from podrec.evaluate import metrics as M
+from podrec.evaluate.protocols import SplitConfig, split_pairs
+from podrec.model.base import CatalogData, Recommender, UserBatch
+from podrec.model.collaborative import (
+    ALSModel,
+    BPRModel,
+    EASEModel,
+    ItemKNNModel,
+    PopularityModel,
+)
+from podrec.model.content import ContentModel, ContentWeights
+from podrec.model.hybrid import HybridModel
+from podrec.model.interactions import Interactions, build_interactions
+from podrec.records import EventRecord, ItemRecord
+
+MODELS = ("pop", "pop-recent", "itemknn", "ease", "ials", "bpr", "content", "hybrid")
+# Hyper-parameter candidates, tried on the validation split; the first is the default.
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "pop": [{}],
+    "pop-recent": [{"half_life_days": 90.0}, {"half_life_days": 365.0}],
+    "itemknn": [{"neighbours": 100}, {"neighbours": 400}],
+    "ease": [{"l2": 200.0}, {"l2": 50.0}, {"l2": 800.0}],
+    "ials": [{"factors": 64, "regularization": 0.05, "alpha": 2.0},
+             {"factors": 64, "regularization": 0.5, "alpha": 10.0},
+             {"factors": 128, "regularization": 0.05, "alpha": 1.0}],
+    "bpr": [{"factors": 64, "learning_rate": 0.05}, {"factors": 64, "learning_rate": 0.01}],
+    "content": [{}, {"lexical": 0.0, "expand_k": 0}],
+}
+SLICES = (("users≤2", 0, 2), ("users3-10", 3, 10), ("users>10", 11, 10**9))
+Progress = Callable[[str], None]
+
+
+def make_model(name: str, params: dict[str, Any], seed: int = 0) -> Recommender:
+    if name == "pop":
+        return PopularityModel()
+    if name == "pop-recent":
+        return PopularityModel(**params)
+    if name == "itemknn":
+        return ItemKNNModel(**params)
+    if name == "ease":
+        return EASEModel(**params)
+    if name == "ials":
+        return ALSModel(seed=seed, **params)
+    if name == "bpr":
+        return BPRModel(seed=seed, **params)
+    if name == "content":
+        return ContentModel(replace(ContentWeights(expand_k=0), **params))
+    raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+
+
+@dataclass
+class EvalData:
+    """What every model sees: the catalog as arrays and the listeners' pairs on its index."""
+
+    catalog: CatalogData
+    interactions: Interactions
+    # per listener: (time, text, item id) of events that carry text (reviews, searches)
+    user_texts: dict[int, list[tuple[float, str, str]]] = field(default_factory=dict)
+
+
+def embed_cached(embedder: TextEmbedder, texts: list[str], cache_dir: Path,
+                 queries: bool = False, progress: Progress | None = None) -> np.ndarray:
+    """Embed texts, reusing an on-disk copy keyed by model id and the texts themselves."""
+    key = hashlib.sha256("\x1e".join([embedder.model_id, str(queries), *texts]).encode())
+    path = cache_dir / f"{key.hexdigest()[:24]}.npy"
+    if path.exists():
+        return np.load(path)
+    if progress:
+        progress(f"embedding {len(texts)} texts with {embedder.model_id}")
+    fn = embedder.embed_queries if queries else embedder.embed_passages
+    out = np.vstack([fn(texts[i:i + 64]) for i in range(0, len(texts), 64)]) if texts else \
+        np.zeros((0, embedder.dim), np.float32)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def prepare(records: Sequence[ItemRecord], events: Sequence[EventRecord],
+            embedder: TextEmbedder, cache_dir: Path, max_chars: int = 1000,
+            progress: Progress | None = None) -> EvalData:
+    from podrec.enrich.pipeline import embedding_text
+
+    by_id: dict[str, ItemRecord] = {}
+    for rec in records:
+        by_id.setdefault(rec.id, rec)
+    interactions = build_interactions(events, list(by_id))
+    items = [by_id.get(i) or ItemRecord(id=i, title="") for i in interactions.item_ids]
+    texts = [embedding_text(r, max_chars) if r.title else "" for r in items]  # type: ignore[arg-type]
+    vectors = embed_cached(embedder, texts, cache_dir, progress=progress)
+    vectors[[not t for t in texts]] = 0.0
+    catalog = CatalogData(
+        ids=list(interactions.item_ids), kinds=[r.kind for r in items], vectors=vectors,
+        titles=[r.title for r in items], categories=[r.categories for r in items],
+        authors=[r.author for r in items],
+        popularity=np.array([np.nan if r.popularity is None else r.popularity for r in items],
+                            dtype=np.float32),
+        languages=[r.language for r in items], texts=texts)
+    users = {u: n for n, u in enumerate(interactions.user_ids)}
+    user_texts: dict[int, list[tuple[float, str, str]]] = {}
+    for ev in events:
+        if ev.text and ev.user_id in users:
+            user_texts.setdefault(users[ev.user_id], []).append(
+                (ev.timestamp.timestamp(), ev.text, ev.item_id or ""))
+    return EvalData(catalog, interactions, user_texts)
+
+
+@dataclass
+class Fold:
+    """Training pairs, the listeners to score, their histories and what they should get."""
+
+    train: Interactions
+    users: np.ndarray
+    batch: UserBatch
+    relevant: list[set[int]]
+    train_counts: np.ndarray
+    cold_items: np.ndarray  # bool per item: no positive pair in training
+
+
+def make_fold(data: EvalData, pairs: Interactions, test_mask: np.ndarray,
+              embedder: TextEmbedder, cache_dir: Path, max_users: int | None = None,
+              seed: int = 0) -> Fold:
+    train = pairs.subset(~test_mask)
+    test = pairs.subset(test_mask & (pairs.confidence > 0))
+    relevant: dict[int, set[int]] = {}
+    for u, i in zip(test.users.tolist(), test.items.tolist(), strict=True):
+        relevant.setdefault(u, set()).add(i)
+    users = np.array(sorted(relevant), dtype=np.int64)
+    if max_users and len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    matrix = train.matrix()
+    counts = np.diff(matrix.indptr)
+    text_vectors = _user_text_vectors(data, train, users, embedder, cache_dir)
+    batch = UserBatch(matrix[users], user_rows=users, text_vectors=text_vectors)
+    cold = train.item_popularity() == 0
+    return Fold(train, users, batch, [relevant[u] for u in users], counts[users], cold)
+
+
+def _user_text_vectors(data: EvalData, train: Interactions, users: np.ndarray,
+                       embedder: TextEmbedder, cache_dir: Path) -> np.ndarray | None:
+    """Vectors of what each listener wrote about items in their training part only."""
+    if not data.user_texts:
+        return None
+    train_items: dict[int, set[str]] = {}
+    ids = data.interactions.item_ids
+    for u, i in zip(train.users.tolist(), train.items.tolist(), strict=True):
+        train_items.setdefault(u, set()).add(ids[i])
+    texts = []
+    for u in users.tolist():
+        allowed = train_items.get(u, set())
+        own = [t for _, t, item in data.user_texts.get(u, []) if item in allowed]
+        texts.append(" ".join(own)[:1000])
+    if not any(texts):
+        return None
+    wanted = [t for t in texts if t]
+    vectors = embed_cached(embedder, wanted, cache_dir, queries=True)
+    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+    out[[bool(t) for t in texts]] = vectors
+    return out
+
+
+def rank(model: Recommender, fold: Fold, k: int, chunk: int = 256) -> list[np.ndarray]:
+    lists: list[np.ndarray] = []
+    for start in range(0, len(fold.users), chunk):
+        part = fold.batch.take(np.arange(start, min(start + chunk, len(fold.users))))
+        lists.extend(s.rows for s in model.recommend(part, k))
+    return lists
+
+
+def score_lists(lists: Sequence[np.ndarray], fold: Fold, ks: Sequence[int],
+                vectors: np.ndarray, n_users: int) -> dict[str, Any]:
+    """Accuracy per listener (overall and by activity slice), cold items, beyond-accuracy."""
+    pop = fold.train.item_popularity()
+    top_decile = pop >= np.quantile(pop[pop > 0], 0.9) if (pop > 0).any() else pop > 0
+    per_user: dict[str, list[float]] = {}
+    for ranked_arr, rel in zip(lists, fold.relevant, strict=True):
+        ranked = ranked_arr.tolist()
+        for k in ks:
+            for name, fn in (("recall", M.recall_at_k), ("ndcg", M.ndcg_at_k),
+                             ("map", M.average_precision_at_k), ("mrr", M.mrr_at_k),
+                             ("hit", M.hit_rate_at_k)):
+                per_user.setdefault(f"{name}@{k}", []).append(fn(ranked, rel, k))
+    out: dict[str, Any] = {name: float(np.mean(v)) for name, v in per_user.items()}
+    n_items = len(pop)
+    for k in ks:
+        recommended = [r[:k] for r in lists]
+        flat = np.concatenate(recommended) if recommended else np.zeros(0, int)
+        out[f"coverage@{k}"] = float(len(np.unique(flat)) / n_items)
+        out[f"diversity@{k}"] = float(np.mean([M.intra_list_diversity(r, vectors)
+                                               for r in recommended]))
+        out[f"novelty@{k}"] = float(np.mean([M.self_information(r, pop, n_users)
+                                             for r in recommended]))
+        out[f"popularity@{k}"] = float(pop[flat].mean()) if len(flat) else 0.0
+        out[f"top10%share@{k}"] = float(top_decile[flat].mean()) if len(flat) else 0.0
+    slices: dict[str, dict[str, float]] = {}
+    for label, lo, hi in SLICES:
+        idx = np.flatnonzero((fold.train_counts >= lo) & (fold.train_counts <= hi))
+        if len(idx):
+            slices[label] = {"users": int(len(idx))} | {
+                name: float(np.mean(np.asarray(v)[idx])) for name, v in per_user.items()
+                if name.startswith(("ndcg", "recall"))}
+    cold_rel = [({i for i in rel if fold.cold_items[i]}, r) for rel, r in
+                zip(fold.relevant, lists, strict=True)]
+    cold_rel = [(rel, r) for rel, r in cold_rel if rel]
+    if cold_rel:
+        slices["cold items"] = {"users": len(cold_rel)} | {
+            f"recall@{k}": float(np.mean([M.recall_at_k(r.tolist(), rel, k)
+                                          for rel, r in cold_rel])) for k in ks}
+    out["slices"] = slices
+    return out
+
+
+def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
+             ks: Sequence[int], embedder: TextEmbedder, cache_dir: Path,
+             max_validation_users: int = 1000, progress: Progress | None = None
+             ) -> dict[str, Any]:
+    say = progress or (lambda _m: None)
+    kmax = max(ks)
+    pairs = data.interactions
+    test_mask = split_pairs(pairs, split)
+    fold = make_fold(data, pairs, test_mask, embedder, cache_dir)
+    inner_pairs = fold.train
+    inner_mask = split_pairs(inner_pairs, replace(split, seed=split.seed + 1))
+    val = make_fold(data, inner_pairs, inner_mask, embedder, cache_dir,
+                    max_users=max_validation_users, seed=split.seed)
+    say(f"train pairs {len(fold.train.users)}, test listeners {len(fold.users)}, "
+        f"validation listeners {len(val.users)}")
+    singles = [m for m in model_names if m != "hybrid"]
+    if "hybrid" in model_names and not singles:
+        singles = [m for m in MODELS if m != "hybrid"]
+    chosen: dict[str, dict[str, Any]] = {}
+    val_models: dict[str, Recommender] = {}
+    for name in singles:
+        best = None
+        for params in GRIDS[name]:
+            model = make_model(name, params, split.seed).fit(data.catalog, val.train)
+            lists = rank(model, val, 10)
+            q = float(np.mean([M.ndcg_at_k(r.tolist(), rel, 10)
+                               for r, rel in zip(lists, val.relevant, strict=True)]))
+            say(f"validation {name} {params}: ndcg@10 {q:.4f}")
+            if best is None or q > best[0]:
+                best = (q, params, model)
+        assert best is not None
+        chosen[name] = {"params": best[1], "validation_ndcg@10": round(best[0], 4)}
+        val_models[name] = best[2]
+    results: dict[str, Any] = {}
+    fitted: dict[str, Recommender] = {}
+    for name in singles:
+        t0 = time.perf_counter()
+        model = make_model(name, chosen[name]["params"], split.seed).fit(data.catalog,
+                                                                          fold.train)
+        fit_s = time.perf_counter() - t0
+        fitted[name] = model
+        t0 = time.perf_counter()
+        lists = rank(model, fold, kmax)
+        infer_s = time.perf_counter() - t0
+        results[name] = score_lists(lists, fold, ks, data.catalog.vectors, pairs.n_users) | {
+            "fit_seconds": round(fit_s, 3), "inference_seconds": round(infer_s, 3),
+            "params": model.params(), "validation_ndcg@10": chosen[name]["validation_ndcg@10"]}
+        say(f"test {name}: ndcg@10 {results[name]['ndcg@10']:.4f}")
+    if "hybrid" in model_names:
+        hybrid_val = HybridModel(val_models).fit(data.catalog, val.train)
+        t0 = time.perf_counter()
+        blend = hybrid_val.learn_blend(val.batch, val.relevant, k=10, progress=say)
+        learn_s = time.perf_counter() - t0
+        hybrid = HybridModel(fitted).fit(data.catalog, fold.train)
+        hybrid.blend = hybrid_val.blend
+        t0 = time.perf_counter()
+        lists = rank(hybrid, fold, kmax)
+        infer_s = time.perf_counter() - t0
+        results["hybrid"] = score_lists(lists, fold, ks, data.catalog.vectors,
+                                        pairs.n_users) | {
+            "fit_seconds": round(learn_s + sum(results[n]["fit_seconds"] for n in singles), 3),
+            "blend_seconds": round(learn_s, 3), "inference_seconds": round(infer_s, 3),
+            "params": hybrid.params(), "blend_validation": blend}
+        say(f"test hybrid: ndcg@10 {results['hybrid']['ndcg@10']:.4f}")
+    order = [m for m in MODELS if m in results]
+    return {
+        "protocol": split.__dict__,
+        "ks": list(ks),
+        "data": {"users": pairs.n_users, "items": pairs.n_items, "pairs": int(len(pairs.users)),
+                 "positive_pairs": int((pairs.confidence > 0).sum()),
+                 "train_pairs": int(len(fold.train.users)), "test_users": int(len(fold.users)),
+                 "validation_users": int(len(val.users)),
+                 "cold_test_items": int(len({i for rel in fold.relevant for i in rel
+                                             if fold.cold_items[i]})),
+                 "embedder": embedder.model_id},
+        "models": {m: results[m] for m in order},
+    }
+

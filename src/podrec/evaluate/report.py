@@ -1,0 +1,89 @@
+"""Write an evaluation's results: results.json, results.md and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HEADLINE = ("ndcg", "recall", "map", "mrr", "hit")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    ks = results["ks"]
+    models = results["models"]
+    cols = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall")] + \
+        [f"{m}@{ks[0]}" for m in ("map", "mrr", "hit", "coverage", "diversity", "novelty",
+                                   "top10%share")]
+    lines = [f"Protocol `{results['protocol']['protocol']}`, seed {results['protocol']['seed']};"
+             f" {results['data']['users']} listeners, {results['data']['items']} items, "
+             f"{results['data']['test_users']} test listeners.", "",
+             "| model | " + " | ".join(cols) + " | fit s |", "|---" * (len(cols) + 2) + "|"]
+    for name, r in models.items():
+        lines.append(f"| {name} | " + " | ".join(f"{r[c]:.4f}" for c in cols)
+                     + f" | {r['fit_seconds']:.1f} |")
+    slice_names = sorted({s for r in models.values() for s in r["slices"]})
+    if slice_names:
+        k = ks[0]
+        lines += ["", f"Slices (ndcg@{k}; cold items: recall@{k}; listeners in brackets):", "",
+                  "| model | " + " | ".join(slice_names) + " |",
+                  "|---" * (len(slice_names) + 1) + "|"]
+        for name, r in models.items():
+            cells = []
+            for s in slice_names:
+                sl = r["slices"].get(s)
+                metric = f"recall@{k}" if s == "cold items" else f"ndcg@{k}"
+                cells.append(f"{sl[metric]:.4f} ({sl['users']})" if sl else "–")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.json", out / "results.md"]
+    paths[0].write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    paths[1].write_text(markdown(results), encoding="utf-8")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plots are optional: the bench extra installs matplotlib
+        return paths
+    models = results["models"]
+    names = list(models)
+    ks = results["ks"]
+    metrics = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall")]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        ax.bar(np.arange(len(metrics)) + i * width, [models[name][m] for m in metrics], width,
+               label=name)
+    ax.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, metrics)
+    ax.set_title(f"{results['protocol']['protocol']}: accuracy by model")
+    ax.legend(fontsize=8, ncols=4)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy.png", dpi=110)
+    plt.close(fig)
+    paths.append(out / "accuracy.png")
+    slice_names = sorted({s for r in models.values() for s in r["slices"]})
+    if slice_names:
+        k = ks[0]
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        width = 0.8 / len(names)
+        for i, name in enumerate(names):
+            vals = []
+            for s in slice_names:
+                sl = models[name]["slices"].get(s, {})
+                vals.append(sl.get(f"recall@{k}" if s == "cold items" else f"ndcg@{k}", 0.0))
+            ax.bar(np.arange(len(slice_names)) + i * width, vals, width, label=name)
+        ax.set_xticks(np.arange(len(slice_names)) + 0.4 - width / 2, slice_names)
+        ax.set_title(f"ndcg@{k} by listener activity; recall@{k} of cold items")
+        ax.legend(fontsize=8, ncols=4)
+        fig.tight_layout()
+        fig.savefig(out / "slices.png", dpi=110)
+        plt.close(fig)
+        paths.append(out / "slices.png")
+    return paths

@@ -1,0 +1,240 @@
+"""Collaborative filtering: what listeners do together. Popularity (overall and recent),
+item-kNN (cosine), EASE (closed form, numpy) and iALS / BPR (the ``implicit`` library).
+
+All honour ``Recommender``: fit on an ``Interactions``, score listener histories.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from threadpoolctl import threadpool_limits
+
+from podrec.model.base import CatalogData, Recommender, UserBatch
+from podrec.model.interactions import Interactions
+
+
+def _binary(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    out = sparse.csr_matrix(matrix, dtype=np.float32, copy=True)
+    out.data = (out.data > 0).astype(np.float32)
+    out.eliminate_zeros()
+    return out
+
+
+class PopularityModel(Recommender):
+    """The items most listeners engaged with; with ``half_life_days``, weighted to recent ones."""
+
+    def __init__(self, half_life_days: float | None = None) -> None:
+        self.half_life_days = half_life_days
+        self.name = "pop-recent" if half_life_days else "pop"
+
+    def fit(self, catalog: CatalogData | None, interactions: Interactions | None = None
+            ) -> PopularityModel:
+        assert interactions is not None
+        self._n_items = interactions.n_items
+        pos = interactions.confidence > 0
+        weight = np.ones(int(pos.sum()))
+        if self.half_life_days:
+            age_days = (interactions.times.max() - interactions.times[pos]) / 86400.0
+            weight = 0.5 ** (age_days / self.half_life_days)
+        self.popularity = np.bincount(interactions.items[pos], weights=weight,
+                                      minlength=self._n_items).astype(np.float32)
+        return self
+
+    def score(self, batch: UserBatch) -> np.ndarray:
+        return np.broadcast_to(self.popularity, (len(batch), self._n_items)).copy()
+
+    def params(self) -> dict[str, Any]:
+        return {"half_life_days": self.half_life_days}
+
+
+class ItemKNNModel(Recommender):
+    """Item-based kNN: cosine between items' listener vectors, ``neighbours`` kept per item."""
+
+    name = "itemknn"
+
+    def __init__(self, neighbours: int = 100, shrink: float = 10.0) -> None:
+        self.neighbours, self.shrink = neighbours, shrink
+
+    def fit(self, catalog: CatalogData | None, interactions: Interactions | None = None
+            ) -> ItemKNNModel:
+        assert interactions is not None
+        x = _binary(interactions.matrix())
+        self._n_items = x.shape[1]
+        counts = np.asarray(x.sum(axis=0)).ravel()
+        co = (x.T @ x).tocsr().astype(np.float32)
+        co.setdiag(0.0)
+        co.eliminate_zeros()
+        norms = np.sqrt(counts)
+        co = co.tocoo()
+        sims = co.data / (norms[co.row] * norms[co.col] + self.shrink)
+        sim = sparse.csr_matrix((sims.astype(np.float32), (co.row, co.col)),
+                                shape=co.shape)
+        self.similarity = _keep_top_per_row(sim, self.neighbours)
+        return self
+
+    def score(self, batch: UserBatch) -> np.ndarray:
+        return np.asarray((_binary(batch.histories) @ self.similarity).todense(),
+                          dtype=np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {"neighbours": self.neighbours, "shrink": self.shrink}
+
+
+def _keep_top_per_row(m: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    m = m.tocsr()
+    rows, cols, vals = [], [], []
+    for r in range(m.shape[0]):
+        start, end = m.indptr[r], m.indptr[r + 1]
+        if start == end:
+            continue
+        data, idx = m.data[start:end], m.indices[start:end]
+        if len(data) > k:
+            keep = np.argpartition(-data, k)[:k]
+            data, idx = data[keep], idx[keep]
+        rows.append(np.full(len(idx), r))
+        cols.append(idx)
+        vals.append(data)
+    if not rows:
+        return sparse.csr_matrix(m.shape, dtype=np.float32)
+    # S[j, c]: c among j's nearest; history @ S sums each history item's neighbours
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=m.shape, dtype=np.float32)
+
+
+class EASEModel(Recommender):
+    """EASE (Steck 2019): a closed-form item-item model, B = I - P·diag(1/diag(P)),
+    P = (XᵀX + λI)⁻¹. The inverse is O(items³), so only the ``max_items`` most popular items
+    are modelled; the rest score zero."""
+
+    name = "ease"
+
+    def __init__(self, l2: float = 200.0, max_items: int = 8000) -> None:
+        self.l2, self.max_items = l2, max_items
+
+    def fit(self, catalog: CatalogData | None, interactions: Interactions | None = None
+            ) -> EASEModel:
+        assert interactions is not None
+        x = _binary(interactions.matrix())
+        self._n_items = x.shape[1]
+        counts = np.asarray(x.sum(axis=0)).ravel()
+        order = np.argsort(-counts, kind="stable")
+        self.items = np.sort(order[: min(self.max_items, int((counts > 0).sum()))])
+        xs = x[:, self.items]
+        gram = np.asarray((xs.T @ xs).todense(), dtype=np.float64)
+        gram[np.diag_indices_from(gram)] += self.l2
+        p = np.linalg.inv(gram)
+        b = p / (-np.diag(p))
+        b[np.diag_indices_from(b)] = 0.0
+        self.weights = b.astype(np.float32)
+        return self
+
+    def score(self, batch: UserBatch) -> np.ndarray:
+        out = np.zeros((len(batch), self._n_items), dtype=np.float32)
+        h = _binary(batch.histories)[:, self.items]
+        out[:, self.items] = np.asarray(h @ self.weights)
+        return out
+
+    def params(self) -> dict[str, Any]:
+        return {"l2": self.l2, "max_items": self.max_items}
+
+
+class _ImplicitModel(Recommender):
+    """Shared scoring of the implicit library's factor models."""
+
+    _model: Any
+
+    def _fit_matrix(self, interactions: Interactions) -> sparse.csr_matrix:
+        return interactions.matrix().tocsr()
+
+    def fit(self, catalog: CatalogData | None, interactions: Interactions | None = None
+            ) -> _ImplicitModel:
+        assert interactions is not None
+        matrix = self._fit_matrix(interactions)
+        self._n_items = matrix.shape[1]
+        self._train = matrix
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself
+            self._model.fit(matrix, show_progress=False)
+        return self
+
+    def _user_factors(self, histories: sparse.csr_matrix,
+                      user_rows: np.ndarray | None) -> np.ndarray:
+        factors = np.asarray(self._model.user_factors)
+        out = np.zeros((histories.shape[0], factors.shape[1]), dtype=np.float32)
+        known = np.zeros(histories.shape[0], bool)
+        if user_rows is not None:
+            rows = np.asarray(user_rows)
+            known = (rows >= 0) & (rows < factors.shape[0])
+            out[known] = factors[rows[known]]
+        unknown = np.flatnonzero(~known & (np.diff(histories.indptr) > 0))
+        if len(unknown):
+            out[unknown] = self._fold_in(histories[unknown])
+        return out
+
+    def _fold_in(self, histories: sparse.csr_matrix) -> np.ndarray:
+        return np.asarray(self._model.recalculate_user(
+            np.arange(histories.shape[0]), self._fit_rows(histories)))
+
+    def _fit_rows(self, histories: sparse.csr_matrix) -> sparse.csr_matrix:
+        return sparse.csr_matrix(histories, dtype=np.float32)
+
+    def score(self, batch: UserBatch) -> np.ndarray:
+        users = self._user_factors(batch.histories, batch.user_rows)
+        return users @ np.asarray(self._model.item_factors).T
+
+
+class ALSModel(_ImplicitModel):
+    """iALS (Hu, Koren, Volinsky 2008) via ``implicit``: confidence 1 + alpha · weight."""
+
+    name = "ials"
+
+    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 2.0,
+                 iterations: int = 15, seed: int = 0) -> None:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        self.factors, self.regularization, self.alpha = factors, regularization, alpha
+        self.iterations, self.seed = iterations, seed
+        with threadpool_limits(1, "blas"):  # its constructor checks BLAS threading
+            self._model = AlternatingLeastSquares(
+                factors=factors, regularization=regularization, alpha=alpha,
+                iterations=iterations, random_state=seed)
+
+    def _fit_rows(self, histories: sparse.csr_matrix) -> sparse.csr_matrix:
+        return sparse.csr_matrix(histories, dtype=np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {"factors": self.factors, "regularization": self.regularization,
+                "alpha": self.alpha, "iterations": self.iterations}
+
+
+class BPRModel(_ImplicitModel):
+    """BPR (Rendle et al. 2009) via ``implicit``, on binary feedback. A listener the model has
+    not seen is folded in as the mean factor of their items."""
+
+    name = "bpr"
+
+    def __init__(self, factors: int = 64, learning_rate: float = 0.05,
+                 regularization: float = 0.01, iterations: int = 100, seed: int = 0) -> None:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        self.factors, self.learning_rate = factors, learning_rate
+        self.regularization, self.iterations, self.seed = regularization, iterations, seed
+        self._model = BayesianPersonalizedRanking(
+            factors=factors, learning_rate=learning_rate, regularization=regularization,
+            iterations=iterations, random_state=seed)
+
+    def _fit_matrix(self, interactions: Interactions) -> sparse.csr_matrix:
+        return _binary(interactions.matrix())
+
+    def _fold_in(self, histories: sparse.csr_matrix) -> np.ndarray:
+        h = _binary(histories)
+        totals = np.maximum(np.asarray(h.sum(axis=1)).ravel(), 1.0)
+        users = np.asarray(sparse.diags(1.0 / totals) @ h @ np.asarray(self._model.item_factors))
+        users[:, -1] = 1.0  # implicit's BPR keeps item biases in the last factor
+        return users
+
+    def params(self) -> dict[str, Any]:
+        return {"factors": self.factors, "learning_rate": self.learning_rate,
+                "regularization": self.regularization, "iterations": self.iterations}

@@ -1,0 +1,126 @@
+"""Split protocols and the evaluation harness, on the real MovieLens slice."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES
+from podrec.evaluate.harness import evaluate, prepare
+from podrec.evaluate.metrics import average_precision_at_k, intra_list_diversity, ndcg_at_k
+from podrec.evaluate.protocols import SplitConfig, split_pairs
+from podrec.ingest.datasets import read_catalog
+from podrec.ingest.events import read_events
+from podrec.model.interactions import build_interactions
+from podrec.records import IngestReport
+
+ML = FIXTURES / "movielens_40users"
+
+
+@pytest.fixture(scope="module")
+def ml_files():
+    report = IngestReport()
+    return list(read_catalog(ML / "movies.csv", report)), list(read_events(ML / "ratings.csv",
+                                                                          report))
+
+
+@pytest.fixture(scope="module")
+def pairs(ml_files):
+    records, events = ml_files
+    return build_interactions(events, [r.id for r in records])
+
+
+def test_temporal_split_puts_the_latest_pairs_in_test(pairs):
+    test = split_pairs(pairs, SplitConfig("temporal", test_fraction=0.25))
+    assert test.mean() == pytest.approx(0.25, abs=0.01)
+    assert pairs.times[test].min() >= pairs.times[~test].max()
+
+
+def test_leave_last_holds_out_each_listeners_latest(pairs):
+    test = split_pairs(pairs, SplitConfig("leave-last", leave_n=2))
+    for u in range(pairs.n_users):
+        mine = pairs.users == u
+        assert test[mine].sum() == 2
+        assert pairs.times[mine & test].min() >= pairs.times[mine & ~test].max()
+
+
+def test_user_holdout_keeps_other_listeners_whole(pairs):
+    test = split_pairs(pairs, SplitConfig("user-holdout", test_fraction=0.25, seed=3))
+    held = np.unique(pairs.users[test])
+    assert len(held) == 10  # 25% of 40 listeners
+    for u in held:
+        mine = pairs.users == u
+        assert test[mine].mean() == pytest.approx(0.2, abs=0.05)  # 80% given at fold-in
+    assert not test[~np.isin(pairs.users, held)].any()
+
+
+def test_random_split_is_seeded(pairs):
+    a = split_pairs(pairs, SplitConfig("random", seed=1))
+    b = split_pairs(pairs, SplitConfig("random", seed=1))
+    c = split_pairs(pairs, SplitConfig("random", seed=2))
+    assert (a == b).all() and not (a == c).all()
+    assert a.mean() == pytest.approx(0.2, abs=0.01)
+
+
+def test_protocol_mistakes_are_clear(pairs):
+    with pytest.raises(ValueError, match="unknown protocol"):
+        split_pairs(pairs, SplitConfig("sometimes"))
+    flat = pairs.subset(np.ones(len(pairs.users), bool))
+    flat.times = np.zeros_like(flat.times)
+    with pytest.raises(ValueError, match="temporal protocol needs timestamps"):
+        split_pairs(flat, SplitConfig("temporal"))
+
+
+def test_metrics_on_hand_checked_lists():
+    assert ndcg_at_k([1, 2, 3], {1}, 3) == pytest.approx(1.0)
+    assert ndcg_at_k([2, 1], {1}, 2) == pytest.approx(1 / np.log2(3))
+    assert average_precision_at_k([1, 9, 2], {1, 2}, 3) == pytest.approx((1 + 2 / 3) / 2)
+    v = np.eye(3, dtype=np.float32)
+    assert intra_list_diversity([0, 1, 2], v) == pytest.approx(1.0)
+    assert intra_list_diversity([0, 0], v) == pytest.approx(0.0)
+
+
+def test_harness_scores_every_model_on_the_same_listeners(ml_files, wordllama, tmp_path):
+    records, events = ml_files
+    data = prepare(records, events, wordllama, tmp_path / "cache")
+    results = evaluate(data, SplitConfig("random", seed=0),
+                       ["pop", "itemknn", "ease", "content", "hybrid"], [5, 10], wordllama,
+                       tmp_path / "cache")
+    models = results["models"]
+    assert list(models) == ["pop", "itemknn", "ease", "content", "hybrid"]
+    for name, r in models.items():
+        for key in ("ndcg@10", "recall@5", "map@10", "mrr@10", "hit@10", "coverage@10",
+                    "diversity@10", "novelty@10", "popularity@10", "fit_seconds"):
+            assert key in r, (name, key)
+        assert 0.0 <= r["ndcg@10"] <= 1.0 and r["hit@10"] >= r["recall@10"]
+        activity = [s for label, s in r["slices"].items() if label.startswith("users")]
+        assert sum(s["users"] for s in activity) == results["data"]["test_users"]
+    assert models["ease"]["params"]["l2"] in (50.0, 200.0, 800.0)  # chosen on validation
+    assert models["ease"]["ndcg@10"] > models["pop"]["ndcg@10"]
+    assert {"buckets", "blend"} <= set(models["hybrid"]["params"])
+
+
+def test_evaluate_command_writes_results_and_plots(tmp_path):
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODREC_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "podrec.cli", "evaluate", "--catalog", str(ML / "movies.csv"),
+         "--events", str(ML / "ratings.csv"), "--protocol", "leave-last",
+         "--models", "pop,ials,content,hybrid", "--k", "10,20", "--out", str(out),
+         "--embedder", "wordllama", "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["protocol"]["protocol"] == "leave-last"
+    # one held-out pair per listener; those whose last rating was low have nothing to find
+    assert 20 <= results["data"]["test_users"] <= 40
+    assert set(results["models"]) == {"pop", "ials", "content", "hybrid"}
+    assert (out / "results.md").read_text().startswith("Protocol `leave-last`")
+    assert (out / "accuracy.png").stat().st_size > 5000
+    bad = subprocess.run([sys.executable, "-m", "podrec.cli", "evaluate", "--catalog",
+                          str(ML / "movies.csv"), "--events", str(ML / "ratings.csv"),
+                          "--models", "pop,magic"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "unknown model(s) magic" in bad.stderr

@@ -1,0 +1,149 @@
+"""Every recommender on a real slice of MovieLens (users 1-40): the protocol, and each model's
+own defining property."""
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from conftest import FIXTURES
+from podrec.ingest.datasets import read_catalog
+from podrec.ingest.events import read_events
+from podrec.model.base import CatalogData, UserBatch
+from podrec.model.collaborative import (
+    ALSModel,
+    BPRModel,
+    EASEModel,
+    ItemKNNModel,
+    PopularityModel,
+)
+from podrec.model.content import ContentModel
+from podrec.model.hybrid import HybridModel, standardise
+from podrec.model.interactions import build_interactions, event_weight
+from podrec.records import IngestReport
+
+ML = FIXTURES / "movielens_40users"
+
+
+@pytest.fixture(scope="module")
+def ml(wordllama):
+    report = IngestReport()
+    records = list(read_catalog(ML / "movies.csv", report))
+    events = list(read_events(ML / "ratings.csv", report))
+    assert report.failed == 0
+    data = build_interactions(events, [r.id for r in records])
+    vectors = wordllama.embed_passages([f"{r.title}. {', '.join(r.categories)}" for r in records])
+    catalog = CatalogData(ids=[r.id for r in records], kinds=["show"] * len(records),
+                          vectors=vectors, titles=[r.title for r in records],
+                          categories=[r.categories for r in records])
+    return data, catalog
+
+
+def test_event_weights_follow_the_documented_rules():
+    w = {"rate": 1.0, "play": 1.0, "skip": -1.0, "complete": 3.0}
+    assert event_weight("rate", 5.0, w) == 2.5 and event_weight("rate", 1.0, w) == -2.0
+    assert event_weight("play", 0.5, w) == 0.5  # progress
+    assert event_weight("play", 100.0, w) == pytest.approx(np.log1p(100.0))  # a play count
+    assert event_weight("skip", None, w) == -1.0 and event_weight("complete", None, w) == 3.0
+
+
+def test_interactions_aggregate_pairs(ml):
+    data, catalog = ml
+    assert data.n_users == 40 and data.n_items == len(catalog)
+    assert len(data.users) == 6873  # one pair per (user, movie) in MovieLens
+    m = data.matrix()
+    assert m.shape == (40, data.n_items) and (m.data > 0).all()
+    assert (data.confidence <= 0).sum() > 0  # low ratings count against
+
+
+ALL = [PopularityModel(), PopularityModel(half_life_days=90), ItemKNNModel(neighbours=50),
+       EASEModel(l2=100.0), ALSModel(factors=16, iterations=5),
+       BPRModel(factors=16, iterations=20), ContentModel()]
+
+
+@pytest.mark.parametrize("model", ALL, ids=lambda m: m.name)
+def test_every_model_honours_the_protocol(ml, model):
+    data, catalog = ml
+    model.fit(catalog, data)
+    m = data.matrix()
+    batch = UserBatch(m[:5], user_rows=np.arange(5))
+    scores = model.score(batch)
+    assert scores.shape == (5, data.n_items) and np.isfinite(scores).all()
+    recs = model.recommend(batch, k=10)
+    for i, r in enumerate(recs):
+        assert len(r.rows) == 10 and len(set(r.rows.tolist())) == 10
+        assert not set(r.rows.tolist()) & set(m[i].indices.tolist())  # seen items left out
+        assert (np.diff(r.scores) <= 1e-6).all()
+    sim = model.similar_items(int(m[0].indices[0]), k=5)
+    assert len(sim.rows) == 5 and int(m[0].indices[0]) not in sim.rows
+
+
+def test_popularity_recent_prefers_recent_items(ml):
+    data, catalog = ml
+    overall = PopularityModel().fit(catalog, data).popularity
+    recent = PopularityModel(half_life_days=30).fit(catalog, data).popularity
+    pos = data.confidence > 0
+    newest = data.items[pos][np.argmax(data.times[pos])]
+    assert recent[newest] / recent.max() > overall[newest] / overall.max()
+
+
+def test_ease_weights_have_an_empty_diagonal_and_score_like_their_formula(ml):
+    data, catalog = ml
+    model = EASEModel(l2=100.0).fit(catalog, data)
+    assert np.allclose(np.diag(model.weights), 0.0)
+    x = (data.matrix()[:, model.items] > 0).astype(np.float32)
+    expected = np.asarray(x[:3] @ model.weights)
+    got = model.score(UserBatch(data.matrix()[:3]))[:, model.items]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_factor_models_fold_in_listeners_they_have_not_seen(ml):
+    data, catalog = ml
+    for model in (ALSModel(factors=16, iterations=10), BPRModel(factors=16, iterations=50)):
+        model.fit(catalog, data)
+        m = data.matrix()
+        known = model.score(UserBatch(m[:1], user_rows=np.array([0])))[0]
+        unknown = model.score(UserBatch(m[:1], user_rows=np.array([-1])))[0]
+        top_known = set(np.argsort(-known)[:50].tolist())
+        top_unknown = set(np.argsort(-unknown)[:50].tolist())
+        assert len(top_known & top_unknown) >= 10, model.name
+
+
+def test_content_profile_scores_match_item_similarity_for_one_item(ml):
+    data, catalog = ml
+    model = ContentModel().fit(catalog, data)
+    row = int(data.matrix()[0].indices[0])
+    one = sparse.csr_matrix(([1.0], ([0], [row])), shape=(1, data.n_items))
+    by_profile = model.score(UserBatch(one))[0]
+    by_features = model.features(row) @ model.weights.as_array()
+    # genres are compared by cosine in profiles and by Jaccard item to item: same top item
+    by_profile[row] = by_features[row] = -np.inf
+    assert np.argmax(by_profile) == np.argmax(by_features)
+
+
+def test_hybrid_blend_is_learned_per_activity_bucket(ml):
+    data, catalog = ml
+    rng = np.random.default_rng(0)
+    test = rng.random(len(data.users)) < 0.2
+    train = data.subset(~test)
+    comps = {"pop": PopularityModel().fit(catalog, train),
+             "ease": EASEModel(l2=100.0).fit(catalog, train),
+             "content": ContentModel().fit(catalog, train)}
+    hybrid = HybridModel(comps, buckets=(30, 100)).fit(catalog, train)
+    users = np.unique(data.users[test & (data.confidence > 0)])
+    relevant = [set(data.items[test & (data.users == u) & (data.confidence > 0)].tolist())
+                for u in users]
+    batch = UserBatch(train.matrix()[users], user_rows=users)
+    report = hybrid.learn_blend(batch, relevant, k=10)
+    for entry in report:
+        if entry["users"]:
+            assert entry["validation_ndcg@10"] >= entry["best_single_ndcg@10"]
+    assert len(hybrid.blend) == 3
+    scores = hybrid.score(batch)
+    assert scores.shape == (len(users), data.n_items)
+
+
+def test_standardise_leaves_constant_rows_at_zero():
+    out = standardise(np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 2.0]]))
+    assert np.allclose(out[0], 0.0)
+    assert out[1].mean() == pytest.approx(0.0) and out[1].std() == pytest.approx(1.0, rel=1e-5)
+
