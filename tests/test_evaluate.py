@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import FIXTURES
+
 from podrec.evaluate.harness import evaluate, prepare
 from podrec.evaluate.metrics import average_precision_at_k, intra_list_diversity, ndcg_at_k
 from podrec.evaluate.protocols import SplitConfig, split_pairs

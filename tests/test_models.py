@@ -3,9 +3,9 @@ own defining property."""
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from scipy import sparse
 
-from conftest import FIXTURES
 from podrec.ingest.datasets import read_catalog
 from podrec.ingest.events import read_events
 from podrec.model.base import CatalogData, UserBatch
