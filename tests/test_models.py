@@ -147,3 +147,21 @@ def test_standardise_leaves_constant_rows_at_zero():
     assert np.allclose(out[0], 0.0)
     assert out[1].mean() == pytest.approx(0.0) and out[1].std() == pytest.approx(1.0, rel=1e-5)
 
+
+
+def test_configured_event_weights_change_confidence():
+    from datetime import UTC, datetime
+
+    from podrec.config import load_config
+    from podrec.records import EventRecord
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [EventRecord(user_id="u", event="complete", timestamp=t, item_id="a"),
+              EventRecord(user_id="u", event="skip", timestamp=t, item_id="b")]
+    default = build_interactions(events, ["a", "b"])
+    assert default.confidence.tolist() == [3.0, -1.0]
+    cfg = load_config(env={"PODREC_CONFIG": ""})
+    assert cfg.event_weights.as_dict()["complete"] == 3.0
+    custom = build_interactions(events, ["a", "b"], {**cfg.event_weights.as_dict(),
+                                                     "complete": 5.0, "skip": 0.0})
+    assert custom.confidence.tolist() == [5.0, 0.0]

@@ -376,7 +376,8 @@ def evaluate_cmd(
             bar.console.print(message, highlight=False)
 
         try:
-            data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step)
+            data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step,
+                           event_weights=cfg.event_weights.as_dict())
             results = evaluate(data, SplitConfig(protocol, test_fraction, leave_n=leave_n,
                                                  seed=seed), names, ks, emb, cache,
                                progress=step)

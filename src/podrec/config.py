@@ -48,6 +48,25 @@ class RecommendConfig:
 
 
 @dataclass(frozen=True)
+class EventWeightsConfig:
+    """Confidence each event type adds to its (listener, item) pair (model/interactions.py)."""
+
+    complete: float = 3.0
+    subscribe: float = 3.0
+    like: float = 2.0
+    play: float = 1.0  # times listening progress (0..1) or log(1 + play count)
+    rate: float = 1.0  # times (rating - 3), +0.5 for ratings of 3 and up
+    review: float = 1.0  # like rate, when the review has a rating
+    search: float = 0.0
+    skip: float = -1.0
+    dislike: float = -2.0
+    unsubscribe: float = -2.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str = "sqlite:///podrec.db"
     language_whitelist: tuple[str, ...] = (
@@ -57,6 +76,7 @@ class Config:
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     tagger: TaggerConfig = field(default_factory=TaggerConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    event_weights: EventWeightsConfig = field(default_factory=EventWeightsConfig)
 
 
 ENV_KEYS = {

@@ -98,13 +98,14 @@ def embed_cached(embedder: TextEmbedder, texts: list[str], cache_dir: Path,
 
 def prepare(records: Sequence[ItemRecord], events: Sequence[EventRecord],
             embedder: TextEmbedder, cache_dir: Path, max_chars: int = 1000,
-            progress: Progress | None = None) -> EvalData:
+            progress: Progress | None = None,
+            event_weights: dict[str, float] | None = None) -> EvalData:
     from podrec.enrich.pipeline import embedding_text
 
     by_id: dict[str, ItemRecord] = {}
     for rec in records:
         by_id.setdefault(rec.id, rec)
-    interactions = build_interactions(events, list(by_id))
+    interactions = build_interactions(events, list(by_id), event_weights)
     items = [by_id.get(i) or ItemRecord(id=i, title="") for i in interactions.item_ids]
     texts = [embedding_text(r, max_chars) if r.title else "" for r in items]  # type: ignore[arg-type]
     vectors = embed_cached(embedder, texts, cache_dir, progress=progress)

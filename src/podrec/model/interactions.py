@@ -14,22 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from podrec.config import EventWeightsConfig
 from podrec.records import EventRecord
 
-# Confidence each event type adds to its (user, item) pair. ``rate`` and ``review`` are
-# scaled by the rating (see event_weight), ``play`` by listening progress or play count.
-DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
-    "complete": 3.0,
-    "subscribe": 3.0,
-    "like": 2.0,
-    "play": 1.0,
-    "rate": 1.0,
-    "review": 1.0,
-    "search": 0.0,
-    "skip": -1.0,
-    "dislike": -2.0,
-    "unsubscribe": -2.0,
-}
+# Confidence each event type adds to its (user, item) pair, configurable under
+# [event_weights]. ``rate`` and ``review`` are scaled by the rating (see event_weight),
+# ``play`` by listening progress or play count.
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = EventWeightsConfig().as_dict()
 RATING_MIDPOINT = 3.0  # on a 1..5 scale: 4 and 5 are positive, 1 and 2 negative
 
 
