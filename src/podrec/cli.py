@@ -89,15 +89,8 @@ def ingest_catalog(
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """A catalog file in the generic format or one of the public dumps' formats."""
-    from podrec.ingest.datasets import FormatError
-
-    with _open(config, db) as podrec:
-        try:
-            report = podrec.ingest_catalog(file, fmt)
-        except FormatError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
-        _print_report(report, as_json)
+    with _open(config, db) as podrec:  # a FormatError is a ValueError: one line, exit 2
+        _print_report(podrec.ingest_catalog(file, fmt), as_json)
 
 
 @ingest_app.command("events")
@@ -108,15 +101,8 @@ def ingest_events(
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Listening events in the generic event format or one of the public dumps' formats."""
-    from podrec.ingest.datasets import FormatError
-
     with _open(config, db) as podrec:
-        try:
-            report = podrec.ingest_events(file, fmt)
-        except FormatError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
-        _print_report(report, as_json)
+        _print_report(podrec.ingest_events(file, fmt), as_json)
 
 
 def _progress() -> Progress:
