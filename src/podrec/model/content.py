@@ -122,16 +122,49 @@ class ContentModel(Recommender):
         return scores.astype(np.float32)
 
     # -- scoring --------------------------------------------------------------------------
-    def features(self, seed_row: int) -> np.ndarray:
-        """(n, 5) matrix of the score components of every item against one seed."""
-        cos = self.index.similarities(self.catalog.vectors[seed_row])
-        lex = np.asarray((self._tfidf @ self._tfidf[seed_row].T).toarray()).ravel()
-        overlap = np.asarray((self._genres @ self._genres[seed_row].T).toarray()).ravel()
-        union = self._genre_counts + self._genre_counts[seed_row] - overlap
+    def features(self, seed_row: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n, 5) matrix of the score components of every item (or of ``rows``) against one
+        seed."""
+        sel = slice(None) if rows is None else rows
+        if rows is None:
+            cos = self.index.similarities(self.catalog.vectors[seed_row])
+        else:
+            cos = self.index.vectors[rows] @ self.index.vectors[seed_row]
+            if self.metric != "cosine":
+                cos = self.index.similarities(self.catalog.vectors[seed_row])[rows]
+        lex = np.asarray((self._tfidf[sel] @ self._tfidf[seed_row].T).toarray()).ravel()
+        overlap = np.asarray((self._genres[sel] @ self._genres[seed_row].T).toarray()).ravel()
+        union = self._genre_counts[sel] + self._genre_counts[seed_row] - overlap
         genre = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
         a = self._author[seed_row]
-        author = ((self._author == a) if a >= 0 else np.zeros(len(cos), bool)).astype(np.float32)
-        return np.column_stack([cos, lex, genre, author, self._popularity]).astype(np.float32)
+        authors = self._author[sel]
+        author = ((authors == a) if a >= 0 else np.zeros(len(cos), bool)).astype(np.float32)
+        return np.column_stack([cos, lex, genre, author, self._popularity[sel]]
+                               ).astype(np.float32)
+
+    def block_scores(self, seed_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), len(seed_rows)) fused scores of ``rows`` against several seeds at once:
+        one matrix product per component instead of one pass per seed."""
+        w = self.weights.as_array()
+        v = self.index.vectors
+        if self.metric == "cosine":
+            out = w[0] * (v[rows] @ v[seed_rows].T)
+        else:
+            out = w[0] * np.column_stack([self.index.similarities(v[s])[rows]
+                                          for s in seed_rows])
+        if w[1]:
+            out += w[1] * (self._tfidf[rows] @ self._tfidf[seed_rows].T).toarray()
+        if w[2]:
+            overlap = (self._genres[rows] @ self._genres[seed_rows].T).toarray()
+            union = (self._genre_counts[rows][:, None] + self._genre_counts[seed_rows][None, :]
+                     - overlap)
+            out += w[2] * np.divide(overlap, union, out=np.zeros_like(overlap),
+                                    where=union > 0)
+        if w[3]:
+            a, b = self._author[rows][:, None], self._author[seed_rows][None, :]
+            out += w[3] * ((a == b) & (b >= 0))
+        out += w[4] * self._popularity[rows][:, None]
+        return out.astype(np.float32)
 
     def _finish(self, scores: np.ndarray, k: int, exclude: np.ndarray | None,
                 candidate_mask: np.ndarray | None, parts: np.ndarray,
@@ -149,22 +182,30 @@ class ContentModel(Recommender):
         return Scored(rows=rows, scores=best, components=components)
 
     def similar_items(self, row: int, k: int = 10,
-                      candidate_mask: np.ndarray | None = None) -> Scored:
+                      candidate_mask: np.ndarray | None = None,
+                      pool: int = 300) -> Scored:
+        """The seed's fused scores; with neighbour expansion, the best ``pool`` candidates are
+        re-scored against the seed's nearest items too (the rest cannot catch up: expansion
+        only adds to a candidate already close to the seed's neighbourhood)."""
         w = self.weights.as_array()
         parts = self.features(row)
         scores = parts @ w
-        extra = None
-        if self.weights.expand_k > 0 and self.weights.expand_weight:
-            own = scores.copy()
-            own[row] = -np.inf
-            if candidate_mask is not None:
-                own = np.where(candidate_mask, own, -np.inf)
-            neighbours, _ = top_k(own, self.weights.expand_k)
-            expansion = np.mean([self.features(int(r)) @ w for r in neighbours], axis=0) \
-                * self.weights.expand_weight if len(neighbours) else np.zeros_like(scores)
-            scores = scores + expansion
-            extra = {"neighbours": expansion}
-        return self._finish(scores, k, np.array([row]), candidate_mask, parts, extra)
+        if not (self.weights.expand_k > 0 and self.weights.expand_weight):
+            return self._finish(scores, k, np.array([row]), candidate_mask, parts)
+        own = scores.copy()
+        own[row] = -np.inf
+        if candidate_mask is not None:
+            own = np.where(candidate_mask, own, -np.inf)
+        candidates, _ = top_k(own, max(pool, k))
+        neighbours = candidates[: self.weights.expand_k]
+        expansion = np.zeros_like(scores)
+        if len(neighbours):
+            expansion[candidates] = self.weights.expand_weight * self.block_scores(
+                neighbours, candidates).mean(axis=1)
+        mask = np.zeros(len(scores), bool)
+        mask[candidates] = True
+        return self._finish(scores + expansion, k, np.array([row]), mask, parts,
+                            {"neighbours": expansion})
 
     def recommend_seeds(self, seed_rows: np.ndarray, k: int = 10,
                         query_vectors: np.ndarray | None = None,
