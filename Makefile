@@ -38,6 +38,7 @@ evaluate-similar: install
 bench: install
 	$(BIN)/python benchmarks/bench_embedding.py
 	$(BIN)/python benchmarks/bench_latency.py
+	$(BIN)/python benchmarks/bench_models.py
 
 clean:
 	rm -rf $(VENV) demo out .cache .pytest_cache

@@ -36,16 +36,19 @@ QUERIES = ["true crime but funny", "学习投资理财的播客", "history of th
 
 def open_app(db: str, data: Path, console: Console) -> Podrec:
     """Podrec over ``db``; ingest and embed the Apple catalog first if it has no vectors."""
+    path = data / CATALOG
+    missing = (f"is not there to build it. Pass --data DIR (the shared data folder holding "
+               f"{CATALOG}) or --db URL of a store enriched with e5.")
+    if db.startswith("sqlite:///") and not Path(db.removeprefix("sqlite:///")).exists() \
+            and not path.is_file():
+        sys.exit(f"error: database {db} does not exist and {path} {missing}")
     app = Podrec(Config(), database_url=db)
     try:
         app.catalog_data("show")
         return app
     except NotFoundError:
-        pass
-    path = data / CATALOG
-    if not path.is_file():
-        sys.exit(f"error: {db} holds no embedded catalog and {path} is not there to build it. "
-                 "Pass --data DIR (the shared data folder) or --db URL of an enriched store.")
+        if not path.is_file():
+            sys.exit(f"error: {db} holds no e5 show vectors and {path} {missing}")
     console.print(f"[yellow]notice:[/] {db} has no e5 vectors: ingesting {path} and embedding "
                   "it with e5 (about 9 minutes on 2 cores) ...")
     t0 = time.perf_counter()

@@ -15,8 +15,6 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from podrec.index.vector_index import top_k
-
 
 def norm_name(text: str | None) -> str:
     text = unicodedata.normalize("NFKC", text or "").casefold()
@@ -109,14 +107,25 @@ class Recommender(ABC):
     def recommend(self, batch: UserBatch, k: int = 10, exclude_seen: bool = True,
                   candidate_mask: np.ndarray | None = None) -> list[Scored]:
         """The top ``k`` items per listener, items in their history left out."""
-        scores = self.score(batch)
+        scores = np.array(self.score(batch), dtype=np.float32)  # a copy we may mask
+        if candidate_mask is not None:
+            scores[:, ~np.asarray(candidate_mask, bool)] = -np.inf
+        if exclude_seen:  # every listener's seen items at once, straight from the CSR arrays
+            h = sparse.csr_matrix(batch.histories)
+            scores[np.repeat(np.arange(h.shape[0]), np.diff(h.indptr)), h.indices] = -np.inf
+        k = min(k, scores.shape[1])
+        if k <= 0:
+            return [Scored(rows=np.zeros(0, np.int64), scores=np.zeros(0, np.float32))
+                    for _ in range(scores.shape[0])]
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-best, axis=1, kind="stable")
+        rows = np.take_along_axis(part, order, axis=1)
+        best = np.take_along_axis(best, order, axis=1)
         out = []
-        for i in range(scores.shape[0]):
-            seen = batch.histories[i].indices if exclude_seen else None
-            s = scores[i] if candidate_mask is None else np.where(candidate_mask, scores[i],
-                                                                  -np.inf)
-            rows, best = top_k(s, k, seen)
-            out.append(Scored(rows=rows, scores=best))
+        for r, s in zip(rows, best, strict=True):
+            keep = np.isfinite(s)  # fewer than k candidates left
+            out.append(Scored(rows=r[keep].astype(np.int64), scores=s[keep]))
         return out
 
     def similar_items(self, row: int, k: int = 10,
