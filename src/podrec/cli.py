@@ -315,6 +315,9 @@ def evaluate_cmd(
     = None,
     cache: Annotated[Path, typer.Option(help="embedding cache folder")] = Path(
         ".cache/embeddings"),
+    text_evidence: Annotated[str, typer.Option(help="train: only text about training items "
+                                               "counts; all: also text about the test items "
+                                               "(review-text cold start)")] = "train",
     config: ConfigOpt = None,
 ) -> None:
     """Offline evaluation from files alone: every model on the same split, baselines included."""
@@ -327,6 +330,10 @@ def evaluate_cmd(
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     bad = [m for m in names if m not in MODELS]
+    if text_evidence not in ("train", "all"):
+        err.print(f"[red]error:[/red] --text-evidence must be train or all, not "
+                  f"{text_evidence!r}")
+        raise typer.Exit(2)
     if bad or protocol not in PROTOCOLS:
         what = f"unknown model(s) {', '.join(bad)}; expected {', '.join(MODELS)}" if bad else \
             f"unknown protocol {protocol!r}; expected {', '.join(PROTOCOLS)}"
@@ -363,10 +370,10 @@ def evaluate_cmd(
 
         try:
             data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step,
-                           event_weights=cfg.event_weights.as_dict())
+                           event_weights=cfg.event_weights.as_dict(), seed=seed)
             results = evaluate(data, SplitConfig(protocol, test_fraction, leave_n=leave_n,
                                                  seed=seed), names, ks, emb, cache,
-                               progress=step)
+                               progress=step, text_evidence=text_evidence)
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None

@@ -99,16 +99,26 @@ def embed_cached(embedder: TextEmbedder, texts: list[str], cache_dir: Path,
 def prepare(records: Sequence[ItemRecord], events: Sequence[EventRecord],
             embedder: TextEmbedder, cache_dir: Path, max_chars: int = 1000,
             progress: Progress | None = None,
-            event_weights: dict[str, float] | None = None) -> EvalData:
+            event_weights: dict[str, float] | None = None, seed: int = 0) -> EvalData:
     from podrec.enrich.pipeline import embedding_text
 
     by_id: dict[str, ItemRecord] = {}
     for rec in records:
         by_id.setdefault(rec.id, rec)
-    interactions = build_interactions(events, list(by_id), event_weights)
+    # Item order is shuffled (seeded): a model with nothing to say scores every item the same,
+    # and ties must not fall on whatever the catalog file happens to list first.
+    ids = list(by_id)
+    ids = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    interactions = build_interactions(events, ids, event_weights)
     items = [by_id.get(i) or ItemRecord(id=i, title="") for i in interactions.item_ids]
     texts = [embedding_text(r, max_chars) if r.title else "" for r in items]  # type: ignore[arg-type]
-    vectors = embed_cached(embedder, texts, cache_dir, progress=progress)
+    # embed in the file's own order, so the on-disk cache serves every seed
+    position = {i: n for n, i in enumerate(interactions.item_ids)}
+    file_order = [position[i] for i in by_id] + [position[i] for i in interactions.item_ids
+                                                 if i not in by_id]
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    vectors[file_order] = embed_cached(embedder, [texts[p] for p in file_order], cache_dir,
+                                       progress=progress)
     vectors[[not t for t in texts]] = 0.0
     catalog = CatalogData(
         ids=list(interactions.item_ids), kinds=[r.kind for r in items], vectors=vectors,
@@ -140,7 +150,7 @@ class Fold:
 
 def make_fold(data: EvalData, pairs: Interactions, test_mask: np.ndarray,
               embedder: TextEmbedder, cache_dir: Path, max_users: int | None = None,
-              seed: int = 0) -> Fold:
+              seed: int = 0, text_evidence: str = "train") -> Fold:
     train = pairs.subset(~test_mask)
     test = pairs.subset(test_mask & (pairs.confidence > 0))
     relevant: dict[int, set[int]] = {}
@@ -151,7 +161,8 @@ def make_fold(data: EvalData, pairs: Interactions, test_mask: np.ndarray,
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     matrix = train.matrix()
     counts = np.diff(matrix.indptr)
-    text_vectors = _user_text_vectors(data, train, users, embedder, cache_dir)
+    text_vectors = _user_text_vectors(data, pairs if text_evidence == "all" else train, users,
+                                      embedder, cache_dir)
     batch = UserBatch(matrix[users], user_rows=users, text_vectors=text_vectors)
     cold = train.item_popularity() == 0
     return Fold(train, users, batch, [relevant[u] for u in users], counts[users], cold)
@@ -159,7 +170,8 @@ def make_fold(data: EvalData, pairs: Interactions, test_mask: np.ndarray,
 
 def _user_text_vectors(data: EvalData, train: Interactions, users: np.ndarray,
                        embedder: TextEmbedder, cache_dir: Path) -> np.ndarray | None:
-    """Vectors of what each listener wrote about items in their training part only."""
+    """Vectors of what each listener wrote about the items of ``train`` (normally their
+    training part; every pair when text evidence is 'all')."""
     if not data.user_texts:
         return None
     train_items: dict[int, set[str]] = {}
@@ -233,17 +245,22 @@ def score_lists(lists: Sequence[np.ndarray], fold: Fold, ks: Sequence[int],
 
 def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
              ks: Sequence[int], embedder: TextEmbedder, cache_dir: Path,
-             max_validation_users: int = 1000, progress: Progress | None = None
-             ) -> dict[str, Any]:
+             max_validation_users: int = 1000, progress: Progress | None = None,
+             text_evidence: str = "train") -> dict[str, Any]:
+    """Score ``model_names`` on one split. ``text_evidence`` 'train' lets a listener's
+    reviews/searches about training items count as evidence; 'all' also their text about the
+    test items (the review-text cold-start task: find the show from what its listener wrote,
+    easier than a real cold start because reviews often name the show)."""
     say = progress or (lambda _m: None)
     kmax = max(ks)
     pairs = data.interactions
     test_mask = split_pairs(pairs, split)
-    fold = make_fold(data, pairs, test_mask, embedder, cache_dir)
+    fold = make_fold(data, pairs, test_mask, embedder, cache_dir, text_evidence=text_evidence)
     inner_pairs = fold.train
     inner_mask = split_pairs(inner_pairs, replace(split, seed=split.seed + 1))
     val = make_fold(data, inner_pairs, inner_mask, embedder, cache_dir,
-                    max_users=max_validation_users, seed=split.seed)
+                    max_users=max_validation_users, seed=split.seed,
+                    text_evidence=text_evidence)
     say(f"train pairs {len(fold.train.users)}, test listeners {len(fold.users)}, "
         f"validation listeners {len(val.users)}")
     singles = [m for m in model_names if m != "hybrid"]
@@ -297,7 +314,7 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
         say(f"test hybrid: ndcg@10 {results['hybrid']['ndcg@10']:.4f}")
     order = [m for m in MODELS if m in results]
     return {
-        "protocol": split.__dict__,
+        "protocol": split.__dict__ | {"text_evidence": text_evidence},
         "ks": list(ks),
         "data": {"users": pairs.n_users, "items": pairs.n_items, "pairs": int(len(pairs.users)),
                  "positive_pairs": int((pairs.confidence > 0).sum()),
