@@ -48,8 +48,10 @@ class TaxonomyTagger:
 class KeyphraseExtractor:
     """Keyphrases of a text: yake for Latin-script languages, jieba for Chinese."""
 
-    def __init__(self, top_n: int = 5) -> None:
-        self.top_n = top_n
+    def __init__(self, top_n: int = 5, max_chars: int = 1000) -> None:
+        # yake's cost grows with the text and dominates enrich with a fast embedder: the
+        # opening of a description carries its key phrases.
+        self.top_n, self.max_chars = top_n, max_chars
         self._yake: dict[str, Any] = {}
 
     def _yake_for(self, language: str) -> Any:
@@ -69,12 +71,13 @@ class KeyphraseExtractor:
             import jieba.analyse
 
             jieba.setLogLevel(60)
-            pairs = jieba.analyse.extract_tags(text, topK=self.top_n, withWeight=True)
+            pairs = jieba.analyse.extract_tags(text[: self.max_chars], topK=self.top_n,
+                                               withWeight=True)
             top = max((w for _, w in pairs), default=1.0) or 1.0
             return [(word, float(w) / top) for word, w in pairs]
         if language not in (None, "en", "es", "de", "fr", "pt", "it", "nl", "sv", "no", "da",
                             "pl", "tr", "id"):
             return []
-        keywords = self._yake_for(language or "en").extract_keywords(text[:3000])
+        keywords = self._yake_for(language or "en").extract_keywords(text[: self.max_chars])
         # yake: lower is better; turn into a 0..1 score where higher is better.
         return [(kw, float(1.0 / (1.0 + score * 10))) for kw, score in keywords]
