@@ -107,15 +107,15 @@ def prepare(records: Sequence[ItemRecord], events: Sequence[EventRecord],
         by_id.setdefault(rec.id, rec)
     # Item order is shuffled (seeded): a model with nothing to say scores every item the same,
     # and ties must not fall on whatever the catalog file happens to list first.
-    ids = list(by_id)
-    ids = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    file_ids = list(by_id) + list(dict.fromkeys(
+        e.item_id for e in events if e.item_id and e.item_id not in by_id))
+    ids = [file_ids[i] for i in np.random.default_rng(seed).permutation(len(file_ids))]
     interactions = build_interactions(events, ids, event_weights)
     items = [by_id.get(i) or ItemRecord(id=i, title="") for i in interactions.item_ids]
     texts = [embedding_text(r, max_chars) if r.title else "" for r in items]  # type: ignore[arg-type]
     # embed in the file's own order, so the on-disk cache serves every seed
     position = {i: n for n, i in enumerate(interactions.item_ids)}
-    file_order = [position[i] for i in by_id] + [position[i] for i in interactions.item_ids
-                                                 if i not in by_id]
+    file_order = [position[i] for i in file_ids]
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     vectors[file_order] = embed_cached(embedder, [texts[p] for p in file_order], cache_dir,
                                        progress=progress)
