@@ -43,9 +43,15 @@ class HybridModel(Recommender):
                  buckets: Sequence[int] = DEFAULT_BUCKETS) -> None:
         self.components = components
         self.buckets = tuple(buckets)
-        names = list(components)
+        names = self.part_names()
         uniform = {n: 1.0 / len(names) for n in names}
         self.blend: list[dict[str, float]] = [dict(uniform) for _ in range(len(buckets) + 1)]
+
+    def part_names(self) -> list[str]:
+        """The blended parts: every component, plus ``content@cold`` (content's scores on
+        items no one has touched yet, where collaborative models have nothing to say)."""
+        names = list(self.components)
+        return names + (["content@cold"] if "content" in self.components else [])
 
     def fit(self, catalog: CatalogData | None, interactions: Any = None) -> HybridModel:
         """Fit every component not fitted yet (the blend is learned by ``learn_blend``)."""
@@ -53,10 +59,15 @@ class HybridModel(Recommender):
             if not hasattr(model, "_n_items"):
                 model.fit(catalog, interactions)
         self._n_items = next(iter(self.components.values())).n_items
+        self._cold = (interactions.item_popularity() == 0 if interactions is not None
+                      else np.zeros(self._n_items, bool))
         return self
 
     def component_scores(self, batch: UserBatch) -> dict[str, np.ndarray]:
-        return {name: standardise(m.score(batch)) for name, m in self.components.items()}
+        parts = {name: standardise(m.score(batch)) for name, m in self.components.items()}
+        if "content" in parts:
+            parts["content@cold"] = np.where(self._cold[None, :], parts["content"], 0.0)
+        return parts
 
     def score(self, batch: UserBatch) -> np.ndarray:
         parts = self.component_scores(batch)
