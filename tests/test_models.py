@@ -138,6 +138,11 @@ def test_hybrid_blend_is_learned_per_activity_bucket(ml):
         if entry["users"]:
             assert entry["validation_ndcg@10"] >= entry["best_single_ndcg@10"]
     assert len(hybrid.blend) == 3
+    parts = hybrid.component_scores(batch)
+    assert set(parts) == {"pop", "ease", "content", "content@cold"}
+    warm = train.item_popularity() > 0
+    assert (~warm).any() and np.all(parts["content@cold"][:, warm] == 0)
+    np.testing.assert_allclose(parts["content@cold"][:, ~warm], parts["content"][:, ~warm])
     scores = hybrid.score(batch)
     assert scores.shape == (len(users), data.n_items)
 
