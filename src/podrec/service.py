@@ -49,7 +49,7 @@ class Recommendation:
         return {"id": self.id, "kind": self.kind, "title": self.title,
                 "score": round(float(self.score), 6), "author": self.author,
                 "categories": self.categories, "language": self.language,
-                "components": self.components}
+                "components": {k: round(float(v), 4) for k, v in self.components.items()}}
 
 
 class Podrec:
