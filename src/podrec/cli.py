@@ -135,11 +135,13 @@ def _print_recs(recs: list[Recommendation], as_json: bool, title: str) -> None:
         print(json.dumps([r.to_dict() for r in recs], ensure_ascii=False, indent=2))
         return
     table = Table(title=title, title_justify="left")
-    for col in ("#", "id", "title", "author", "categories", "score"):
+    explained = any(r.reason for r in recs)
+    for col in ("#", "id", "title", "author", "categories", "score") + (
+            ("why",) if explained else ()):
         table.add_column(col, overflow="fold")
     for i, r in enumerate(recs, 1):
         table.add_row(str(i), r.id, r.title, r.author or "", ", ".join(r.categories[:3]),
-                      f"{r.score:.3f}")
+                      f"{r.score:.3f}", *((r.reason or "",) if explained else ()))
     console.print(table)
 
 
@@ -166,6 +168,9 @@ def recommend(
     k: KOpt = 10,
     kind: Annotated[str, typer.Option(help="recommend shows or episodes")] = "show",
     metric: Annotated[str | None, typer.Option(help="cosine (default) or euclidean")] = None,
+    diversity: Annotated[float, typer.Option(min=0.0, max=1.0, help="0 = most relevant "
+                                             "first, 1 = most varied (MMR)")] = 0.0,
+    explain: Annotated[bool, typer.Option("--explain", help="say why, per item")] = False,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Recommendations for a listener, from seed shows, or from a few words."""
@@ -174,7 +179,7 @@ def recommend(
         raise typer.Exit(2)
     with _open(config, db) as podrec:
         recs = podrec.recommend(user_id=user, seeds=seed or [], query=query, k=k, kind=kind,
-                                metric=metric)
+                                metric=metric, diversity=diversity, explain=explain)
         label = " + ".join(x for x in [f"user {user}" if user else "",
                                        f"seeds {', '.join(seed)}" if seed else "",
                                        f"“{query}”" if query else ""] if x)

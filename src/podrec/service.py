@@ -18,7 +18,7 @@ from podrec.enrich.embedders import TextEmbedder, make_embedder
 from podrec.enrich.pipeline import Enricher, EnrichReport, embedding_text
 from podrec.ingest.language import LanguageDetector
 from podrec.ingest.pipeline import ingest_catalog, ingest_events, ingest_feeds
-from podrec.model.base import CatalogData
+from podrec.model.base import CatalogData, Scored
 from podrec.model.content import ContentModel, ContentWeights
 from podrec.records import IngestReport, Item
 from podrec.storage import Store
@@ -44,12 +44,17 @@ class Recommendation:
     categories: list[str] = field(default_factory=list)
     language: str | None = None
     components: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "title": self.title,
-                "score": round(float(self.score), 6), "author": self.author,
-                "categories": self.categories, "language": self.language,
-                "components": {k: round(float(v), 4) for k, v in self.components.items()}}
+        out = {"id": self.id, "kind": self.kind, "title": self.title,
+               "score": round(float(self.score), 6), "author": self.author,
+               "categories": self.categories, "language": self.language,
+               "components": {k: round(float(v), 4) for k, v in self.components.items()}}
+        if self.reason is not None:
+            out |= {"reason": self.reason, "evidence": self.evidence}
+        return out
 
 
 class Podrec:
@@ -191,53 +196,71 @@ class Podrec:
                                 "`podrec enrich`")
         return self._results(model, model.similar_items(row, k or self.config.recommend.k))
 
-    def user_seeds(self, user_id: str) -> tuple[list[str], list[str], list[float]]:
-        """(positive item ids, negative item ids, weights of the positive ones) of a user."""
+    def user_seeds(self, user_id: str) -> tuple[dict[str, tuple[float, str]], list[str]]:
+        """({positive item id: (weight, strongest event)}, negative item ids) of a user."""
         if not self.store.user_exists(user_id):
             raise NotFoundError(f"no listener with id {user_id!r}")
-        weight: dict[str, float] = {}
+        positive: dict[str, tuple[float, str]] = {}
         negative: set[str] = set()
         for ev in self.store.user_events(user_id):
             if not ev.item_id:
                 continue
             if ev.event in NEGATIVE_EVENTS:
                 negative.add(ev.item_id)
-                weight.pop(ev.item_id, None)
+                positive.pop(ev.item_id, None)
             elif ev.event in POSITIVE_EVENTS:
                 negative.discard(ev.item_id)
-                weight[ev.item_id] = max(weight.get(ev.item_id, 0.0), POSITIVE_EVENTS[ev.event])
-        return list(weight), sorted(negative), list(weight.values())
+                w = POSITIVE_EVENTS[ev.event]
+                if w > positive.get(ev.item_id, (0.0, ""))[0]:
+                    positive[ev.item_id] = (w, ev.event)
+        return positive, sorted(negative)
 
     def recommend(self, user_id: str | None = None, seeds: list[str] | None = None,
                   query: str | None = None, k: int | None = None, kind: str = "show",
-                  metric: str | None = None) -> list[Recommendation]:
-        """Recommendations from a known listener's history, seed items and/or free text."""
-        seeds = list(seeds or [])
+                  metric: str | None = None, diversity: float = 0.0,
+                  explain: bool = False) -> list[Recommendation]:
+        """Recommendations from a known listener's history, seed items and/or free text;
+        ``diversity`` (0..1) re-ranks by MMR, ``explain`` adds a reason and its evidence."""
+        from podrec.recommend.diversity import mmr
+        from podrec.recommend.explain import Seed
+        from podrec.recommend.explain import explain as explain_item
+
         if not (user_id or seeds or (query and query.strip())):
             raise ValueError("give a user, one or more seed items, or a query text")
+        if not 0.0 <= diversity <= 1.0:
+            raise ValueError(f"diversity must be between 0 and 1, got {diversity}")
         model = self.model(kind, metric)
         catalog = model.catalog
-        seed_ids, seed_weights, exclude_ids = list(seeds), [1.0] * len(seeds), []
+        requested = [(sid, 1.0, "seed") for sid in seeds or []]
+        exclude_ids: list[str] = []
         if user_id:
-            positive, negative, weights = self.user_seeds(user_id)
-            seed_ids += positive
-            seed_weights += weights
-            exclude_ids += negative
-        rows, weights = [], []
-        for sid, w in zip(seed_ids, seed_weights, strict=True):
+            positive, exclude_ids = self.user_seeds(user_id)
+            requested += [(sid, w, ev) for sid, (w, ev) in positive.items()]
+        chosen: list[Seed] = []
+        for sid, w, ev in requested:
             row = catalog.row_of(sid)
             if row is None:
                 if self.store.get_item(sid) is None:
                     raise NotFoundError(f"seed {sid!r} is not in the catalog")
                 continue  # another kind (an episode when recommending shows): skip as a seed
-            rows.append(row)
-            weights.append(w)
-        query_vectors = None
-        if query and query.strip():
-            query_vectors = self.embedder.embed_queries([query.strip()])
+            chosen.append(Seed(row, w, ev))
+        query = query.strip() if query and query.strip() else None
+        query_vectors = self.embedder.embed_queries([query]) if query else None
         exclude = [r for r in (catalog.row_of(i) for i in exclude_ids) if r is not None]
-        scored = model.recommend_seeds(np.array(rows, dtype=np.int64), k or self.config.recommend.k,
-                                 query_vectors=query_vectors,
-                                 exclude_rows=np.array(exclude, dtype=np.int64),
-                                 seed_weights=np.array(weights) if weights else None)
-        return self._results(model, scored)
+        k = k or self.config.recommend.k
+        pool = k if diversity == 0 else max(4 * k, 50)
+        scored = model.recommend_seeds(
+            np.array([s.row for s in chosen], dtype=np.int64), pool,
+            query_vectors=query_vectors, exclude_rows=np.array(exclude, dtype=np.int64),
+            seed_weights=np.array([s.weight for s in chosen]) if chosen else None)
+        if diversity > 0:
+            keep = mmr(scored.rows, scored.scores, catalog.vectors, k, diversity)
+            scored = Scored(scored.rows[keep], scored.scores[keep],
+                            [scored.components[i] for i in keep])
+        results = self._results(model, scored)
+        if explain:
+            for rec, row in zip(results, scored.rows, strict=True):
+                rec.reason, rec.evidence = explain_item(
+                    model, int(row), chosen, query,
+                    None if query_vectors is None else query_vectors[0])
+        return results

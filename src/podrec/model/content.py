@@ -122,6 +122,11 @@ class ContentModel(Recommender):
         return scores.astype(np.float32)
 
     # -- scoring --------------------------------------------------------------------------
+    @property
+    def popularity(self) -> np.ndarray:
+        """Normalised log popularity per row (0..1)."""
+        return self._popularity
+
     def features(self, seed_row: int, rows: np.ndarray | None = None) -> np.ndarray:
         """(n, 5) matrix of the score components of every item (or of ``rows``) against one
         seed."""

@@ -1,0 +1,1 @@
+"""The list itself: diversity re-ranking and explanations of each recommended item."""

@@ -1,0 +1,46 @@
+"""Explanations and diversity on the bundled sample catalog (real data, e5)."""
+
+import numpy as np
+import pytest
+
+from podrec.recommend.diversity import mmr
+
+
+def test_explained_recommendations_name_the_history_that_drove_them(sample_app):
+    recs = sample_app.recommend(user_id="demo-listener", k=5, explain=True)
+    history = {"1322200189", "283605519", "1028908750"}
+    for rec in recs:
+        assert rec.reason.startswith("Because you ")
+        items = [e for e in rec.evidence if e["type"] == "item"]
+        assert {e["id"] for e in items} <= history and items
+        assert sum(e["share"] for e in rec.evidence if "share" in e) == pytest.approx(1.0,
+                                                                                   abs=0.01)
+        assert f"“{items[0]['title']}”" in rec.reason  # the biggest share is named
+        as_json = rec.to_dict()
+        assert as_json["reason"] == rec.reason and as_json["evidence"] == rec.evidence
+    crime = next(r for r in recs if "True Crime" in r.categories)
+    top = max((e for e in crime.evidence if e["type"] == "item"), key=lambda e: e["share"])
+    assert top["id"] == "1322200189" and top["event"] == "subscribe"  # Crime Junkie
+
+
+def test_query_only_explanations_quote_the_query(sample_app):
+    recs = sample_app.recommend(query="history of Rome", k=3, explain=True)
+    assert all(r.reason == "It matches “history of Rome”." for r in recs)
+    assert sample_app.recommend(query="history", k=2)[0].reason is None  # only when asked
+
+
+def test_diversity_spreads_the_list_over_more_genres(sample_app):
+    plain = sample_app.recommend(seeds=["1322200189"], k=8)
+    varied = sample_app.recommend(seeds=["1322200189"], k=8, diversity=0.7)
+    genres = lambda recs: len({c for r in recs for c in r.categories})  # noqa: E731
+    assert genres(varied) > genres(plain)
+    assert varied[0].id == plain[0].id  # the most relevant item still leads
+    with pytest.raises(ValueError, match="diversity must be between 0 and 1"):
+        sample_app.recommend(seeds=["1322200189"], diversity=1.5)
+
+
+def test_mmr_trades_relevance_for_variety():
+    vectors = np.array([[1, 0], [0.99, 0.1], [0, 1]], dtype=np.float32)
+    rows, scores = np.array([0, 1, 2]), np.array([1.0, 0.95, 0.5])
+    assert mmr(rows, scores, vectors, 2, 0.0).tolist() == [0, 1]
+    assert mmr(rows, scores, vectors, 2, 0.6).tolist() == [0, 2]
