@@ -171,6 +171,14 @@ def recommend(
     diversity: Annotated[float, typer.Option(min=0.0, max=1.0, help="0 = most relevant "
                                              "first, 1 = most varied (MMR)")] = 0.0,
     explain: Annotated[bool, typer.Option("--explain", help="say why, per item")] = False,
+    language: Annotated[list[str] | None, typer.Option(help="only these languages "
+                                                       "(repeat for several)")] = None,
+    no_explicit: Annotated[bool, typer.Option("--no-explicit", help="leave out explicit "
+                                              "items")] = False,
+    block: Annotated[list[str] | None, typer.Option(help="an item or show id to leave out "
+                                                    "(repeat for several)")] = None,
+    per_show: Annotated[int | None, typer.Option(min=1, help="at most this many episodes "
+                                                 "of one show")] = None,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Recommendations for a listener, from seed shows, or from a few words."""
@@ -179,7 +187,9 @@ def recommend(
         raise typer.Exit(2)
     with _open(config, db) as podrec:
         recs = podrec.recommend(user_id=user, seeds=seed or [], query=query, k=k, kind=kind,
-                                metric=metric, diversity=diversity, explain=explain)
+                                metric=metric, diversity=diversity, explain=explain,
+                                languages=language, allow_explicit=not no_explicit,
+                                blocked=block, per_show=per_show)
         label = " + ".join(x for x in [f"user {user}" if user else "",
                                        f"seeds {', '.join(seed)}" if seed else "",
                                        f"“{query}”" if query else ""] if x)

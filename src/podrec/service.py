@@ -147,6 +147,7 @@ class Podrec:
             popularity=np.array([np.nan if i.popularity is None else i.popularity
                                  for i in ordered], dtype=np.float32),
             languages=[i.language for i in ordered], pks=pks,
+            explicit=[i.explicit for i in ordered], show_ids=[i.show_id for i in ordered],
             texts=[embedding_text(i, self.config.embedder.max_chars) for i in ordered])
 
     @property
@@ -185,6 +186,23 @@ class Podrec:
                 for r, s, comp in zip(scored.rows, scored.scores, scored.components,
                                       strict=True)]
 
+    @staticmethod
+    def _filter_mask(catalog: CatalogData, languages: list[str] | None, allow_explicit: bool,
+                     blocked: list[str] | None) -> np.ndarray | None:
+        if not languages and allow_explicit and not blocked:
+            return None
+        mask = np.ones(len(catalog), bool)
+        if languages:
+            wanted = {lang.lower() for lang in languages}
+            mask &= np.array([lang is None or lang in wanted for lang in catalog.languages])
+        if not allow_explicit:
+            mask &= np.array([e is not True for e in catalog.explicit])
+        if blocked:
+            block = set(blocked)
+            mask &= np.array([i not in block and s not in block
+                              for i, s in zip(catalog.ids, catalog.show_ids, strict=True)])
+        return mask
+
     def similar(self, item_id: str, k: int | None = None, metric: str | None = None,
                 kind: str | None = None) -> list[Recommendation]:
         """Items most like ``item_id`` (of its own kind)."""
@@ -218,9 +236,15 @@ class Podrec:
     def recommend(self, user_id: str | None = None, seeds: list[str] | None = None,
                   query: str | None = None, k: int | None = None, kind: str = "show",
                   metric: str | None = None, diversity: float = 0.0,
-                  explain: bool = False) -> list[Recommendation]:
-        """Recommendations from a known listener's history, seed items and/or free text;
-        ``diversity`` (0..1) re-ranks by MMR, ``explain`` adds a reason and its evidence."""
+                  explain: bool = False, languages: list[str] | None = None,
+                  allow_explicit: bool = True, blocked: list[str] | None = None,
+                  per_show: int | None = None) -> list[Recommendation]:
+        """Recommendations from a known listener's history, seed items and/or free text.
+
+        ``diversity`` (0..1) re-ranks by MMR; ``explain`` adds a reason and its evidence.
+        Filters: ``languages`` (items of unknown language pass), ``allow_explicit``,
+        ``blocked`` (item or show ids; a blocked show blocks its episodes) and ``per_show``
+        (at most this many episodes of one show)."""
         from podrec.recommend.diversity import mmr
         from podrec.recommend.explain import Seed
         from podrec.recommend.explain import explain as explain_item
@@ -248,11 +272,24 @@ class Podrec:
         query_vectors = self.embedder.embed_queries([query]) if query else None
         exclude = [r for r in (catalog.row_of(i) for i in exclude_ids) if r is not None]
         k = k or self.config.recommend.k
-        pool = k if diversity == 0 else max(4 * k, 50)
+        pool = k if diversity == 0 and not per_show else max(4 * k, 50)
         scored = model.recommend_seeds(
             np.array([s.row for s in chosen], dtype=np.int64), pool,
             query_vectors=query_vectors, exclude_rows=np.array(exclude, dtype=np.int64),
-            seed_weights=np.array([s.weight for s in chosen]) if chosen else None)
+            seed_weights=np.array([s.weight for s in chosen]) if chosen else None,
+            candidate_mask=self._filter_mask(catalog, languages, allow_explicit, blocked))
+        if per_show:
+            counts: dict[str | None, int] = {}
+            keep_rows = []
+            for i, r in enumerate(scored.rows):
+                show = catalog.show_ids[r] or catalog.ids[r]
+                counts[show] = counts.get(show, 0) + 1
+                if counts[show] <= per_show:
+                    keep_rows.append(i)
+            scored = Scored(scored.rows[keep_rows], scored.scores[keep_rows],
+                            [scored.components[i] for i in keep_rows])
+        if diversity == 0:
+            scored = Scored(scored.rows[:k], scored.scores[:k], scored.components[:k])
         if diversity > 0:
             keep = mmr(scored.rows, scored.scores, catalog.vectors, k, diversity)
             scored = Scored(scored.rows[keep], scored.scores[keep],

@@ -35,6 +35,8 @@ class CatalogData:
     languages: list[str | None] = field(default_factory=list)
     pks: np.ndarray | None = None  # store row keys, when loaded from a store
     texts: list[str] = field(default_factory=list)  # the text each vector was embedded from
+    explicit: list[bool | None] = field(default_factory=list)
+    show_ids: list[str | None] = field(default_factory=list)  # an episode's show
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -43,6 +45,8 @@ class CatalogData:
         self.authors = self.authors or [None] * n
         self.languages = self.languages or [None] * n
         self.texts = self.texts or list(self.titles)
+        self.explicit = self.explicit or [None] * n
+        self.show_ids = self.show_ids or [None] * n
         if self.popularity is None:
             self.popularity = np.full(n, np.nan, dtype=np.float32)
         self._row = {(k, i): r for r, (k, i) in enumerate(zip(self.kinds, self.ids, strict=True))}

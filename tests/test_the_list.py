@@ -1,4 +1,5 @@
-"""Explanations and diversity on the bundled sample catalog (real data, e5)."""
+"""The list itself on the bundled sample catalog (real data, e5): explanations, diversity,
+filters."""
 
 import numpy as np
 import pytest
@@ -44,3 +45,34 @@ def test_mmr_trades_relevance_for_variety():
     rows, scores = np.array([0, 1, 2]), np.array([1.0, 0.95, 0.5])
     assert mmr(rows, scores, vectors, 2, 0.0).tolist() == [0, 1]
     assert mmr(rows, scores, vectors, 2, 0.6).tolist() == [0, 2]
+
+
+def test_filters_by_language_explicit_block_and_episodes_per_show(sample_app):
+    zh = sample_app.recommend(query="business and investing", k=5, languages=["zh"])
+    assert zh and all(r.language in ("zh", None) for r in zh)
+    first = sample_app.recommend(seeds=["1322200189"], k=3)
+    blocked = sample_app.recommend(seeds=["1322200189"], k=3, blocked=[first[0].id])
+    assert first[0].id not in [r.id for r in blocked] and blocked[0].id == first[1].id
+    episodes = sample_app.recommend(query="church sermon", kind="episode", k=5, per_show=1)
+    shows = [sample_app.get_item(r.id, "episode").show_id for r in episodes]
+    assert len(shows) == len(set(shows)) >= 3
+    show_id = shows[0]
+    without = sample_app.recommend(query="church sermon", kind="episode", k=5,
+                                   blocked=[show_id])
+    assert all(sample_app.get_item(r.id, "episode").show_id != show_id for r in without)
+
+
+def test_filter_mask_combines_every_filter():
+    from podrec.model.base import CatalogData
+    from podrec.service import Podrec
+
+    catalog = CatalogData(ids=["a", "b", "c", "d"], kinds=["episode"] * 4,
+                          vectors=np.eye(4, dtype=np.float32),
+                          languages=["en", "zh", None, "en"],
+                          explicit=[True, False, None, False],
+                          show_ids=["s1", "s1", "s2", "s3"])
+    assert Podrec._filter_mask(catalog, None, True, None) is None
+    assert Podrec._filter_mask(catalog, ["en"], True, None).tolist() == [True, False, True, True]
+    assert Podrec._filter_mask(catalog, None, False, None).tolist() == [False, True, True, True]
+    assert Podrec._filter_mask(catalog, None, True, ["s1", "d"]).tolist() == [
+        False, False, True, False]
