@@ -76,3 +76,55 @@ def test_filter_mask_combines_every_filter():
     assert Podrec._filter_mask(catalog, None, False, None).tolist() == [False, True, True, True]
     assert Podrec._filter_mask(catalog, None, True, ["s1", "d"]).tolist() == [
         False, False, True, False]
+
+
+def _event(user, item, event, when):
+    from podrec.records import EventRecord
+
+    return EventRecord(user_id=user, item_id=item, item_kind="show", event=event, timestamp=when)
+
+
+def test_a_new_event_changes_the_next_recommendations_at_once(sample_app):
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    sample_app.store.add_events([_event("fresh-1", "1322200189", "subscribe", now)])
+    before = [r.id for r in sample_app.recommend(user_id="fresh-1", k=10)]
+    sample_app.store.add_events([_event("fresh-1", "1028908750", "complete", now)])
+    after = sample_app.recommend(user_id="fresh-1", k=10, explain=True)
+    assert [r.id for r in after] != before and "1028908750" not in [r.id for r in after]
+    assert any(e.get("id") == "1028908750" for r in after for e in r.evidence)
+
+
+def test_dislikes_push_similar_items_away(sample_app):
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    sample_app.store.add_events([_event("picky", "1028908750", "subscribe", now),
+                                 _event("picky", "1322200189", "subscribe", now),
+                                 _event("picky", "998568017", "dislike", now)])
+    recs = sample_app.recommend(user_id="picky", k=10)
+    crime = sum("True Crime" in r.categories for r in recs)
+    original = sample_app.config
+    try:
+        from dataclasses import replace
+
+        sample_app.config = replace(original, recommend=replace(original.recommend,
+                                                                negative_weight=0.0))
+        unpushed = sample_app.recommend(user_id="picky", k=10)
+    finally:
+        sample_app.config = original
+    assert "998568017" not in [r.id for r in recs + unpushed]  # disliked: never shown
+    assert crime < sum("True Crime" in r.categories for r in unpushed)
+
+
+def test_old_events_count_less_than_recent_ones(sample_app):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    sample_app.store.add_events([_event("decay", "1322200189", "subscribe",
+                                        now - timedelta(days=720)),
+                                 _event("decay", "1028908750", "subscribe", now)])
+    positive, _ = sample_app.user_seeds("decay", now=now)
+    assert positive["1028908750"][0] == pytest.approx(1.0, abs=1e-3)
+    assert positive["1322200189"][0] == pytest.approx(0.5 ** 4, rel=1e-3)  # 4 half-lives

@@ -35,6 +35,11 @@ class TaggerConfig:
 class RecommendConfig:
     k: int = 10
     metric: str = "cosine"  # cosine | euclidean
+    # A listener's history: an event's weight halves every half_life_days (0: no decay), and
+    # negative feedback (dislike, skip, unsubscribe) pushes similar items away with this
+    # weight (0: the item itself is only left out).
+    half_life_days: float = 180.0
+    negative_weight: float = 0.5
     # Weights of the fused item-to-item score: embedding cosine, TF-IDF cosine, shared genre,
     # same producer, popularity; plus the neighbour expansion of similar-item lists (see
     # docs/design.md, "content similarity"). Learned by `podrec evaluate-similar`.

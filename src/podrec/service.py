@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,24 +215,31 @@ class Podrec:
                                 "`podrec enrich`")
         return self._results(model, model.similar_items(row, k or self.config.recommend.k))
 
-    def user_seeds(self, user_id: str) -> tuple[dict[str, tuple[float, str]], list[str]]:
-        """({positive item id: (weight, strongest event)}, negative item ids) of a user."""
+    def user_seeds(self, user_id: str, now: datetime | None = None
+                   ) -> tuple[dict[str, tuple[float, str]], dict[str, float]]:
+        """({liked item id: (weight, strongest event)}, {disliked item id: weight}) of a
+        listener. Weights decay with the event's age (``recommend.half_life_days``); the
+        latest word on an item wins (a dislike after a like is a dislike)."""
         if not self.store.user_exists(user_id):
             raise NotFoundError(f"no listener with id {user_id!r}")
+        now = now or datetime.now(UTC)
+        half_life = self.config.recommend.half_life_days
         positive: dict[str, tuple[float, str]] = {}
-        negative: set[str] = set()
+        negative: dict[str, float] = {}
         for ev in self.store.user_events(user_id):
             if not ev.item_id:
                 continue
+            age_days = max((now - ev.timestamp).total_seconds() / 86400.0, 0.0)
+            decay = 0.5 ** (age_days / half_life) if half_life > 0 else 1.0
             if ev.event in NEGATIVE_EVENTS:
-                negative.add(ev.item_id)
+                negative[ev.item_id] = decay
                 positive.pop(ev.item_id, None)
             elif ev.event in POSITIVE_EVENTS:
-                negative.discard(ev.item_id)
-                w = POSITIVE_EVENTS[ev.event]
+                negative.pop(ev.item_id, None)
+                w = POSITIVE_EVENTS[ev.event] * decay
                 if w > positive.get(ev.item_id, (0.0, ""))[0]:
                     positive[ev.item_id] = (w, ev.event)
-        return positive, sorted(negative)
+        return positive, negative
 
     def recommend(self, user_id: str | None = None, seeds: list[str] | None = None,
                   query: str | None = None, k: int | None = None, kind: str = "show",
@@ -258,8 +266,12 @@ class Podrec:
         requested = [(sid, 1.0, "seed") for sid in seeds or []]
         exclude_ids: list[str] = []
         if user_id:
-            positive, exclude_ids = self.user_seeds(user_id)
+            positive, negative = self.user_seeds(user_id)
             requested += [(sid, w, ev) for sid, (w, ev) in positive.items()]
+            exclude_ids = list(negative)
+            push = self.config.recommend.negative_weight
+            if push > 0 and positive:  # pushing away needs something to pull towards
+                requested += [(sid, -push * w, "dislike") for sid, w in negative.items()]
         chosen: list[Seed] = []
         for sid, w, ev in requested:
             row = catalog.row_of(sid)
@@ -298,6 +310,6 @@ class Podrec:
         if explain:
             for rec, row in zip(results, scored.rows, strict=True):
                 rec.reason, rec.evidence = explain_item(
-                    model, int(row), chosen, query,
+                    model, int(row), [s for s in chosen if s.weight > 0], query,
                     None if query_vectors is None else query_vectors[0])
         return results
