@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_embedding.py
 	$(BIN)/python benchmarks/bench_latency.py
 	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python benchmarks/bench_feedback.py
 
 clean:
 	rm -rf $(VENV) demo out .cache .pytest_cache
