@@ -41,3 +41,12 @@ def test_the_documented_example_file_states_every_default():
 
     example = Path(__file__).parents[1] / "podrec.example.toml"
     assert load_config(example, env={}) == Config()
+
+
+def test_configured_similarity_weights_are_the_models_defaults():
+    from podrec.model.content import ContentWeights
+
+    r, w = Config().recommend, ContentWeights()
+    assert (r.weight_cosine, r.weight_lexical, r.weight_genre, r.weight_author,
+            r.weight_popularity, r.expand_k, r.expand_weight) == (
+        w.cosine, w.lexical, w.genre, w.author, w.popularity, w.expand_k, w.expand_weight)
