@@ -128,3 +128,23 @@ def test_old_events_count_less_than_recent_ones(sample_app):
     positive, _ = sample_app.user_seeds("decay", now=now)
     assert positive["1028908750"][0] == pytest.approx(1.0, abs=1e-3)
     assert positive["1322200189"][0] == pytest.approx(0.5 ** 4, rel=1e-3)  # 4 half-lives
+
+
+def test_what_a_listener_searched_for_counts_as_interest(sample_app):
+    from datetime import UTC, datetime
+
+    from podrec.records import EventRecord
+
+    now = datetime.now(UTC)
+    sample_app.store.add_events([
+        EventRecord(user_id="searcher", event="search", timestamp=now,
+                    text="学习投资理财的播客"),
+        EventRecord(user_id="searcher", item_id="360084272", item_kind="show",
+                    event="play", value=0.9, timestamp=now),
+        EventRecord(user_id="no-searcher", item_id="360084272", item_kind="show",
+                    event="play", value=0.9, timestamp=now)])
+    assert sample_app.user_texts("searcher") == ["学习投资理财的播客"]
+    assert sample_app.user_texts("no-searcher") == []
+    zh = [sum(r.language == "zh" for r in sample_app.recommend(user_id=u, k=5))
+          for u in ("no-searcher", "searcher")]
+    assert zh[0] == 0 and zh[1] >= 2  # the search pulls in Chinese investing shows

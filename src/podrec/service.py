@@ -187,6 +187,19 @@ class Podrec:
                 for r, s, comp in zip(scored.rows, scored.scores, scored.components,
                                       strict=True)]
 
+    def user_texts(self, user_id: str, limit: int = 5) -> list[str]:
+        """What a listener searched for and wrote in favourable reviews (rating 3 and up, or
+        none), latest first: interest evidence in their own words."""
+        texts = []
+        for ev in reversed(self.store.user_events(user_id)):
+            favourable = ev.event == "search" or (
+                ev.event == "review" and (ev.value is None or ev.value >= 3))
+            if favourable and ev.text and ev.text.strip():
+                texts.append(ev.text.strip()[:500])
+            if len(texts) >= limit:
+                break
+        return texts
+
     @staticmethod
     def _filter_mask(catalog: CatalogData, languages: list[str] | None, allow_explicit: bool,
                      blocked: list[str] | None) -> np.ndarray | None:
@@ -281,7 +294,8 @@ class Podrec:
                 continue  # another kind (an episode when recommending shows): skip as a seed
             chosen.append(Seed(row, w, ev))
         query = query.strip() if query and query.strip() else None
-        query_vectors = self.embedder.embed_queries([query]) if query else None
+        texts = ([query] if query else []) + (self.user_texts(user_id) if user_id else [])
+        query_vectors = self.embedder.embed_queries(texts) if texts else None
         exclude = [r for r in (catalog.row_of(i) for i in exclude_ids) if r is not None]
         k = k or self.config.recommend.k
         pool = k if diversity == 0 and not per_show else max(4 * k, 50)
@@ -307,6 +321,7 @@ class Podrec:
             scored = Scored(scored.rows[keep], scored.scores[keep],
                             [scored.components[i] for i in keep])
         results = self._results(model, scored)
+        query_vectors = query_vectors[:1] if query else None  # the request's own words
         if explain:
             for rec, row in zip(results, scored.rows, strict=True):
                 rec.reason, rec.evidence = explain_item(
