@@ -52,38 +52,35 @@ def write_results(results: dict[str, Any], out: Path) -> list[Path]:
         import matplotlib.pyplot as plt
     except ImportError:  # plots are optional: the bench extra installs matplotlib
         return paths
+    def bars(path: Path, groups: list[str], values: dict[str, list[float]], title: str) -> None:
+        """One bar per model in each group."""
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        width = 0.8 / len(values)
+        for i, (name, vals) in enumerate(values.items()):
+            ax.bar(np.arange(len(groups)) + i * width, vals, width, label=name)
+        ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
+        ax.set_title(title)
+        ax.legend(fontsize=8, ncols=4)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+
     models = results["models"]
-    names = list(models)
     ks = results["ks"]
     metrics = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall")]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        ax.bar(np.arange(len(metrics)) + i * width, [models[name][m] for m in metrics], width,
-               label=name)
-    ax.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, metrics)
-    ax.set_title(f"{results['protocol']['protocol']}: accuracy by model")
-    ax.legend(fontsize=8, ncols=4)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=110)
-    plt.close(fig)
-    paths.append(out / "accuracy.png")
+    bars(out / "accuracy.png", metrics,
+         {name: [r[m] for m in metrics] for name, r in models.items()},
+         f"{results['protocol']['protocol']}: accuracy by model")
     slice_names = sorted({s for r in models.values() for s in r["slices"]})
     if slice_names:
         k = ks[0]
-        fig, ax = plt.subplots(figsize=(10, 4.5))
-        width = 0.8 / len(names)
-        for i, name in enumerate(names):
-            vals = []
-            for s in slice_names:
-                sl = models[name]["slices"].get(s, {})
-                vals.append(sl.get(f"recall@{k}" if s == "cold items" else f"ndcg@{k}", 0.0))
-            ax.bar(np.arange(len(slice_names)) + i * width, vals, width, label=name)
-        ax.set_xticks(np.arange(len(slice_names)) + 0.4 - width / 2, slice_names)
-        ax.set_title(f"ndcg@{k} by listener activity; recall@{k} of cold items")
-        ax.legend(fontsize=8, ncols=4)
-        fig.tight_layout()
-        fig.savefig(out / "slices.png", dpi=110)
-        plt.close(fig)
-        paths.append(out / "slices.png")
+
+        def slice_value(r: dict[str, Any], s: str) -> float:
+            metric = f"recall@{k}" if s == "cold items" else f"ndcg@{k}"
+            return float(r["slices"].get(s, {}).get(metric, 0.0))
+
+        bars(out / "slices.png", slice_names,
+             {name: [slice_value(r, s) for s in slice_names] for name, r in models.items()},
+             f"ndcg@{k} by listener activity; recall@{k} of cold items")
     return paths
