@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 
-HEADLINE = ("ndcg", "recall", "map", "mrr", "hit")
-
 
 def markdown(results: dict[str, Any]) -> str:
     ks = results["ks"]

@@ -36,32 +36,27 @@ def _itunes_id(link: Any) -> str | None:
     return m.group(1) if m else None
 
 
-def map_apple(row: dict[str, Any]) -> dict[str, Any]:
+def _apple_row(row: dict[str, Any], item_id: Any, popularity_key: str) -> dict[str, Any]:
+    """Apple's page fields, shared by the JSON scrape and the CSV catalog."""
     genre = row.get("genre") or ""
     return {
-        "id": _itunes_id(row.get("link")) or row.get("title"),
+        "id": item_id,
         "title": row.get("title"),
         "description": row.get("description"),
         "author": row.get("producer"),
         "categories": [genre] if genre else [],
-        "popularity": row.get("num_ratings"),
-        "extra": {k: row[k] for k in ("rating", "num_ratings", "num_episodes", "link")
+        "popularity": row.get(popularity_key),
+        "extra": {k: row[k] for k in ("rating", popularity_key, "num_episodes", "link")
                   if row.get(k) not in (None, "")},
     }
+
+
+def map_apple(row: dict[str, Any]) -> dict[str, Any]:
+    return _apple_row(row, _itunes_id(row.get("link")) or row.get("title"), "num_ratings")
 
 
 def map_apple_csv(row: dict[str, Any]) -> dict[str, Any]:
-    genre = row.get("genre") or ""
-    return {
-        "id": row.get("itunes_id") or _itunes_id(row.get("link")),
-        "title": row.get("title"),
-        "description": row.get("description"),
-        "author": row.get("producer"),
-        "categories": [genre] if genre else [],
-        "popularity": row.get("num_reviews"),
-        "extra": {k: row[k] for k in ("rating", "num_reviews", "num_episodes", "link")
-                  if row.get(k) not in (None, "")},
-    }
+    return _apple_row(row, row.get("itunes_id") or _itunes_id(row.get("link")), "num_reviews")
 
 
 def _local(prefix: str, value: Any) -> str | None:

@@ -201,9 +201,6 @@ class ALSModel(_ImplicitModel):
                 factors=factors, regularization=regularization, alpha=alpha,
                 iterations=iterations, random_state=seed)
 
-    def _fit_rows(self, histories: sparse.csr_matrix) -> sparse.csr_matrix:
-        return sparse.csr_matrix(histories, dtype=np.float32)
-
     def params(self) -> dict[str, Any]:
         return {"factors": self.factors, "regularization": self.regularization,
                 "alpha": self.alpha, "iterations": self.iterations}

@@ -71,9 +71,6 @@ class Interactions:
             (self.confidence[keep].astype(np.float32), (self.users[keep], self.items[keep])),
             shape=(self.n_users, self.n_items))
 
-    def counts_per_user(self) -> np.ndarray:
-        return np.bincount(self.users, minlength=self.n_users)
-
     def item_popularity(self) -> np.ndarray:
         """Number of listeners with a positive pair, per item."""
         pos = self.confidence > 0
