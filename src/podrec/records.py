@@ -82,6 +82,12 @@ class EventRecord:
     device: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "event": self.event,
+                "timestamp": self.timestamp.isoformat(), "item_id": self.item_id,
+                "item_kind": self.item_kind, "value": self.value, "text": self.text,
+                "platform": self.platform, "device": self.device, "context": self.context}
+
     def dedupe_key(self) -> str:
         """Same user, item, event, time, value and text: the same event, stored once."""
         parts = [self.user_id, self.item_kind or "", self.item_id or "", self.event,

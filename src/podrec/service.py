@@ -100,6 +100,44 @@ class Podrec:
     def ingest_events(self, path: str | Path, fmt: str | None = None) -> IngestReport:
         return ingest_events(self.store, Path(path), fmt)
 
+    def add_events(self, rows: list[dict[str, Any]], source: str = "request") -> IngestReport:
+        """Store events given as generic-format dicts (the REST API's body). Each bad row is
+        reported by its index and field and skipped; the rest go in."""
+        from podrec.ingest.events import event_from_row
+        from podrec.ingest.normalize import FieldError
+
+        report = IngestReport()
+        good = []
+        for i, row in enumerate(rows):
+            try:
+                good.append(event_from_row(row))
+            except FieldError as exc:
+                field_name, _, message = str(exc).partition(": ")
+                report.fail(source, f"event {i}", field_name if message else None,
+                            message or str(exc))
+        self.store.add_events(good, report)
+        return report
+
+    # -- listeners --------------------------------------------------------------------------
+    def create_user(self, user_id: str) -> None:
+        self.store.ensure_user(user_id)
+
+    def link_users(self, user_ids: list[str], person_id: str | None = None) -> str:
+        """Link one person's accounts on several platforms; their events make one profile."""
+        return self.store.link_users(user_ids, person_id)
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        data = self.store.export_user(user_id)
+        if not data:
+            raise NotFoundError(f"no listener with id {user_id!r}")
+        return data
+
+    def delete_user(self, user_id: str) -> dict[str, Any]:
+        """Delete an account and every event it sent (linked accounts stay)."""
+        if not self.store.user_exists(user_id):
+            raise NotFoundError(f"no listener with id {user_id!r}")
+        return {"user_id": user_id, "deleted_events": self.store.delete_user(user_id)}
+
     # -- enrich -----------------------------------------------------------------------------
     def enrich(self, kind: str | None = None, force: bool = False,
                progress: Callable[[int], None] | None = None,
@@ -216,6 +254,46 @@ class Podrec:
             mask &= np.array([i not in block and s not in block
                               for i, s in zip(catalog.ids, catalog.show_ids, strict=True)])
         return mask
+
+    def catalog_stats(self) -> dict[str, Any]:
+        """Counts for the operator view: items per kind, languages, top tags."""
+        return {"items": self.store.count_items(), "languages": self.store.language_counts(),
+                "tags": [{"tag": t, "count": n} for t, n in self.store.tag_counts(limit=30)],
+                "users": self.store.count_users()}
+
+    def search(self, text: str, k: int | None = None, kind: str = "show",
+               languages: list[str] | None = None) -> list[Recommendation]:
+        """Semantic search: items whose meaning is closest to ``text`` (any language)."""
+        return self.recommend(query=text, k=k, kind=kind, languages=languages)
+
+    def onboarding(self, k: int = 12, languages: list[str] | None = None) -> list[Recommendation]:
+        """Popular shows to pick from on day one, spread over genres: the most popular show
+        of each genre in turn, most popular genres first."""
+        model = self.model("show")
+        c = model.catalog
+        mask = self._filter_mask(c, languages, True, None)
+        pop = np.nan_to_num(c.popularity, nan=0.0)
+        order = np.argsort(-pop, kind="stable")
+        if mask is not None:
+            order = order[mask[order]]
+        picked: list[int] = []
+        used: set[str] = set()
+        for r in order:  # first pass: one show per genre
+            genre = (c.categories[r] or ["(none)"])[0]
+            if genre not in used:
+                used.add(genre)
+                picked.append(int(r))
+            if len(picked) >= k:
+                break
+        for r in order:  # then fill with the most popular of the rest
+            if len(picked) >= k:
+                break
+            if int(r) not in picked:
+                picked.append(int(r))
+        picked.sort(key=lambda r: -pop[r])
+        rows = np.array(picked, dtype=np.int64)
+        return self._results(model, Scored(rows, pop[rows],
+                                           [{"popularity": float(pop[r])} for r in rows]))
 
     def similar(self, item_id: str, k: int | None = None, metric: str | None = None,
                 kind: str | None = None) -> list[Recommendation]:

@@ -85,7 +85,10 @@ users = Table(
     Column("id", String(256), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("attrs", JSON, nullable=False, default=dict),
+    # Accounts of one person on several platforms share a person id (None: not linked).
+    Column("person_id", String(256)),
 )
+Index("ix_users_person_id", users.c.person_id)
 
 events = Table(
     "events",
@@ -112,4 +115,15 @@ artifacts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("meta", JSON, nullable=False, default=dict),
     Column("payload", LargeBinary),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),  # the public part of the key
+    Column("name", String(200), nullable=False),
+    Column("scope", String(16), nullable=False),  # admin | client
+    Column("key_hash", String(64), nullable=False),  # sha256 of the whole key
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
 )

@@ -7,7 +7,10 @@ GUID, enclosure URL or normalised title + author before anything is inserted).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -23,6 +26,7 @@ from podrec.records import EventRecord, IngestReport, Item, ItemRecord
 from podrec.storage import schema
 
 CHUNK = 500
+API_SCOPES = ("admin", "client")
 _ITEM_FIELDS = [f.name for f in fields(ItemRecord)]
 
 
@@ -281,6 +285,17 @@ class Store:
             rows = conn.execute(select(t.c.kind, func.count()).group_by(t.c.kind)).all()
         return {kind: int(n) for kind, n in rows}
 
+    def language_counts(self) -> dict[str, int]:
+        t = schema.items
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.language, func.count()).group_by(t.c.language)
+                                .order_by(func.count().desc())).all()
+        return {lang or "unknown": int(n) for lang, n in rows}
+
+    def count_users(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(schema.users)).scalar())
+
     # -- tags -----------------------------------------------------------------------------
     def replace_tags(self, tagged: dict[int, list[tuple[str, str, float]]],
                      sources: Sequence[str]) -> None:
@@ -418,15 +433,90 @@ class Store:
                     for k, r in new])
             report.added += len(new)
 
-    def user_events(self, user_id: str) -> list[EventRecord]:
+    def user_events(self, user_id: str, linked: bool = True) -> list[EventRecord]:
+        """A listener's events, oldest first; with ``linked`` those of every account linked
+        to the same person too (one profile across platforms)."""
         ev = schema.events
+        ids = self.linked_accounts(user_id) if linked else [user_id]
         with self.engine.connect() as conn:
-            rows = conn.execute(select(ev).where(ev.c.user_id == user_id)
+            rows = conn.execute(select(ev).where(ev.c.user_id.in_(ids))
                                 .order_by(ev.c.timestamp, ev.c.pk)).all()
         return [EventRecord(user_id=r.user_id, event=r.event, timestamp=_utc(r.timestamp),
                             item_id=r.item_id, item_kind=r.item_kind, value=r.value, text=r.text,
                             platform=r.platform, device=r.device, context=dict(r.context or {}))
                 for r in rows]
+
+    def ensure_user(self, user_id: str) -> None:
+        """Create a listener with no events yet (onboarding starts here)."""
+        us = schema.users
+        with self.engine.begin() as conn:
+            if conn.execute(select(us.c.pk).where(us.c.id == user_id)).first() is None:
+                conn.execute(us.insert().values(id=user_id, created_at=datetime.now(UTC),
+                                                attrs={}))
+
+    def link_users(self, user_ids: Sequence[str], person_id: str | None = None) -> str:
+        """Link accounts into one person and return the person id. Accounts already linked
+        bring their whole person along; unknown accounts are created."""
+        us = schema.users
+        ids = list(dict.fromkeys(user_ids))
+        if len(ids) < 1:
+            raise ValueError("name at least one account to link")
+        for uid in ids:
+            self.ensure_user(uid)
+        with self.engine.begin() as conn:
+            current = conn.execute(select(us.c.id, us.c.person_id)
+                                   .where(us.c.id.in_(ids))).all()
+            persons = sorted({p for _, p in current if p})
+            person = person_id or (persons[0] if persons else ids[0])
+            members = set(ids)
+            if persons:
+                members |= set(conn.execute(select(us.c.id).where(us.c.person_id.in_(persons)))
+                               .scalars())
+            conn.execute(update(us).where(us.c.id.in_(sorted(members)))
+                         .values(person_id=person))
+        return person
+
+    def unlink_user(self, user_id: str) -> None:
+        us = schema.users
+        with self.engine.begin() as conn:
+            conn.execute(update(us).where(us.c.id == user_id).values(person_id=None))
+
+    def linked_accounts(self, user_id: str) -> list[str]:
+        """``user_id`` and every account linked to the same person (just ``user_id`` when
+        unlinked or unknown)."""
+        us = schema.users
+        with self.engine.connect() as conn:
+            person = conn.execute(select(us.c.person_id).where(us.c.id == user_id)).scalar()
+            if not person:
+                return [user_id]
+            ids = list(conn.execute(select(us.c.id).where(us.c.person_id == person)
+                                    .order_by(us.c.id)).scalars())
+        return ids or [user_id]
+
+    def person_of(self, user_id: str) -> str | None:
+        us = schema.users
+        with self.engine.connect() as conn:
+            return conn.execute(select(us.c.person_id).where(us.c.id == user_id)).scalar()
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        """Everything stored about one account: its record, links and every event."""
+        us = schema.users
+        with self.engine.connect() as conn:
+            row = conn.execute(select(us).where(us.c.id == user_id)).first()
+        if row is None:
+            return {}
+        return {"user_id": row.id, "created_at": _utc(row.created_at).isoformat(),
+                "person_id": row.person_id, "attrs": dict(row.attrs or {}),
+                "linked_accounts": self.linked_accounts(user_id),
+                "events": [e.to_dict() for e in self.user_events(user_id, linked=False)]}
+
+    def delete_user(self, user_id: str) -> int:
+        """Delete one account and all its events; returns how many events went."""
+        us, ev = schema.users, schema.events
+        with self.engine.begin() as conn:
+            n = conn.execute(delete(ev).where(ev.c.user_id == user_id)).rowcount
+            conn.execute(delete(us).where(us.c.id == user_id))
+        return int(n or 0)
 
     def user_exists(self, user_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -437,6 +527,52 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(select(schema.users.c.id).order_by(schema.users.c.id))
                         .scalars())
+
+    # -- API keys -------------------------------------------------------------------------
+    def create_api_key(self, name: str, scope: str) -> str:
+        """A new key ``podrec_<key id>_<secret>``; only its sha256 is stored, so the key is
+        shown once, here."""
+        if scope not in API_SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(API_SCOPES)}, got {scope!r}")
+        key_id = secrets.token_hex(6)
+        key = f"podrec_{key_id}_{secrets.token_urlsafe(24)}"
+        with self.engine.begin() as conn:
+            conn.execute(schema.api_keys.insert().values(
+                key_id=key_id, name=name, scope=scope, key_hash=_key_hash(key),
+                created_at=datetime.now(UTC), revoked_at=None))
+        return key
+
+    def check_api_key(self, key: str) -> str | None:
+        """The scope of a valid, unrevoked key, else None."""
+        parts = key.split("_")
+        if len(parts) < 3 or parts[0] != "podrec":
+            return None
+        t = schema.api_keys
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.key_hash, t.c.scope, t.c.revoked_at)
+                               .where(t.c.key_id == parts[1])).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return row.scope if hmac.compare_digest(row.key_hash, _key_hash(key)) else None
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke by key id (or the whole key); False when no such live key."""
+        if key_id.startswith("podrec_"):
+            key_id = key_id.split("_")[1]
+        t = schema.api_keys
+        with self.engine.begin() as conn:
+            n = conn.execute(update(t).where(and_(t.c.key_id == key_id,
+                                                  t.c.revoked_at.is_(None)))
+                             .values(revoked_at=datetime.now(UTC))).rowcount
+        return bool(n)
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        t = schema.api_keys
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.created_at)).all()
+        return [{"key_id": r.key_id, "name": r.name, "scope": r.scope,
+                 "created_at": _utc(r.created_at).isoformat(),
+                 "revoked_at": r.revoked_at and _utc(r.revoked_at).isoformat()} for r in rows]
 
     # -- artefacts ------------------------------------------------------------------------
     def put_artifact(self, name: str, meta: dict[str, Any], payload: bytes | None = None) -> None:
@@ -451,6 +587,10 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(a.c.meta, a.c.payload).where(a.c.name == name)).first()
         return (dict(row[0]), row[1]) if row else None
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
