@@ -47,11 +47,17 @@ class Recommendation:
     components: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    show_id: str | None = None
+    image: str | None = None
+    duration_s: int | None = None
+    tags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"id": self.id, "kind": self.kind, "title": self.title,
                "score": round(float(self.score), 6), "author": self.author,
                "categories": self.categories, "language": self.language,
+               "show_id": self.show_id, "image": self.image, "duration_s": self.duration_s,
+               "tags": self.tags,
                "components": {k: round(float(v), 4) for k, v in self.components.items()}}
         if self.reason is not None:
             out |= {"reason": self.reason, "evidence": self.evidence}
@@ -219,11 +225,21 @@ class Podrec:
     # -- recommend --------------------------------------------------------------------------
     def _results(self, model: ContentModel, scored: Any) -> list[Recommendation]:
         c = model.catalog
-        return [Recommendation(id=c.ids[r], kind=c.kinds[r], title=c.titles[r],
-                               score=float(s), author=c.authors[r], categories=c.categories[r],
-                               language=c.languages[r], components=comp)
-                for r, s, comp in zip(scored.rows, scored.scores, scored.components,
-                                      strict=True)]
+        pks = [int(c.pks[r]) for r in scored.rows]
+        items = self.store.items_by_pk(pks)
+        tags = self.store.tags_for(pks)
+        out = []
+        for r, s, comp in zip(scored.rows, scored.scores, scored.components, strict=True):
+            pk = int(c.pks[r])
+            item = items.get(pk)
+            out.append(Recommendation(
+                id=c.ids[r], kind=c.kinds[r], title=c.titles[r], score=float(s),
+                author=c.authors[r], categories=c.categories[r], language=c.languages[r],
+                components=comp, show_id=c.show_ids[r],
+                image=item.image if item else None,
+                duration_s=item.duration_s if item else None,
+                tags=[t["tag"] for t in tags.get(pk, []) if t["source"] != "category"][:6]))
+        return out
 
     def user_texts(self, user_id: str, limit: int = 5) -> list[str]:
         """What a listener searched for and wrote in favourable reviews (rating 3 and up, or
