@@ -125,9 +125,11 @@ def test_old_events_count_less_than_recent_ones(sample_app):
     sample_app.store.add_events([_event("decay", "1322200189", "subscribe",
                                         now - timedelta(days=720)),
                                  _event("decay", "1028908750", "subscribe", now)])
-    positive, _ = sample_app.user_seeds("decay", now=now)
-    assert positive["1028908750"][0] == pytest.approx(1.0, abs=1e-3)
-    assert positive["1322200189"][0] == pytest.approx(0.5 ** 4, rel=1e-3)  # 4 half-lives
+    profile = sample_app.profile("decay", now=now)
+    weight = {i["id"]: i["weight"] for interest in profile["interests"]
+              for i in interest["items"]}
+    assert weight["1028908750"] == pytest.approx(1.0, abs=1e-3)
+    assert weight["1322200189"] == pytest.approx(0.5 ** 4, rel=1e-3)  # 4 half-lives
 
 
 def test_what_a_listener_searched_for_counts_as_interest(sample_app):

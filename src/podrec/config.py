@@ -50,6 +50,17 @@ class RecommendConfig:
     weight_popularity: float = 0.08
     expand_k: int = 10
     expand_weight: float = 1.0
+    # Interest profiles (docs/design.md, "profiles"): a listener's history is clustered into
+    # at most max_interests interests, merged below interest_distance (cosine distance of
+    # catalog-centred embeddings); a bigger interest gets interest_share_weight · log(share).
+    max_interests: int = 5
+    interest_distance: float = 0.9
+    interest_share_weight: float = 0.05
+    # Context: weight of an interest's log lift at the request's hour/weekday/device, of the
+    # duration fit to the minutes available, and of the mood/intent text's similarity.
+    context_weight: float = 0.5
+    duration_weight: float = 0.2
+    intent_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,18 @@ class EventWeightsConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """`podrec serve`: the REST API and the web page (podrec/server/)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1  # worker processes; more than one needs PostgreSQL to scale writes
+    max_request_bytes: int = 1_048_576  # largest JSON request body (413 above)
+    max_upload_bytes: int = 52_428_800  # largest catalog upload to /catalog/ingest
+    reports_dir: str = "out/evaluate"  # where the operator view finds `podrec evaluate` runs
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str = "sqlite:///podrec.db"
     language_whitelist: tuple[str, ...] = (
@@ -82,6 +105,7 @@ class Config:
     tagger: TaggerConfig = field(default_factory=TaggerConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     event_weights: EventWeightsConfig = field(default_factory=EventWeightsConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
 
 ENV_KEYS = {
@@ -89,6 +113,9 @@ ENV_KEYS = {
     "PODREC_EMBEDDER": ("embedder", "name"),
     "PODREC_EMBED_BATCH": ("embedder", "batch_size"),
     "PODREC_EMBED_MAX_CHARS": ("embedder", "max_chars"),
+    "PODREC_HOST": ("server", "host"),
+    "PODREC_PORT": ("server", "port"),
+    "PODREC_WORKERS": ("server", "workers"),
 }
 
 

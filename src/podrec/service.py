@@ -21,6 +21,10 @@ from podrec.ingest.language import LanguageDetector
 from podrec.ingest.pipeline import ingest_catalog, ingest_events, ingest_feeds
 from podrec.model.base import CatalogData, Scored
 from podrec.model.content import ContentModel, ContentWeights
+from podrec.model.profile import ProfileModel
+from podrec.profile.interests import HistoryItem, Interest, UserProfile
+from podrec.recommend.context import RequestContext, duration_fit
+from podrec.recommend.explain import ContextNote
 from podrec.records import IngestReport, Item
 from podrec.storage import Store
 
@@ -29,6 +33,35 @@ POSITIVE_EVENTS = {"subscribe": 1.0, "complete": 1.0, "like": 1.0, "play": 0.5,
                    "rate": 0.5, "review": 0.5}
 NEGATIVE_EVENTS = {"unsubscribe", "dislike", "skip"}
 WEIGHTS_ARTIFACT = "content-weights"
+
+
+@dataclass
+class HistoryEvent:
+    """A listener's latest positive word on one item."""
+
+    item_id: str
+    weight: float
+    event: str
+    time: float | None = None
+    hour: int | None = None
+    weekday: int | None = None
+    device: str | None = None
+
+
+def _platforms(extra: dict[str, Any]) -> list[str] | None:
+    """The platforms an item says it is available on (catalog field ``platforms``)."""
+    value = extra.get("platforms") if extra else None
+    if isinstance(value, str):
+        value = [p for p in value.replace(";", ",").split(",")]
+    if not isinstance(value, list):
+        return None
+    names = [str(p).strip().lower() for p in value if str(p).strip()]
+    return names or None
+
+
+def _part_of_day(hour: int) -> str:
+    return ("at night" if hour < 5 else "in the morning" if hour < 12 else
+            "in the afternoon" if hour < 17 else "in the evening" if hour < 22 else "at night")
 
 
 class NotFoundError(LookupError):
@@ -74,6 +107,7 @@ class Podrec:
         self._embedder = embedder
         self._detector: LanguageDetector | None = None
         self._models: dict[tuple[str | None, str], ContentModel] = {}
+        self._profile_models: dict[tuple[str | None, str], ProfileModel] = {}
 
     # -- components, loaded on first use ---------------------------------------------------
     @property
@@ -193,7 +227,10 @@ class Podrec:
                                  for i in ordered], dtype=np.float32),
             languages=[i.language for i in ordered], pks=pks,
             explicit=[i.explicit for i in ordered], show_ids=[i.show_id for i in ordered],
-            texts=[embedding_text(i, self.config.embedder.max_chars) for i in ordered])
+            texts=[embedding_text(i, self.config.embedder.max_chars) for i in ordered],
+            durations=np.array([np.nan if i.duration_s is None else i.duration_s
+                                for i in ordered], dtype=np.float32),
+            platforms=[_platforms(i.extra) for i in ordered])
 
     @property
     def embedder_model_id(self) -> str:
@@ -221,6 +258,21 @@ class Podrec:
             self._models[key] = ContentModel(self.content_weights(), metric=metric).fit(
                 self.catalog_data(kind))
         return self._models[key]
+
+    def profile_model(self, kind: str | None = "show", metric: str | None = None
+                      ) -> ProfileModel:
+        """The interest-profile model over the same fitted content model."""
+        metric = metric or self.config.recommend.metric
+        key = (kind, metric)
+        if key not in self._profile_models or \
+                self._profile_models[key].content is not self.model(kind, metric):
+            r = self.config.recommend
+            self._profile_models[key] = ProfileModel(
+                half_life_days=r.half_life_days, max_interests=r.max_interests,
+                distance_threshold=r.interest_distance, share_weight=r.interest_share_weight,
+                context_weight=r.context_weight, duration_weight=r.duration_weight,
+                intent_weight=r.intent_weight).fit_from(self.model(kind, metric))
+        return self._profile_models[key]
 
     # -- recommend --------------------------------------------------------------------------
     def _results(self, model: ContentModel, scored: Any) -> list[Recommendation]:
@@ -256,10 +308,14 @@ class Podrec:
 
     @staticmethod
     def _filter_mask(catalog: CatalogData, languages: list[str] | None, allow_explicit: bool,
-                     blocked: list[str] | None) -> np.ndarray | None:
-        if not languages and allow_explicit and not blocked:
+                     blocked: list[str] | None, platform: str | None = None
+                     ) -> np.ndarray | None:
+        if not languages and allow_explicit and not blocked and not platform:
             return None
         mask = np.ones(len(catalog), bool)
+        if platform:  # items that list where they are available, and not here, go
+            where = platform.strip().lower()
+            mask &= np.array([p is None or where in p for p in catalog.platforms])
         if languages:
             wanted = {lang.lower() for lang in languages}
             mask &= np.array([lang is None or lang in wanted for lang in catalog.languages])
@@ -322,44 +378,97 @@ class Podrec:
                                 "`podrec enrich`")
         return self._results(model, model.similar_items(row, k or self.config.recommend.k))
 
-    def user_seeds(self, user_id: str, now: datetime | None = None
-                   ) -> tuple[dict[str, tuple[float, str]], dict[str, float]]:
-        """({liked item id: (weight, strongest event)}, {disliked item id: weight}) of a
-        listener. Weights decay with the event's age (``recommend.half_life_days``); the
-        latest word on an item wins (a dislike after a like is a dislike)."""
+    def user_history(self, user_id: str, now: datetime | None = None
+                     ) -> tuple[list[HistoryEvent], dict[str, float]]:
+        """(positive history, {turned-down item id: weight}) of a listener and every account
+        linked to them. Per item the latest word wins (a dislike after a like is a dislike);
+        a positive item keeps its strongest event and its latest time, hour and device.
+        Negative weights decay with age (``recommend.half_life_days``); positive ones decay
+        in the profile."""
         if not self.store.user_exists(user_id):
             raise NotFoundError(f"no listener with id {user_id!r}")
         now = now or datetime.now(UTC)
         half_life = self.config.recommend.half_life_days
-        positive: dict[str, tuple[float, str]] = {}
+        positive: dict[str, HistoryEvent] = {}
         negative: dict[str, float] = {}
         for ev in self.store.user_events(user_id):
             if not ev.item_id:
                 continue
-            age_days = max((now - ev.timestamp).total_seconds() / 86400.0, 0.0)
-            decay = 0.5 ** (age_days / half_life) if half_life > 0 else 1.0
             if ev.event in NEGATIVE_EVENTS:
-                negative[ev.item_id] = decay
+                age_days = max((now - ev.timestamp).total_seconds() / 86400.0, 0.0)
+                negative[ev.item_id] = 0.5 ** (age_days / half_life) if half_life > 0 else 1.0
                 positive.pop(ev.item_id, None)
             elif ev.event in POSITIVE_EVENTS:
                 negative.pop(ev.item_id, None)
-                w = POSITIVE_EVENTS[ev.event] * decay
-                if w > positive.get(ev.item_id, (0.0, ""))[0]:
-                    positive[ev.item_id] = (w, ev.event)
-        return positive, negative
+                old = positive.get(ev.item_id)
+                weight = max(POSITIVE_EVENTS[ev.event], old.weight if old else 0.0)
+                event = ev.event if not old or POSITIVE_EVENTS[ev.event] >= old.weight \
+                    else old.event
+                hour = ev.context.get("hour") if isinstance(ev.context, dict) else None
+                positive[ev.item_id] = HistoryEvent(
+                    ev.item_id, weight, event, ev.timestamp.timestamp(),
+                    int(hour) if isinstance(hour, int | float) and 0 <= hour < 24
+                    else ev.timestamp.hour, ev.timestamp.weekday(), ev.device)
+        return list(positive.values()), negative
+
+    def profile(self, user_id: str, kind: str = "show",
+                now: datetime | None = None) -> dict[str, Any]:
+        """A listener's interest profile as plain data: each interest with its share, its
+        top items, genres, listening hours and devices, and a 2-D map position."""
+        now = now or datetime.now(UTC)
+        positive, negative = self.user_history(user_id, now)
+        pmodel = self.profile_model(kind)
+        c = pmodel.catalog
+        rows = {h.item_id: c.row_of(h.item_id) for h in positive}
+        profile = pmodel.build_profile(
+            [HistoryItem(r, h.weight, h.time, h.hour, h.weekday, h.device)
+             for h in positive if (r := rows[h.item_id]) is not None], now.timestamp())
+        interests = []
+        for interest in profile.interests:
+            centre = (interest.weights[:, None] * pmodel.centred[interest.rows]).sum(axis=0)
+            x, y = pmodel.map_2d(centre / max(float(np.linalg.norm(centre)), 1e-9))[0]
+            order = np.argsort(-interest.weights, kind="stable")
+            genres: dict[str, float] = {}
+            for r, w in zip(interest.rows, interest.weights, strict=True):
+                for g in c.categories[int(r)]:
+                    genres[g] = genres.get(g, 0.0) + float(w)
+            hours = interest.hours / max(interest.hours.sum(), 1e-9)
+            interests.append({
+                "label": self._interest_label(pmodel.content, interest),
+                "weight": round(interest.share, 4), "x": round(float(x), 4),
+                "y": round(float(y), 4),
+                "items": [{"id": c.ids[int(interest.rows[i])],
+                           "title": c.titles[int(interest.rows[i])],
+                           "weight": round(float(interest.weights[i]), 4)} for i in order[:8]],
+                "tags": sorted(genres, key=lambda g: -genres[g])[:5],
+                "hours": [round(float(h), 4) for h in hours],
+                "weekdays": [round(float(d), 4) for d in
+                             interest.weekdays / max(interest.weekdays.sum(), 1e-9)],
+                "devices": {d: round(w, 4) for d, w in interest.devices.items()}})
+        titles = {i: (it.title if (it := self.store.get_item(i)) else None) for i in negative}
+        return {"user_id": user_id, "person_id": self.store.person_of(user_id),
+                "accounts": self.store.linked_accounts(user_id),
+                "events": len(self.store.user_events(user_id)),
+                "interests": interests,
+                "disliked": [{"id": i, "title": t} for i, t in titles.items()],
+                "texts": self.user_texts(user_id)}
 
     def recommend(self, user_id: str | None = None, seeds: list[str] | None = None,
                   query: str | None = None, k: int | None = None, kind: str = "show",
                   metric: str | None = None, diversity: float = 0.0,
                   explain: bool = False, languages: list[str] | None = None,
                   allow_explicit: bool = True, blocked: list[str] | None = None,
-                  per_show: int | None = None) -> list[Recommendation]:
-        """Recommendations from a known listener's history, seed items and/or free text.
+                  per_show: int | None = None, context: RequestContext | None = None,
+                  platform: str | None = None) -> list[Recommendation]:
+        """Recommendations from a known listener's interest profile, seed items and/or free
+        text.
 
         ``diversity`` (0..1) re-ranks by MMR; ``explain`` adds a reason and its evidence.
+        ``context`` (time, device, minutes, intent) shifts scores; none changes nothing.
         Filters: ``languages`` (items of unknown language pass), ``allow_explicit``,
-        ``blocked`` (item or show ids; a blocked show blocks its episodes) and ``per_show``
-        (at most this many episodes of one show)."""
+        ``blocked`` (item or show ids; a blocked show blocks its episodes), ``per_show``
+        (at most this many episodes of one show) and ``platform`` (items that list the
+        platforms they are on must list this one)."""
         from podrec.recommend.diversity import mmr
         from podrec.recommend.explain import Seed
         from podrec.recommend.explain import explain as explain_item
@@ -368,36 +477,46 @@ class Podrec:
             raise ValueError("give a user, one or more seed items, or a query text")
         if not 0.0 <= diversity <= 1.0:
             raise ValueError(f"diversity must be between 0 and 1, got {diversity}")
+        context = None if context is None or context.empty else context
         model = self.model(kind, metric)
+        pmodel = self.profile_model(kind, metric)
         catalog = model.catalog
-        requested = [(sid, 1.0, "seed") for sid in seeds or []]
-        exclude_ids: list[str] = []
+        now = context.time if context and context.time else datetime.now(UTC)
+        history: list[HistoryEvent] = [HistoryEvent(sid, 1.0, "seed") for sid in seeds or []]
+        negative: dict[str, float] = {}
         if user_id:
-            positive, negative = self.user_seeds(user_id)
-            requested += [(sid, w, ev) for sid, (w, ev) in positive.items()]
-            exclude_ids = list(negative)
-            push = self.config.recommend.negative_weight
-            if push > 0 and positive:  # pushing away needs something to pull towards
-                requested += [(sid, -push * w, "dislike") for sid, w in negative.items()]
-        chosen: list[Seed] = []
-        for sid, w, ev in requested:
-            row = catalog.row_of(sid)
+            positive, negative = self.user_history(user_id, now)
+            history += positive
+        chosen: list[tuple[Seed, HistoryEvent]] = []
+        for h in history:
+            row = catalog.row_of(h.item_id)
             if row is None:
-                if self.store.get_item(sid) is None:
-                    raise NotFoundError(f"seed {sid!r} is not in the catalog")
+                if self.store.get_item(h.item_id) is None:
+                    raise NotFoundError(f"seed {h.item_id!r} is not in the catalog")
                 continue  # another kind (an episode when recommending shows): skip as a seed
-            chosen.append(Seed(row, w, ev))
+            chosen.append((Seed(row, h.weight, h.event), h))
         query = query.strip() if query and query.strip() else None
         texts = ([query] if query else []) + (self.user_texts(user_id) if user_id else [])
-        query_vectors = self.embedder.embed_queries(texts) if texts else None
-        exclude = [r for r in (catalog.row_of(i) for i in exclude_ids) if r is not None]
+        intent = context.intent if context else None
+        vectors = self.embedder.embed_queries(texts + ([intent] if intent else [])) \
+            if texts or intent else None
+        query_vectors = vectors[:len(texts)] if vectors is not None and texts else None
+        intent_vector = vectors[-1] if intent and vectors is not None else None
+        exclude = np.array([r for r in (catalog.row_of(i) for i in negative) if r is not None],
+                           dtype=np.int64)
         k = k or self.config.recommend.k
         pool = k if diversity == 0 and not per_show else max(4 * k, 50)
-        scored = model.recommend_seeds(
-            np.array([s.row for s in chosen], dtype=np.int64), pool,
-            query_vectors=query_vectors, exclude_rows=np.array(exclude, dtype=np.int64),
-            seed_weights=np.array([s.weight for s in chosen]) if chosen else None,
-            candidate_mask=self._filter_mask(catalog, languages, allow_explicit, blocked))
+        mask = self._filter_mask(catalog, languages, allow_explicit, blocked, platform)
+        push = self.config.recommend.negative_weight
+        neg_rows = exclude if push > 0 and chosen else np.zeros(0, np.int64)
+        neg_weights = np.array([push * negative[catalog.ids[r]] for r in neg_rows])
+        profile = pmodel.build_profile(
+            [HistoryItem(s.row, s.weight, h.time, h.hour, h.weekday, h.device)
+             for s, h in chosen], now.timestamp(), context)
+        scored, detail = pmodel.recommend_profile(
+            profile, pool, exclude_rows=exclude, candidate_mask=mask, context=context,
+            text_vectors=query_vectors, negatives=(neg_rows, neg_weights),
+            intent_vector=intent_vector)
         if per_show:
             counts: dict[str | None, int] = {}
             keep_rows = []
@@ -415,10 +534,68 @@ class Podrec:
             scored = Scored(scored.rows[keep], scored.scores[keep],
                             [scored.components[i] for i in keep])
         results = self._results(model, scored)
-        query_vectors = query_vectors[:1] if query else None  # the request's own words
         if explain:
+            share_term, ctx_term = (pmodel.interest_bonus(profile, context)
+                                    if profile.interests else (None, None))
+            own_query = query_vectors[0] if query and query_vectors is not None else None
             for rec, row in zip(results, scored.rows, strict=True):
+                j = int(detail.interest[row])
+                in_interest = ({int(r) for r in profile.interests[j].rows} if j >= 0
+                               else set())
+                seeds_j = [s for s, _ in chosen if s.weight > 0 and s.row in in_interest]
+                notes = self._context_notes(pmodel, context, int(row), j, ctx_term, profile,
+                                            intent_vector)
                 rec.reason, rec.evidence = explain_item(
-                    model, int(row), [s for s in chosen if s.weight > 0], query,
-                    None if query_vectors is None else query_vectors[0])
+                    model, int(row), seeds_j, query, own_query, context=notes)
+                if j >= 0 and len(profile.interests) > 1:
+                    rec.evidence.append({"type": "interest", "index": j,
+                                         "label": self._interest_label(model, profile
+                                                                       .interests[j]),
+                                         "share": round(profile.interests[j].share, 3)})
         return results
+
+    def _context_notes(self, pmodel: ProfileModel, context: RequestContext | None, row: int,
+                       interest: int, ctx_term: np.ndarray | None, profile: UserProfile,
+                       intent_vector: np.ndarray | None) -> list[ContextNote]:
+        """The context behind one item's score, for its explanation."""
+        if context is None:
+            return []
+        notes = []
+        if context.minutes is not None:
+            dur = float(pmodel.catalog.durations[row])
+            if np.isfinite(dur):
+                effect = pmodel.duration_weight * float(duration_fit(np.array([dur]),
+                                                                     context.minutes)[0])
+                fits = dur <= 60 * context.minutes
+                phrase = (f"at {round(dur / 60)} minutes it fits your {context.minutes:g}"
+                          + (f" on the {context.device}" if context.device else "")) \
+                    if fits else None
+                notes.append(ContextNote(effect, {"type": "context", "factor": "duration",
+                                                  "minutes": context.minutes,
+                                                  "duration_s": dur}, phrase))
+        if ctx_term is not None and interest >= 0 and ctx_term[interest] > 0.05:
+            when = " and ".join(x for x in [
+                _part_of_day(context.hour) if context.hour is not None else "",
+                f"on your {context.device}" if context.device else ""] if x)
+            label = self._interest_label(pmodel.content, profile.interests[interest])
+            notes.append(ContextNote(float(ctx_term[interest]), {
+                "type": "context", "factor": "habit", "interest": label},
+                f"you often turn to {label} {when}".rstrip()))
+        if intent_vector is not None and context.intent:
+            sim = float(pmodel.content.index.vectors[row] @ intent_vector)
+            notes.append(ContextNote(pmodel.intent_weight * sim * pmodel.weights.cosine, {
+                "type": "context", "factor": "intent", "text": context.intent},
+                f"it suits “{context.intent}”"))
+        return notes
+
+    @staticmethod
+    def _interest_label(model: ContentModel, interest: Interest) -> str:
+        """A name for an interest: its items' most common genre, else its top item."""
+        counts: dict[str, float] = {}
+        for r, w in zip(interest.rows, interest.weights, strict=True):
+            for c in model.catalog.categories[int(r)][:2]:
+                if c.lower() not in ("podcasts", "(no genres listed)"):
+                    counts[c] = counts.get(c, 0.0) + float(w)
+        if counts:
+            return max(counts, key=lambda c: counts[c])
+        return model.catalog.titles[int(interest.top_rows(1)[0])]

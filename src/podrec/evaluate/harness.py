@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from podrec.enrich.embedders import TextEmbedder
 from podrec.evaluate import metrics as M
@@ -32,9 +33,13 @@ from podrec.model.collaborative import (
 from podrec.model.content import ContentModel, ContentWeights
 from podrec.model.hybrid import HybridModel
 from podrec.model.interactions import Interactions, build_interactions
+from podrec.model.profile import ProfileModel
 from podrec.records import EventRecord, ItemRecord
 
-MODELS = ("pop", "pop-recent", "itemknn", "ease", "ials", "bpr", "content", "hybrid")
+MODELS = ("pop", "pop-recent", "itemknn", "ease", "ials", "bpr", "content", "profile-static",
+          "profile", "profile-context", "hybrid")
+# Models that are not part of the hybrid unless asked for by name (they study the profile).
+PROFILE_MODELS = ("profile-static", "profile", "profile-context")
 # Hyper-parameter candidates, tried on the validation split; the first is the default.
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "pop": [{}],
@@ -46,6 +51,12 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
              {"factors": 128, "regularization": 0.05, "alpha": 1.0}],
     "bpr": [{"factors": 64, "learning_rate": 0.05}, {"factors": 64, "learning_rate": 0.01}],
     "content": [{}, {"lexical": 0.0, "expand_k": 0}],
+    "profile-static": [{}],
+    "profile": [{"half_life_days": hl, "max_interests": m, "share_weight": b}
+                for hl in (180.0, 30.0, 0.0) for m, b in ((5, 0.05), (5, 0.3), (3, 0.3),
+                                                          (1, 0.0))],
+    # context weights, tried on top of the parameters chosen for "profile"
+    "profile-context": [{"context_weight": c} for c in (0.25, 0.5, 0.9)],
 }
 SLICES = (("users≤2", 0, 2), ("users3-10", 3, 10), ("users>10", 11, 10**9))
 Progress = Callable[[str], None]
@@ -66,6 +77,10 @@ def make_model(name: str, params: dict[str, Any], seed: int = 0) -> Recommender:
         return BPRModel(seed=seed, **params)
     if name == "content":
         return ContentModel(replace(ContentWeights(expand_k=0), **params))
+    if name == "profile-static":
+        return ProfileModel(single_vector=True)
+    if name in ("profile", "profile-context"):
+        return ProfileModel(**params)
     raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
 
 
@@ -160,10 +175,19 @@ def make_fold(data: EvalData, pairs: Interactions, test_mask: np.ndarray,
     if max_users and len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     matrix = train.matrix()
+    matrix.sort_indices()
+    keep = train.confidence > 0
+    times = sparse.csr_matrix((train.times[keep], (train.users[keep], train.items[keep])),
+                              shape=matrix.shape, dtype=np.float64)
+    times.sort_indices()
+    # the moment of each request: just before the listener's first test pair
+    first_test = np.full(pairs.n_users, np.inf)
+    np.minimum.at(first_test, test.users, test.times)
     counts = np.diff(matrix.indptr)
     text_vectors = _user_text_vectors(data, pairs if text_evidence == "all" else train, users,
                                       embedder, cache_dir)
-    batch = UserBatch(matrix[users], user_rows=users, text_vectors=text_vectors)
+    batch = UserBatch(matrix[users], user_rows=users, text_vectors=text_vectors,
+                      history_times=times[users], now=first_test[users])
     cold = train.item_popularity() == 0
     return Fold(train, users, batch, [relevant[u] for u in users], counts[users], cold)
 
@@ -265,12 +289,17 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
         f"validation listeners {len(val.users)}")
     singles = [m for m in model_names if m != "hybrid"]
     if "hybrid" in model_names and not singles:
-        singles = [m for m in MODELS if m != "hybrid"]
+        singles = [m for m in MODELS if m != "hybrid" and m not in PROFILE_MODELS]
+    if "profile-context" in singles and "profile" not in singles:
+        singles.insert(singles.index("profile-context"), "profile")
     chosen: dict[str, dict[str, Any]] = {}
     val_models: dict[str, Recommender] = {}
     for name in singles:
         best = None
-        for params in GRIDS[name]:
+        grid = GRIDS[name]
+        if name == "profile-context":  # context on top of the chosen profile
+            grid = [chosen["profile"]["params"] | p for p in grid]
+        for params in grid:
             model = make_model(name, params, split.seed).fit(data.catalog, val.train)
             lists = rank(model, val, 10)
             q = float(np.mean([M.ndcg_at_k(r.tolist(), rel, 10)
@@ -297,11 +326,13 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
             "params": model.params(), "validation_ndcg@10": chosen[name]["validation_ndcg@10"]}
         say(f"test {name}: ndcg@10 {results[name]['ndcg@10']:.4f}")
     if "hybrid" in model_names:
-        hybrid_val = HybridModel(val_models).fit(data.catalog, val.train)
+        parts = {n: m for n, m in val_models.items()
+                 if n not in ("profile-static", "profile-context")}
+        hybrid_val = HybridModel(parts).fit(data.catalog, val.train)
         t0 = time.perf_counter()
         blend = hybrid_val.learn_blend(val.batch, val.relevant, k=10, progress=say)
         learn_s = time.perf_counter() - t0
-        hybrid = HybridModel(fitted).fit(data.catalog, fold.train)
+        hybrid = HybridModel({n: fitted[n] for n in parts}).fit(data.catalog, fold.train)
         hybrid.blend = hybrid_val.blend
         t0 = time.perf_counter()
         lists = rank(hybrid, fold, kmax)

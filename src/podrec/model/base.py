@@ -37,6 +37,8 @@ class CatalogData:
     texts: list[str] = field(default_factory=list)  # the text each vector was embedded from
     explicit: list[bool | None] = field(default_factory=list)
     show_ids: list[str | None] = field(default_factory=list)  # an episode's show
+    durations: np.ndarray | None = None  # (n,) seconds, nan = unknown
+    platforms: list[list[str] | None] = field(default_factory=list)  # None = anywhere
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -47,8 +49,11 @@ class CatalogData:
         self.texts = self.texts or list(self.titles)
         self.explicit = self.explicit or [None] * n
         self.show_ids = self.show_ids or [None] * n
+        self.platforms = self.platforms or [None] * n
         if self.popularity is None:
             self.popularity = np.full(n, np.nan, dtype=np.float32)
+        if self.durations is None:
+            self.durations = np.full(n, np.nan, dtype=np.float32)
         self._row = {(k, i): r for r, (k, i) in enumerate(zip(self.kinds, self.ids, strict=True))}
 
     def __len__(self) -> int:
@@ -75,19 +80,25 @@ class Scored:
 class UserBatch:
     """Listeners to score: their histories (rows of confidence over the item index), their
     rows in the training matrix (-1 for unseen listeners; None when unknown) and, optionally,
-    vectors of text they wrote (reviews, searches; zero rows where none)."""
+    vectors of text they wrote (reviews, searches; zero rows where none), when each history
+    pair last happened (Unix seconds, the same sparsity as ``histories``), the moment of each
+    request (Unix seconds), which time-aware models use for recency and as context."""
 
     histories: sparse.csr_matrix
     user_rows: np.ndarray | None = None
     text_vectors: np.ndarray | None = None
+    history_times: sparse.csr_matrix | None = None
+    now: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.histories.shape[0])
 
     def take(self, index: np.ndarray) -> UserBatch:
-        return UserBatch(self.histories[index],
-                         None if self.user_rows is None else self.user_rows[index],
-                         None if self.text_vectors is None else self.text_vectors[index])
+        def pick(a: Any) -> Any:
+            return None if a is None else a[index]
+
+        return UserBatch(self.histories[index], pick(self.user_rows), pick(self.text_vectors),
+                         pick(self.history_times), pick(self.now))
 
 
 class Recommender(ABC):

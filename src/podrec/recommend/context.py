@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 DEVICES = ("phone", "car", "speaker", "desktop", "tablet", "watch", "tv", "web")
 
 
@@ -51,3 +53,71 @@ class RequestContext:
         out = asdict(self)
         out["time"] = self.time.isoformat() if self.time else None
         return {k: v for k, v in out.items() if v is not None}
+
+
+def _hour_kernel(hour: int, width: float = 2.0) -> np.ndarray:
+    """Closeness of each hour of the day to ``hour``, on the 24-hour circle."""
+    d = np.abs(np.arange(24) - hour)
+    d = np.minimum(d, 24 - d)
+    return np.exp(-(d ** 2) / (2 * width ** 2))
+
+
+def _weekday_kernel(weekday: int) -> np.ndarray:
+    """The same kind of day (weekday or weekend) counts fully, the other kind a quarter."""
+    weekend = np.arange(7) >= 5
+    return np.where(weekend == (weekday >= 5), 1.0, 0.25)
+
+
+def interest_lift(hours: np.ndarray, weekdays: np.ndarray, devices: list[dict[str, float]],
+                  shares: np.ndarray, context: RequestContext, prior: float = 1.0
+                  ) -> np.ndarray:
+    """Log lift of each interest in this context: how much more of the listener's listening
+    at this hour / on this kind of day / on this device went to the interest than overall.
+    ``hours`` (n_interests × 24) and ``weekdays`` (× 7) hold weights; ``prior`` pseudo-weight
+    keeps a thin habit from swinging the ranking. Zeros where context says nothing."""
+    shares = np.maximum(np.asarray(shares, dtype=np.float64), 1e-9)
+    lift = np.zeros(len(shares))
+    signals = []
+    if context.hour is not None and hours.sum() > 0:
+        signals.append(hours @ _hour_kernel(int(context.hour)))
+    if context.weekday is not None and weekdays.sum() > 0:
+        signals.append(weekdays @ _weekday_kernel(int(context.weekday)))
+    if context.device and any(devices):
+        signals.append(np.array([d.get(context.device, 0.0) for d in devices]))
+    for matched in signals:
+        p = (matched + prior * shares) / (matched.sum() + prior)
+        lift += np.log(p / shares)
+    return lift
+
+
+def habit_factor(hours: list[int | None], weekdays: list[int | None],
+                 devices: list[str | None], context: RequestContext,
+                 strength: float) -> np.ndarray | None:
+    """Per history item, ``1 - strength + strength · match``: how well the moment it was
+    heard (hour of day, kind of day, device) matches the request's. None when the context
+    says nothing about the moment, so the history counts as it is."""
+    if strength <= 0 or (context.hour is None and context.weekday is None
+                         and not context.device):
+        return None
+    match = np.ones(len(hours))
+    if context.hour is not None:
+        k = _hour_kernel(int(context.hour))
+        match *= np.array([1.0 if h is None else k[h] for h in hours])
+    if context.weekday is not None:
+        k = _weekday_kernel(int(context.weekday))
+        match *= np.array([1.0 if d is None else k[d] for d in weekdays])
+    if context.device:
+        match *= np.array([1.0 if d is None else (1.0 if d == context.device else 0.25)
+                           for d in devices])
+    s = min(float(strength), 1.0)
+    return 1.0 - s + s * match
+
+
+def duration_fit(durations_s: np.ndarray, minutes: float | None) -> np.ndarray:
+    """0 for items that fit in the time available (or whose length is unknown), minus the
+    log of how many times too long they are otherwise."""
+    d = np.asarray(durations_s, dtype=np.float64)
+    if minutes is None:
+        return np.zeros(len(d))
+    ratio = np.nan_to_num(d, nan=0.0) / (60.0 * minutes)
+    return -np.log(np.maximum(ratio, 1.0))

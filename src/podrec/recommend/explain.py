@@ -23,13 +23,24 @@ class Seed:
     event: str = "seed"
 
 
+@dataclass
+class ContextNote:
+    """What the request's context did to one item: its score effect and a phrase for the
+    sentence ("short enough for your 30 minutes")."""
+
+    effect: float
+    evidence: dict[str, Any]
+    phrase: str | None = None
+
+
 def explain(model: ContentModel, row: int, seeds: list[Seed], query: str | None = None,
-            query_vector: np.ndarray | None = None, max_items: int = 2
-            ) -> tuple[str, list[dict[str, Any]]]:
+            query_vector: np.ndarray | None = None, max_items: int = 2,
+            context: list[ContextNote] | None = None) -> tuple[str, list[dict[str, Any]]]:
     """(reason, evidence) for one recommended row. Evidence shares add up to 1 over what
-    pushed the score up."""
+    pushed the score up; context that pushed it down is listed with share 0."""
     catalog = model.catalog
-    parts: list[tuple[float, dict[str, Any]]] = []
+    parts: list[tuple[float, dict[str, Any]]] = [(n.effect, n.evidence | {"effect": round(
+        float(n.effect), 4)}) for n in context or []]
     if seeds:
         rows = np.array([s.row for s in seeds])
         # A seed's evidence is how much more it likes this item than a typical one (embedding
@@ -55,9 +66,14 @@ def explain(model: ContentModel, row: int, seeds: list[Seed], query: str | None 
     shared = _shared_tags(catalog.categories[row],
                           [catalog.categories[catalog.row_of(e["id"])] for e in top_items])
     evidence += [{"type": "tag", "tag": t} for t in shared]
+    evidence += [e | {"share": 0.0} for v, e in parts if v <= 0 and e["type"] == "context"]
     query_share = sum(e["share"] for e in evidence if e["type"] == "query")
-    return _sentence(top_items, shared, query if query_share >= 0.2 or not top_items
-                     else None), evidence
+    phrases = [n.phrase for n in context or [] if n.phrase and n.effect >= 0]
+    reason = _sentence(top_items, shared, query if query_share >= 0.2 or not top_items
+                       else None)
+    if phrases:
+        reason = reason[:-1] + "; " + "; ".join(phrases) + "."
+    return reason, evidence
 
 
 def _shared_tags(own: list[str], others: list[list[str]]) -> list[str]:

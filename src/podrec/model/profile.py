@@ -1,0 +1,245 @@
+"""The profile model: a listener as several interests that fade with time, matched to context.
+
+Each interest (profile/interests.py) scores the catalog with the content model's fused score
+against its own items only; an item's score is its best interest's score plus
+``share_weight · log(share)`` (a big interest outranks a passing one) plus, when the request
+says when or where it is, ``context_weight`` times the interest's log lift in that context
+(recommend/context.py). With ``max_interests=1`` and no half-life this is the single-vector
+content profile; ``single_vector=True`` further drops every signal but the embedding (the
+classic mean-of-embeddings user vector), the static baseline of the dynamic-interest study.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from podrec.index.vector_index import top_k
+from podrec.model.base import CatalogData, Recommender, Scored, UserBatch
+from podrec.model.content import COMPONENTS, ContentModel, ContentWeights
+from podrec.profile.interests import HistoryItem, InterestProfiler, UserProfile
+from podrec.recommend.context import (
+    RequestContext,
+    duration_fit,
+    habit_factor,
+    interest_lift,
+)
+
+
+@dataclass
+class ProfileScores:
+    """Scores of every item for one listener, with the interest that gave each its score."""
+
+    scores: np.ndarray  # (n,)
+    interest: np.ndarray  # (n,) index into profile.interests, -1 where none
+    parts: np.ndarray  # (n, 5) content components of the winning interest
+    context: np.ndarray  # (n,) what context added (habits, duration, intent)
+
+
+class ProfileModel(Recommender):
+    """Multi-interest, time-aware, context-aware listener profiles over the content model."""
+
+    name = "profile"
+
+    def __init__(self, weights: ContentWeights | None = None, half_life_days: float = 180.0,
+                 max_interests: int = 5, distance_threshold: float = 0.9,
+                 share_weight: float = 0.05, context_weight: float = 0.0,
+                 duration_weight: float = 0.1, intent_weight: float = 1.0,
+                 single_vector: bool = False) -> None:
+        self.weights = weights or ContentWeights(expand_k=0)
+        if single_vector:
+            self.weights = ContentWeights(cosine=1.0, lexical=0.0, genre=0.0, author=0.0,
+                                          popularity=0.0, expand_k=0)
+            half_life_days, max_interests = 0.0, 1
+        self.half_life_days = half_life_days
+        self.max_interests = max_interests
+        self.distance_threshold = distance_threshold
+        self.share_weight = share_weight
+        self.context_weight = context_weight
+        self.duration_weight = duration_weight
+        self.intent_weight = intent_weight
+        self.single_vector = single_vector
+        self.profiler = InterestProfiler(half_life_days, max_interests, distance_threshold)
+
+    def params(self) -> dict[str, Any]:
+        return {"half_life_days": self.half_life_days, "max_interests": self.max_interests,
+                "distance_threshold": self.distance_threshold,
+                "share_weight": self.share_weight, "context_weight": self.context_weight,
+                "single_vector": self.single_vector}
+
+    def fit(self, catalog: CatalogData, interactions: Any = None) -> ProfileModel:
+        return self.fit_from(ContentModel(replace(self.weights, expand_k=0)).fit(catalog))
+
+    def fit_from(self, content: ContentModel) -> ProfileModel:
+        """Share an already fitted content model (its TF-IDF, genres, producers)."""
+        self.content = content
+        self.weights = content.weights
+        catalog = self.catalog = content.catalog
+        self._n_items = len(catalog)
+        v = np.asarray(catalog.vectors, dtype=np.float32)
+        centred = v - v.mean(axis=0, keepdims=True)
+        norms = np.linalg.norm(centred, axis=1, keepdims=True)
+        self.centred = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
+        return self
+
+    def map_2d(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, 2) positions of centred vectors on the catalog's two main axes (PCA), for
+        drawing a listener's interests on one map."""
+        if not hasattr(self, "_axes"):
+            sample = self.centred[np.random.default_rng(0).permutation(len(self.centred))[:2000]]
+            _, _, vt = np.linalg.svd(sample - sample.mean(axis=0), full_matrices=False)
+            self._axes = vt[:2].T if vt.shape[0] >= 2 else np.eye(sample.shape[1], 2)
+        return np.atleast_2d(vectors) @ self._axes
+
+    # -- one listener ---------------------------------------------------------------------
+    def build_profile(self, history: list[HistoryItem], now: float | None = None,
+                      context: RequestContext | None = None) -> UserProfile:
+        """The listener's interests; with a context that names the moment (hour, weekday,
+        device), items heard at such moments count more (``context_weight``, 0..1)."""
+        habit = None
+        if context is not None:
+            habit = habit_factor([h.hour for h in history], [h.weekday for h in history],
+                                 [h.device for h in history], context, self.context_weight)
+        return self.profiler.build(history, self.centred, now, habit)
+
+    def score_profile(self, profile: UserProfile, context: RequestContext | None = None,
+                      text_vectors: np.ndarray | None = None,
+                      negatives: tuple[np.ndarray, np.ndarray] | None = None,
+                      intent_vector: np.ndarray | None = None) -> ProfileScores:
+        """Every item's score for one listener. ``text_vectors``: what they searched for or
+        wrote (each counts like one more item of every interest, on embedding similarity);
+        ``negatives``: (rows, weights) of what they turned down, pulled away from in every
+        interest;
+        ``intent_vector``: the embedded mood/intent text of the request."""
+        n = len(self.catalog)
+        w = self.weights.as_array()
+        text_sim, text_total = None, 0.0
+        if text_vectors is not None and len(text_vectors):
+            # each text counts like one more history item, on the embedding component
+            text_sim = np.sum([self.content.index.similarities(t)
+                               for t in np.atleast_2d(text_vectors)], axis=0)
+            text_total = float(len(np.atleast_2d(text_vectors)))
+        neg = None
+        if negatives is not None and len(negatives[0]):
+            neg = self.content.weighted_features(negatives[0], negatives[1])
+            neg_total = float(np.abs(negatives[1]).sum())
+        interests = profile.interests
+        if not interests:  # no history: the text they gave, else popularity
+            parts = np.zeros((n, len(COMPONENTS)), np.float32)
+            if text_sim is not None:
+                parts[:, 0] = text_sim / text_total
+                parts[:, 4] = 0.25 * self.content.popularity
+            else:
+                parts[:, 4] = self.content.popularity
+            base = parts @ w
+            best = np.full(n, -1)
+            all_parts = parts
+        else:
+            share_term, ctx_term = self.interest_bonus(profile, context)
+            bonus = share_term + ctx_term
+            base = np.full(n, -np.inf, dtype=np.float64)
+            best = np.zeros(n, dtype=np.int64)
+            all_parts = np.zeros((n, len(COMPONENTS)), np.float32)
+            for j, interest in enumerate(interests):
+                parts = self.content.weighted_features(interest.rows, interest.weights)
+                total = float(interest.weights.sum())
+                if neg is not None:
+                    parts = parts - neg
+                    total += neg_total
+                if text_sim is not None:
+                    parts[:, 0] += text_sim
+                    total += text_total
+                parts = parts / max(total, 1e-9)
+                s = parts @ w + bonus[j]
+                better = s > base
+                base = np.where(better, s, base)
+                best = np.where(better, j, best)
+                all_parts = np.where(better[:, None], parts, all_parts)
+        extra = self.context_scores(context, intent_vector)
+        return ProfileScores((base + extra).astype(np.float32), best, all_parts,
+                             extra.astype(np.float32))
+
+    def context_scores(self, context: RequestContext | None,
+                       intent_vector: np.ndarray | None = None) -> np.ndarray:
+        """What the request's moment adds to every item: duration fit to the minutes
+        available, and closeness to the mood/intent text. Zeros without context."""
+        extra = np.zeros(len(self.catalog))
+        if context is None:
+            return extra
+        if context.minutes is not None and self.duration_weight:
+            extra += self.duration_weight * duration_fit(self.catalog.durations,
+                                                         context.minutes)
+        if intent_vector is not None and self.intent_weight:
+            extra += self.intent_weight * self.weights.cosine * \
+                self.content.index.similarities(np.asarray(intent_vector).ravel())
+        return extra
+
+    def interest_bonus(self, profile: UserProfile, context: RequestContext | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(share term, context term) per interest of ``profile``."""
+        shares = np.array([i.share for i in profile.interests])
+        share_term = self.share_weight * np.log(np.maximum(shares, 1e-9))
+        ctx = np.zeros(len(shares))
+        if context is not None and self.context_weight and len(shares) > 1:
+            ctx = self.context_weight * interest_lift(
+                np.vstack([i.hours for i in profile.interests]),
+                np.vstack([i.weekdays for i in profile.interests]),
+                [i.devices for i in profile.interests], shares, context)
+        return share_term, ctx
+
+    def recommend_profile(self, profile: UserProfile, k: int = 10,
+                          exclude_rows: np.ndarray | None = None,
+                          candidate_mask: np.ndarray | None = None,
+                          **score_args: Any) -> tuple[Scored, ProfileScores]:
+        scored = self.score_profile(profile, **score_args)
+        scores = scored.scores
+        if candidate_mask is not None:
+            scores = np.where(candidate_mask, scores, -np.inf)
+        seen = np.concatenate([i.rows for i in profile.interests] + [
+            np.asarray(exclude_rows if exclude_rows is not None else [], np.int64)])
+        rows, best = top_k(scores, k, seen.astype(np.int64))
+        w = self.weights.as_array()
+        components = []
+        for r in rows:
+            comp = dict(zip(COMPONENTS, (scored.parts[r] * w).round(4).tolist(), strict=True))
+            comp["interest"] = int(scored.interest[r])
+            if scored.context[r]:
+                comp["context"] = round(float(scored.context[r]), 4)
+            components.append(comp)
+        return Scored(rows, best, components), scored
+
+    # -- the Recommender protocol (offline evaluation) -----------------------------------
+    def score(self, batch: UserBatch) -> np.ndarray:
+        h = sparse.csr_matrix(batch.histories, dtype=np.float32)
+        times = None if batch.history_times is None else sparse.csr_matrix(batch.history_times)
+        out = np.zeros((h.shape[0], len(self.catalog)), dtype=np.float32)
+        for u in range(h.shape[0]):
+            lo, hi = h.indptr[u], h.indptr[u + 1]
+            rows, vals = h.indices[lo:hi], h.data[lo:hi]
+            ts = None
+            if times is not None:
+                assert np.array_equal(times.indices[times.indptr[u]:times.indptr[u + 1]], rows)
+                ts = times.data[times.indptr[u]:times.indptr[u + 1]]
+            history = [HistoryItem(int(r), float(v), *_when(None if ts is None else ts[i]))
+                       for i, (r, v) in enumerate(zip(rows, vals, strict=True))]
+            now = None if batch.now is None else float(batch.now[u])
+            context = None
+            if self.context_weight and now is not None:  # the request's time of day
+                context = RequestContext(hour=_when(now)[1], weekday=_when(now)[2])
+            text = None
+            if batch.text_vectors is not None and np.linalg.norm(batch.text_vectors[u]) > 0:
+                text = batch.text_vectors[u]
+            out[u] = self.score_profile(self.build_profile(history, now, context), context,
+                                        text_vectors=text).scores
+        return out
+
+
+def _when(t: float | None) -> tuple[float | None, int | None, int | None]:
+    """(time, UTC hour, weekday) of a Unix time."""
+    if t is None or not np.isfinite(t):
+        return None, None, None
+    days, seconds = divmod(float(t), 86400.0)
+    return float(t), int(seconds // 3600), int((days + 3) % 7)  # 1970-01-01 was a Thursday

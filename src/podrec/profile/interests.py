@@ -1,0 +1,124 @@
+"""A listener's interests: several weighted clusters of what they engaged with.
+
+One average vector blurs a listener who likes true crime *and* chess into neither. So the
+items of their history are clustered (agglomerative, average linkage, on catalog-centred
+embeddings, so the direction every text shares does not glue clusters together); the
+number of interests follows from a distance threshold, per listener, capped at
+``max_interests``. Each item counts with its event weight halved every ``half_life_days``
+before the request, so an interest fades when the listener moves on. Each interest also
+remembers when (hour of day, weekday) and on which device it was listened to: the habits
+that context-aware ranking matches against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SECONDS_PER_DAY = 86400.0
+
+
+@dataclass
+class Interest:
+    """One cluster of a listener's history."""
+
+    rows: np.ndarray  # catalog rows of its items
+    weights: np.ndarray  # their decayed weights
+    share: float  # of the listener's total weight, 0..1
+    hours: np.ndarray = field(default_factory=lambda: np.zeros(24))  # weight per hour of day
+    weekdays: np.ndarray = field(default_factory=lambda: np.zeros(7))  # weight per weekday
+    devices: dict[str, float] = field(default_factory=dict)  # weight per device
+
+    def top_rows(self, n: int = 5) -> np.ndarray:
+        return self.rows[np.argsort(-self.weights, kind="stable")[:n]]
+
+
+@dataclass
+class UserProfile:
+    """A listener's interests, heaviest first."""
+
+    interests: list[Interest]
+
+    @property
+    def total(self) -> int:
+        return sum(len(i.rows) for i in self.interests)
+
+
+@dataclass
+class HistoryItem:
+    """One item of a history as the profiler needs it."""
+
+    row: int
+    weight: float
+    time: float | None = None  # Unix seconds of the latest event on it
+    hour: int | None = None  # local hour of that event (UTC hour when not given)
+    weekday: int | None = None
+    device: str | None = None
+
+
+class InterestProfiler:
+    """Builds a ``UserProfile`` from a history; parameters in the constructor."""
+
+    def __init__(self, half_life_days: float = 180.0, max_interests: int = 5,
+                 distance_threshold: float = 0.9, min_items: int = 4) -> None:
+        self.half_life_days = half_life_days
+        self.max_interests = max_interests
+        self.distance_threshold = distance_threshold
+        self.min_items = min_items  # fewer items than this: one interest
+
+    def decay(self, times: np.ndarray, now: float | None) -> np.ndarray:
+        """0.5 ** (age / half-life); 1 where time or ``now`` is unknown, or no half-life."""
+        if now is None or not self.half_life_days or self.half_life_days <= 0:
+            return np.ones(len(times))
+        age = np.maximum(now - np.nan_to_num(times, nan=now), 0.0) / SECONDS_PER_DAY
+        return 0.5 ** (age / self.half_life_days)
+
+    def cluster(self, vectors: np.ndarray) -> np.ndarray:
+        """A cluster label per row of (centred, unit) ``vectors``."""
+        n = len(vectors)
+        if n < self.min_items or self.max_interests <= 1:
+            return np.zeros(n, dtype=np.int64)
+        from sklearn.cluster import AgglomerativeClustering
+
+        labels = AgglomerativeClustering(
+            n_clusters=None, distance_threshold=self.distance_threshold, metric="cosine",
+            linkage="average").fit_predict(vectors)
+        if labels.max() + 1 > self.max_interests:
+            labels = AgglomerativeClustering(
+                n_clusters=self.max_interests, metric="cosine", linkage="average"
+            ).fit_predict(vectors)
+        return labels.astype(np.int64)
+
+    def build(self, history: list[HistoryItem], centred: np.ndarray,
+              now: float | None = None, habit: np.ndarray | None = None) -> UserProfile:
+        """``centred``: the catalog's centred unit vectors (rows index into it); ``habit``:
+        an optional factor per history item (how well its moment matches the request's)."""
+        keep = [i for i, h in enumerate(history) if h.weight > 0]
+        positive = [history[i] for i in keep]
+        if not positive:
+            return UserProfile([])
+        rows = np.array([h.row for h in positive], dtype=np.int64)
+        times = np.array([np.nan if h.time is None else h.time for h in positive])
+        weights = np.array([h.weight for h in positive]) * self.decay(times, now)
+        if habit is not None:
+            weights = weights * np.asarray(habit)[keep]
+        labels = self.cluster(centred[rows])
+        total = float(weights.sum()) or 1.0
+        interests = []
+        for label in np.unique(labels):
+            idx = np.flatnonzero(labels == label)
+            hours, weekdays = np.zeros(24), np.zeros(7)
+            devices: dict[str, float] = {}
+            for i in idx:
+                h, w = positive[i], weights[i]
+                if h.hour is not None:
+                    hours[h.hour] += w
+                if h.weekday is not None:
+                    weekdays[h.weekday] += w
+                if h.device:
+                    devices[h.device] = devices.get(h.device, 0.0) + w
+            interests.append(Interest(rows[idx], weights[idx], float(weights[idx].sum()) / total,
+                                      hours, weekdays, devices))
+        interests.sort(key=lambda i: -i.share)
+        return UserProfile(interests)
