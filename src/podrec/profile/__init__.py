@@ -1,0 +1,1 @@
+"""Listener interest profiles: clustered, decaying, context-aware (see model/profile.py)."""
