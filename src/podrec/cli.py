@@ -25,6 +25,9 @@ ingest_app = typer.Typer(help="Bring feeds, catalogs and events into the store."
 catalog_app = typer.Typer(help="Look at what is stored.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(catalog_app, name="catalog")
+users_app = typer.Typer(help="Listeners: profiles, linked accounts, export, delete.",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -179,21 +182,119 @@ def recommend(
                                                     "(repeat for several)")] = None,
     per_show: Annotated[int | None, typer.Option(min=1, help="at most this many episodes "
                                                  "of one show")] = None,
+    platform: Annotated[str | None, typer.Option(help="the platform asking: items not "
+                                                 "available there are left out")] = None,
+    hour: Annotated[int | None, typer.Option(min=0, max=23, help="context: the listener's "
+                                             "local hour")] = None,
+    weekday: Annotated[int | None, typer.Option(min=0, max=6, help="context: day of the "
+                                                "week, 0 = Monday")] = None,
+    device: Annotated[str | None, typer.Option(help="context: phone, car, speaker, "
+                                               "desktop, ...")] = None,
+    minutes: Annotated[float | None, typer.Option(min=1, help="context: minutes available "
+                                                  "to listen")] = None,
+    mood: Annotated[str | None, typer.Option(help="context: mood or intent in a few words "
+                                             "(\"something calm before sleep\")")] = None,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Recommendations for a listener, from seed shows, or from a few words."""
+    """Recommendations for a listener, from seed shows, or from a few words; optionally in
+    a context (hour, weekday, device, minutes, mood)."""
+    from podrec.recommend.context import RequestContext
+
     if not (user or seed or query):
         err.print("[red]error:[/red] give --user, --seed or --query")
         raise typer.Exit(2)
+    context = RequestContext(hour=hour, weekday=weekday, device=device, minutes=minutes,
+                             intent=mood)
     with _open(config, db) as podrec:
         recs = podrec.recommend(user_id=user, seeds=seed or [], query=query, k=k, kind=kind,
                                 metric=metric, diversity=diversity, explain=explain,
                                 languages=language, allow_explicit=not no_explicit,
-                                blocked=block, per_show=per_show)
+                                blocked=block, per_show=per_show, platform=platform,
+                                context=None if context.empty else context)
         label = " + ".join(x for x in [f"user {user}" if user else "",
                                        f"seeds {', '.join(seed)}" if seed else "",
                                        f"“{query}”" if query else ""] if x)
         _print_recs(recs, as_json, f"For {label}")
+
+
+@app.command()
+def onboarding(
+    k: KOpt = 12,
+    language: Annotated[list[str] | None, typer.Option(help="only these languages")] = None,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Popular shows across genres for a new listener to pick from."""
+    with _open(config, db) as podrec:
+        _print_recs(podrec.onboarding(k, languages=language), as_json, "Pick a few you like")
+
+
+@users_app.command("profile")
+def users_profile(
+    user: Annotated[str, typer.Argument(help="listener id")],
+    plot: Annotated[Path | None, typer.Option(help="also draw the profile to this PNG")] = None,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """A listener's interests: share, top items, genres and listening hours of each."""
+    with _open(config, db) as podrec:
+        profile = podrec.profile(user)
+    if plot:
+        from podrec.profile.plot import plot_profile
+
+        plot_profile(profile, plot)
+    if as_json:
+        print(json.dumps(profile, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"Interests of {user} ({profile['events']} events, accounts: "
+                  f"{', '.join(profile['accounts'])})", title_justify="left")
+    for col in ("#", "interest", "share", "top items", "peak hours"):
+        table.add_column(col, overflow="fold")
+    for i, it in enumerate(profile["interests"], 1):
+        hours = sorted(range(24), key=lambda h: -it["hours"][h])[:3]
+        table.add_row(str(i), it["label"], f"{it['weight']:.0%}",
+                      "; ".join(x["title"] for x in it["items"][:3]),
+                      ", ".join(f"{h}h" for h in sorted(hours)) if any(it["hours"]) else "")
+    console.print(table)
+    if plot:
+        console.print(f"wrote {plot}")
+
+
+@users_app.command("link")
+def users_link(
+    accounts: Annotated[list[str], typer.Argument(help="account ids of one person, e.g. "
+                                                  "their ids on two platforms")],
+    person: Annotated[str | None, typer.Option(help="person id (default: the first "
+                                               "account's)")] = None,
+    config: ConfigOpt = None, db: DbOpt = None,
+) -> None:
+    """Link one person's accounts: their events then make one profile."""
+    with _open(config, db) as podrec:
+        pid = podrec.link_users(accounts, person)
+        console.print(f"linked {', '.join(podrec.store.linked_accounts(accounts[0]))} "
+                      f"as person {pid}")
+
+
+@users_app.command("export")
+def users_export(
+    user: Annotated[str, typer.Argument(help="listener id")],
+    config: ConfigOpt = None, db: DbOpt = None,
+) -> None:
+    """Everything stored about a listener, as JSON."""
+    with _open(config, db) as podrec:
+        print(json.dumps(podrec.export_user(user), ensure_ascii=False, indent=2))
+
+
+@users_app.command("delete")
+def users_delete(
+    user: Annotated[str, typer.Argument(help="listener id")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+    config: ConfigOpt = None, db: DbOpt = None,
+) -> None:
+    """Delete a listener and every event they sent."""
+    if not yes and not typer.confirm(f"delete listener {user} and all their events?"):
+        raise typer.Exit(1)
+    with _open(config, db) as podrec:
+        out = podrec.delete_user(user)
+        console.print(f"deleted {user} and {out['deleted_events']} events")
 
 
 @catalog_app.command("list")
@@ -396,6 +497,12 @@ def evaluate_cmd(
     paths = write_results(results, out)
     console.print(markdown(results))
     console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+# `podrec serve` and `podrec keys`: the REST API (podrec/server/commands.py).
+from podrec.server.commands import register as _register_server  # noqa: E402
+
+_register_server(app)
 
 
 def main() -> None:  # pragma: no cover - console entry for python -m
