@@ -1,0 +1,47 @@
+"""API keys: ``Authorization: Bearer <key>``, checked against the store's sha256 hashes.
+
+Two scopes. ``client`` keys may send events, ask for recommendations, similar items, search
+and onboarding, read the catalog and a listener's profile, and create a listener. ``admin``
+keys may do all of that, plus ingest and the user operations (link, export, delete). No key
+or a bad or revoked one is 401 (with ``WWW-Authenticate: Bearer``); a client key on an admin
+route is 403.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
+                    description="An API key from `podrec keys create --scope admin|client`.")
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require(scope: str):
+    """A dependency that lets a request through only with a live key of ``scope`` (or
+    admin, which may do everything); it returns the key's scope."""
+
+    def check(request: Request, credentials: Credentials) -> str:
+        if credentials is None or not credentials.credentials.strip():
+            raise _unauthorized("missing API key: send the header 'Authorization: Bearer "
+                                "<key>' (create a key with `podrec keys create`)")
+        got = request.app.state.podrec.store.check_api_key(credentials.credentials.strip())
+        if got is None:
+            raise _unauthorized("invalid or revoked API key")
+        if scope == "admin" and got != "admin":
+            raise HTTPException(403, f"this needs an admin key; this key's scope is {got!r}")
+        return got
+
+    check.__name__ = f"require_{scope}"
+    return check
+
+
+ADMIN = Depends(require("admin"))
+CLIENT = Depends(require("client"))
