@@ -124,3 +124,44 @@ def test_evaluate_command_writes_results_and_plots(tmp_path):
                           str(ML / "movies.csv"), "--events", str(ML / "ratings.csv"),
                           "--models", "pop,magic"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "unknown model(s) magic" in bad.stderr
+
+
+def test_profile_models_and_mmr_levels_run_side_by_side(ml_files, wordllama, tmp_path):
+    records, events = ml_files
+    data = prepare(records, events, wordllama, tmp_path / "cache")
+    results = evaluate(data, SplitConfig("temporal", seed=0),
+                       ["content", "profile-static", "profile-context"], [10, 20], wordllama,
+                       tmp_path / "cache", mmr_levels=[0.7])
+    models = results["models"]
+    # profile-context needs profile: it is added, and runs on the parameters chosen for it
+    assert {"content", "profile-static", "profile", "profile-context"} <= set(models)
+    chosen = models["profile"]["params"]
+    for key in ("half_life_days", "max_interests", "share_weight"):
+        assert models["profile-context"]["params"][key] == chosen[key]
+    assert models["profile-static"]["params"]["single_vector"] is True
+    assert models["profile-context"]["params"]["context_weight"] > 0
+    # profiles are built on the content weights chosen on validation
+    assert chosen["content_weights"]["lexical"] == pytest.approx(
+        models["content"]["params"].get("lexical", 0.5))
+    # MMR trades accuracy for variety: the re-ranked lists are more diverse
+    for name in ("content", "profile"):
+        assert models[f"{name} mmr=0.7"]["diversity@10"] > models[name]["diversity@10"]
+
+
+def test_the_platform_study_compares_linked_and_single_platform_histories(ml_files, wordllama,
+                                                                          tmp_path):
+    from podrec.evaluate.harness import evaluate_platforms
+
+    records, events = ml_files
+    data = prepare(records, events, wordllama, tmp_path / "cache")
+    results = evaluate_platforms(data, SplitConfig("random", seed=0), ["itemknn", "content"],
+                                 [10], wordllama, tmp_path / "cache")
+    models = results["models"]
+    assert set(models) == {"itemknn · linked A+B", "itemknn · B only",
+                           "content · linked A+B", "content · B only"}
+    assert results["data"]["hidden_a_pairs"] > 0
+    # what was learned on platform A helps on platform B
+    assert models["itemknn · linked A+B"]["ndcg@10"] > models["itemknn · B only"]["ndcg@10"]
+    with pytest.raises(ValueError, match="from a history alone"):
+        evaluate_platforms(data, SplitConfig("random"), ["ials"], [10], wordllama,
+                           tmp_path / "cache")

@@ -414,7 +414,8 @@ def evaluate_cmd(
     protocol: Annotated[str, typer.Option(help="temporal, leave-last, user-holdout or "
                                           "random")] = "temporal",
     models: Annotated[str, typer.Option(help="comma-separated: pop, pop-recent, itemknn, "
-                                        "ease, ials, bpr, content, hybrid")] =
+                                        "ease, ials, bpr, content, profile-static, profile, "
+                                        "profile-context, hybrid")] =
     "pop,itemknn,ease,ials,bpr,content,hybrid",
     k: Annotated[str, typer.Option("--k", help="cut-offs, comma-separated")] = "10,20",
     out: Annotated[Path, typer.Option(help="folder for results.json/.md and plots")] = Path(
@@ -434,11 +435,16 @@ def evaluate_cmd(
     text_evidence: Annotated[str, typer.Option(help="train: only text about training items "
                                                "counts; all: also text about the test items "
                                                "(review-text cold start)")] = "train",
+    mmr: Annotated[str, typer.Option(help="also score every model re-ranked by MMR at these "
+                                     "diversity levels, comma-separated (e.g. 0.3,0.6)")] = "",
+    platforms: Annotated[bool, typer.Option("--platforms", help="the two-platform study: "
+                                            "pairs split over pseudo-platforms A and B, "
+                                            "B-only against linked histories")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Offline evaluation from files alone: every model on the same split, baselines included."""
     from podrec.enrich.embedders import make_embedder
-    from podrec.evaluate.harness import MODELS, evaluate, prepare
+    from podrec.evaluate.harness import MODELS, evaluate, evaluate_platforms, prepare
     from podrec.evaluate.protocols import PROTOCOLS, SplitConfig
     from podrec.evaluate.report import markdown, write_results
     from podrec.ingest.datasets import FormatError, read_catalog
@@ -485,11 +491,18 @@ def evaluate_cmd(
             bar.console.print(message, highlight=False)
 
         try:
+            levels = [float(x) for x in mmr.split(",") if x.strip()]
+            if any(not 0 < lvl <= 1 for lvl in levels):
+                raise ValueError(f"--mmr levels must be in (0, 1], got {mmr!r}")
             data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step,
                            event_weights=cfg.event_weights.as_dict(), seed=seed)
-            results = evaluate(data, SplitConfig(protocol, test_fraction, leave_n=leave_n,
-                                                 seed=seed), names, ks, emb, cache,
-                               progress=step, text_evidence=text_evidence)
+            split = SplitConfig(protocol, test_fraction, leave_n=leave_n, seed=seed)
+            if platforms:
+                results = evaluate_platforms(data, split, names, ks, emb, cache,
+                                             progress=step)
+            else:
+                results = evaluate(data, split, names, ks, emb, cache, progress=step,
+                                   text_evidence=text_evidence, mmr_levels=levels)
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None

@@ -52,9 +52,9 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "bpr": [{"factors": 64, "learning_rate": 0.05}, {"factors": 64, "learning_rate": 0.01}],
     "content": [{}, {"lexical": 0.0, "expand_k": 0}],
     "profile-static": [{}],
+    # on top of the content weights chosen for "content" (when it runs too)
     "profile": [{"half_life_days": hl, "max_interests": m, "share_weight": b}
-                for hl in (180.0, 30.0, 0.0) for m, b in ((5, 0.05), (5, 0.3), (3, 0.3),
-                                                          (1, 0.0))],
+                for hl in (180.0, 30.0, 7.0, 0.0) for m, b in ((5, 0.3), (3, 0.3), (1, 0.0))],
     # context weights, tried on top of the parameters chosen for "profile"
     "profile-context": [{"context_weight": c} for c in (0.25, 0.5, 0.9)],
 }
@@ -80,7 +80,9 @@ def make_model(name: str, params: dict[str, Any], seed: int = 0) -> Recommender:
     if name == "profile-static":
         return ProfileModel(single_vector=True)
     if name in ("profile", "profile-context"):
-        return ProfileModel(**params)
+        weights = {k: v for k, v in params.items() if k in ContentWeights.__dataclass_fields__}
+        rest = {k: v for k, v in params.items() if k not in weights}
+        return ProfileModel(replace(ContentWeights(expand_k=0), **weights), **rest)
     raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
 
 
@@ -216,12 +218,23 @@ def _user_text_vectors(data: EvalData, train: Interactions, users: np.ndarray,
     return out
 
 
-def rank(model: Recommender, fold: Fold, k: int, chunk: int = 256) -> list[np.ndarray]:
+def rank(model: Recommender, fold: Fold, k: int, chunk: int = 256,
+         mmr_levels: Sequence[float] = (), vectors: np.ndarray | None = None, pool: int = 50
+         ) -> Any:
+    """Top-``k`` rows per test listener; with ``mmr_levels`` (and the item ``vectors``), also
+    ({level: lists}) that MMR re-ranks from each listener's top ``pool`` at each level."""
+    from podrec.recommend.diversity import mmr
+
     lists: list[np.ndarray] = []
+    diverse: dict[float, list[np.ndarray]] = {lvl: [] for lvl in mmr_levels}
     for start in range(0, len(fold.users), chunk):
         part = fold.batch.take(np.arange(start, min(start + chunk, len(fold.users))))
-        lists.extend(s.rows for s in model.recommend(part, k))
-    return lists
+        for s in model.recommend(part, max(k, pool) if mmr_levels else k):
+            lists.append(s.rows[:k])
+            for lvl in mmr_levels:
+                diverse[lvl].append(s.rows[mmr(s.rows, s.scores, vectors, k, lvl)])
+    return (lists, diverse) if mmr_levels else lists
+
 
 
 def score_lists(lists: Sequence[np.ndarray], fold: Fold, ks: Sequence[int],
@@ -270,11 +283,13 @@ def score_lists(lists: Sequence[np.ndarray], fold: Fold, ks: Sequence[int],
 def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
              ks: Sequence[int], embedder: TextEmbedder, cache_dir: Path,
              max_validation_users: int = 1000, progress: Progress | None = None,
-             text_evidence: str = "train") -> dict[str, Any]:
+             text_evidence: str = "train", mmr_levels: Sequence[float] = ()) -> dict[str, Any]:
     """Score ``model_names`` on one split. ``text_evidence`` 'train' lets a listener's
     reviews/searches about training items count as evidence; 'all' also their text about the
     test items (the review-text cold-start task: find the show from what its listener wrote,
-    easier than a real cold start because reviews often name the show)."""
+    easier than a real cold start because reviews often name the show). ``mmr_levels``:
+    also score each single model's lists re-ranked by MMR at these diversity levels, to
+    weigh intra-list diversity against accuracy."""
     say = progress or (lambda _m: None)
     kmax = max(ks)
     pairs = data.interactions
@@ -291,7 +306,8 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
     if "hybrid" in model_names and not singles:
         singles = [m for m in MODELS if m != "hybrid" and m not in PROFILE_MODELS]
     if "profile-context" in singles and "profile" not in singles:
-        singles.insert(singles.index("profile-context"), "profile")
+        singles.append("profile")
+    singles.sort(key=MODELS.index)  # content before profile, profile before its context
     chosen: dict[str, dict[str, Any]] = {}
     val_models: dict[str, Recommender] = {}
     for name in singles:
@@ -299,6 +315,8 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
         grid = GRIDS[name]
         if name == "profile-context":  # context on top of the chosen profile
             grid = [chosen["profile"]["params"] | p for p in grid]
+        elif name == "profile" and "content" in chosen:  # profiles of the chosen content
+            grid = [chosen["content"]["params"] | p for p in grid]
         for params in grid:
             model = make_model(name, params, split.seed).fit(data.catalog, val.train)
             lists = rank(model, val, 10)
@@ -325,6 +343,13 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
             "fit_seconds": round(fit_s, 3), "inference_seconds": round(infer_s, 3),
             "params": model.params(), "validation_ndcg@10": chosen[name]["validation_ndcg@10"]}
         say(f"test {name}: ndcg@10 {results[name]['ndcg@10']:.4f}")
+        if mmr_levels:
+            _, diverse = rank(model, fold, kmax, mmr_levels=mmr_levels,
+                              vectors=data.catalog.vectors)
+            for lvl, dl in diverse.items():
+                results[f"{name} mmr={lvl:g}"] = score_lists(
+                    dl, fold, ks, data.catalog.vectors, pairs.n_users) | {
+                    "fit_seconds": round(fit_s, 3), "params": {"mmr": lvl}}
     if "hybrid" in model_names:
         parts = {n: m for n, m in val_models.items()
                  if n not in ("profile-static", "profile-context")}
@@ -343,7 +368,8 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
             "blend_seconds": round(learn_s, 3), "inference_seconds": round(infer_s, 3),
             "params": hybrid.params(), "blend_validation": blend}
         say(f"test hybrid: ndcg@10 {results['hybrid']['ndcg@10']:.4f}")
-    order = [m for m in MODELS if m in results]
+    order = [m for m in MODELS if m in results] + sorted(
+        r for r in results if r not in MODELS)
     return {
         "protocol": split.__dict__ | {"text_evidence": text_evidence},
         "ks": list(ks),
@@ -357,3 +383,52 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
         "models": {m: results[m] for m in order},
     }
 
+
+
+# Models that score a listener from their history alone (no per-listener state learned in
+# fit), so a history from another platform can be handed to them at request time.
+HISTORY_MODELS = ("pop", "itemknn", "ease", "content", "profile")
+
+
+def evaluate_platforms(data: EvalData, split: SplitConfig, model_names: Sequence[str],
+                       ks: Sequence[int], embedder: TextEmbedder, cache_dir: Path,
+                       progress: Progress | None = None) -> dict[str, Any]:
+    """One person, two platforms: each pair is put on pseudo-platform A or B (a seeded coin).
+    Test pairs are drawn by ``split`` from B only; the test listeners' A pairs stay out of
+    training. Each model then ranks for a request on B twice: with the B history alone, and
+    with the A history linked in. Default hyper-parameters (the first of each grid)."""
+    say = progress or (lambda _m: None)
+    bad = [m for m in model_names if m not in HISTORY_MODELS]
+    if bad:
+        raise ValueError(f"the platform study takes models that score from a history alone "
+                         f"({', '.join(HISTORY_MODELS)}), not {', '.join(bad)}")
+    pairs = data.interactions
+    on_a = np.random.default_rng(split.seed + 7).random(len(pairs.users)) < 0.5
+    test_mask = split_pairs(pairs, split) & ~on_a
+    fold = make_fold(data, pairs, test_mask, embedder, cache_dir)
+    test_user = np.zeros(pairs.n_users, bool)
+    test_user[fold.users] = True
+    hidden = on_a & test_user[pairs.users]
+    train = pairs.subset(~test_mask & ~hidden)
+    linked = fold.batch  # every non-test pair of the listener: A and B
+    b_fold = make_fold(data, pairs, test_mask | hidden, embedder, cache_dir)
+    assert np.array_equal(b_fold.users, fold.users)  # hidden pairs are test listeners' only
+    only_b = replace(b_fold.batch, now=linked.now)  # the same request moment
+    fold = replace(fold, train=train, cold_items=train.item_popularity() == 0)
+    say(f"test listeners {len(fold.users)}; their A pairs {int(hidden.sum())}, B test pairs "
+        f"{int((test_mask & (pairs.confidence > 0)).sum())}")
+    results: dict[str, Any] = {}
+    for name in model_names:
+        model = make_model(name, GRIDS[name][0], split.seed).fit(data.catalog, train)
+        for label, batch in (("linked A+B", linked), ("B only", only_b)):
+            lists = rank(model, replace(fold, batch=batch), max(ks))
+            results[f"{name} · {label}"] = score_lists(
+                lists, fold, ks, data.catalog.vectors, pairs.n_users) | {
+                "fit_seconds": 0.0, "params": model.params()}
+            say(f"{name} · {label}: ndcg@10 {results[f'{name} · {label}']['ndcg@10']:.4f}")
+    return {"protocol": split.__dict__ | {"platforms": "A/B coin per pair, test on B"},
+            "ks": list(ks),
+            "data": {"users": pairs.n_users, "items": pairs.n_items,
+                     "pairs": int(len(pairs.users)), "test_users": int(len(fold.users)),
+                     "hidden_a_pairs": int(hidden.sum()), "embedder": embedder.model_id},
+            "models": results}

@@ -68,7 +68,7 @@ class ProfileModel(Recommender):
         return {"half_life_days": self.half_life_days, "max_interests": self.max_interests,
                 "distance_threshold": self.distance_threshold,
                 "share_weight": self.share_weight, "context_weight": self.context_weight,
-                "single_vector": self.single_vector}
+                "single_vector": self.single_vector, "content_weights": self.weights.to_dict()}
 
     def fit(self, catalog: CatalogData, interactions: Any = None) -> ProfileModel:
         return self.fit_from(ContentModel(replace(self.weights, expand_k=0)).fit(catalog))
