@@ -65,6 +65,26 @@ def test_random_split_is_seeded(pairs):
     assert a.mean() == pytest.approx(0.2, abs=0.01)
 
 
+def test_cold_items_split_holds_out_whole_items(pairs):
+    test = split_pairs(pairs, SplitConfig("cold-items", test_fraction=0.2, seed=0))
+    held = np.unique(pairs.items[test])
+    assert len(held) == round(0.2 * len(np.unique(pairs.items)))
+    assert not np.isin(pairs.items[~test], held).any()  # no one touched them in training
+    assert np.isin(pairs.items[np.isin(pairs.items, held)], held).all()
+
+
+def test_on_new_items_the_hybrid_beats_collaborative_filtering(ml_files, wordllama, tmp_path):
+    records, events = ml_files
+    data = prepare(records, events, wordllama, tmp_path / "cache")
+    models = evaluate(data, SplitConfig("cold-items", seed=0),
+                      ["pop", "ease", "ials", "content", "hybrid"], [10], wordllama,
+                      tmp_path / "cache")["models"]
+    for cf in ("pop", "ease", "ials"):  # they cannot rank what no one has touched
+        assert models[cf]["slices"]["cold items"]["recall@10"] == 0.0
+    assert models["hybrid"]["slices"]["cold items"]["recall@10"] > 0.02
+    assert models["hybrid"]["ndcg@10"] > models["content"]["ndcg@10"] > 0
+
+
 def test_protocol_mistakes_are_clear(pairs):
     with pytest.raises(ValueError, match="unknown protocol"):
         split_pairs(pairs, SplitConfig("sometimes"))

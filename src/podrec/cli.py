@@ -411,8 +411,8 @@ def evaluate_similar_cmd(
 def evaluate_cmd(
     catalog: Annotated[Path, typer.Option(help="catalog file (any ingest catalog format)")],
     events: Annotated[Path, typer.Option(help="event file (any ingest events format)")],
-    protocol: Annotated[str, typer.Option(help="temporal, leave-last, user-holdout or "
-                                          "random")] = "temporal",
+    protocol: Annotated[str, typer.Option(help="temporal, leave-last, user-holdout, "
+                                          "random or cold-items")] = "temporal",
     models: Annotated[str, typer.Option(help="comma-separated: pop, pop-recent, itemknn, "
                                         "ease, ials, bpr, content, profile-static, profile, "
                                         "profile-context, hybrid")] =

@@ -7,6 +7,9 @@
   single pair keeps it for scoring; what they wrote about it (a review) may then be their
   only signal.
 - ``random``: ``test_fraction`` of pairs at random.
+- ``cold-items``: ``test_fraction`` of the items (seeded) are new to the catalog: every pair
+  of theirs is test, so no model saw anyone touch them. The test is whether a model puts
+  them in front of the listeners who went on to engage with them.
 All are seeded; the same seed gives the same split.
 """
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from podrec.model.interactions import Interactions
 
-PROTOCOLS = ("temporal", "leave-last", "user-holdout", "random")
+PROTOCOLS = ("temporal", "leave-last", "user-holdout", "random", "cold-items")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,12 @@ def split_pairs(data: Interactions, cfg: SplitConfig) -> np.ndarray:
         given = np.floor(counts * cfg.given_fraction).astype(int)
         given = np.minimum(given, counts - 1)  # at least one pair is scored
         test[idx[rank >= given]] = True
+    elif cfg.protocol == "cold-items":
+        items = np.unique(data.items)
+        held = rng.permutation(items)[: max(1, int(round(len(items) * cfg.test_fraction)))]
+        cold = np.zeros(data.n_items, dtype=bool)
+        cold[held] = True
+        test = cold[data.items]
     else:
         raise ValueError(f"unknown protocol {cfg.protocol!r}; expected one of "
                          f"{', '.join(PROTOCOLS)}")
