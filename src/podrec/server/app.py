@@ -8,7 +8,6 @@ all workers share (``ServedPodrec.refresh``).
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from starlette.datastructures import UploadFile
 from podrec.config import Config, load_config
 from podrec.ingest.datasets import FORMATS
 from podrec.ingest.feeds import FEED_SUFFIXES, OPML_SUFFIXES, USER_AGENT
+from podrec.recommend.context import RequestContext
 from podrec.records import IngestReport
 from podrec.server import metrics, schemas
 from podrec.server.auth import ADMIN, CLIENT
@@ -92,13 +92,18 @@ class ServedPodrec(Podrec):
                 return super().embedder
         return self._embedder
 
-    def model(self, kind: str | None = "show", metric: str | None = None):  # noqa: ANN201
+    def model(self, *args: Any, **kwargs: Any):  # noqa: ANN201 - the base method's type
         with self._fit_lock:
-            return super().model(kind, metric)
+            return super().model(*args, **kwargs)
+
+    def profile_model(self, *args: Any, **kwargs: Any):  # noqa: ANN201
+        with self._fit_lock:
+            return super().profile_model(*args, **kwargs)
 
     def drop_models(self) -> None:
         with self._fit_lock:
             self._models.clear()
+            getattr(self, "_profile_models", {}).clear()
 
     def catalog_version(self) -> tuple[Any, ...]:
         items, emb, art = schema.items, schema.embeddings, schema.artifacts
@@ -138,8 +143,8 @@ class ServedPodrec(Podrec):
 
 
 # -- errors ----------------------------------------------------------------------------------
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
+def _error(code: int, detail: str, /, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=code)
 
 
 def _field_of(loc: tuple[Any, ...]) -> tuple[str, str]:
@@ -292,16 +297,6 @@ def _report_json(report: IngestReport, rename: dict[str, str] | None = None
 def _recs(items: list[Any], endpoint: str) -> dict[str, Any]:
     metrics.served(endpoint, len(items))
     return {"items": [r.to_dict() for r in items]}
-
-
-_RECOMMEND_PARAMS = None
-
-
-def _recommend_accepts(name: str) -> bool:
-    global _RECOMMEND_PARAMS
-    if _RECOMMEND_PARAMS is None:
-        _RECOMMEND_PARAMS = set(inspect.signature(Podrec.recommend).parameters)
-    return name in _RECOMMEND_PARAMS
 
 
 def _sniff_suffix(head: bytes) -> str:
@@ -648,18 +643,14 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
         seed items and/or free text, with filters, context, diversity and explanations."""
         podrec = _podrec(request, fresh=True)
         f = body.filters or schemas.FiltersIn()
-        kwargs: dict[str, Any] = {}
-        if body.context is not None and _recommend_accepts("context"):
-            from podrec.recommend.context import RequestContext
-
-            context = RequestContext(**body.context.model_dump())
-            kwargs["context"] = None if context.empty else context
-        if body.platform is not None and _recommend_accepts("platform"):
-            kwargs["platform"] = body.platform
+        context = (RequestContext(**body.context.model_dump())
+                   if body.context is not None else None)
         recs = podrec.recommend(
             user_id=body.user_id, seeds=body.seeds, query=body.query, k=body.k, kind=body.kind,
             diversity=body.diversity, explain=body.explain, languages=f.languages,
-            allow_explicit=f.allow_explicit, blocked=f.blocked, per_show=f.per_show, **kwargs)
+            allow_explicit=f.allow_explicit, blocked=f.blocked, per_show=f.per_show,
+            context=None if context is None or context.empty else context,
+            platform=body.platform)
         return _recs(recs, "recommendations")
 
     @app.get("/users/{user_id}/recommendations", response_model=schemas.RecommendationList,
@@ -715,13 +706,7 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
         podrec = _podrec(request, fresh=True)
         if not podrec.store.user_exists(user_id):
             raise NotFoundError(f"no listener with id {user_id!r}")
-        build = getattr(podrec, "profile", None)
-        if build is not None:
-            return build(user_id)
-        events = podrec.store.user_events(user_id)  # the core has no profile yet
-        return {"user_id": user_id, "person_id": podrec.store.person_of(user_id),
-                "accounts": podrec.store.linked_accounts(user_id), "events": len(events),
-                "interests": []}
+        return podrec.profile(user_id)
 
     @app.post("/users/{user_id}/link", response_model=schemas.Linked, tags=["users"],
               dependencies=[ADMIN])
