@@ -53,8 +53,10 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "content": [{}, {"lexical": 0.0, "expand_k": 0}],
     "profile-static": [{}],
     # on top of the content weights chosen for "content" (when it runs too)
-    "profile": [{"half_life_days": hl, "max_interests": m, "share_weight": b}
-                for hl in (180.0, 30.0, 7.0, 0.0) for m, b in ((5, 0.3), (3, 0.3), (1, 0.0))],
+    "profile": [{"half_life_days": hl, "max_interests": m, "share_weight": b,
+                 "interest_mix": mix}
+                for hl in (180.0, 30.0, 0.0) for m, b, mix in ((1, 0.0, 1.0), (5, 0.05, 1.0),
+                                                               (5, 0.05, 0.6))],
     # context weights, tried on top of the parameters chosen for "profile"
     "profile-context": [{"context_weight": c} for c in (0.25, 0.5, 0.9)],
 }

@@ -4,7 +4,9 @@ Each interest (profile/interests.py) scores the catalog with the content model's
 against its own items only; an item's score is its best interest's score plus
 ``share_weight · log(share)`` (a big interest outranks a passing one) plus, when the request
 says when or where it is, ``context_weight`` times the interest's log lift in that context
-(recommend/context.py). With ``max_interests=1`` and no half-life this is the single-vector
+(recommend/context.py). ``interest_mix`` < 1 blends that best-interest score with the
+share-weighted mean over interests (which is the single-vector profile's score: 0 gives
+exactly that). With ``max_interests=1`` and no half-life this is the single-vector
 content profile; ``single_vector=True`` further drops every signal but the embedding (the
 classic mean-of-embeddings user vector), the static baseline of the dynamic-interest study.
 """
@@ -48,7 +50,7 @@ class ProfileModel(Recommender):
                  max_interests: int = 5, distance_threshold: float = 0.9,
                  share_weight: float = 0.05, context_weight: float = 0.0,
                  duration_weight: float = 0.1, intent_weight: float = 1.0,
-                 single_vector: bool = False) -> None:
+                 interest_mix: float = 1.0, single_vector: bool = False) -> None:
         self.weights = weights or ContentWeights(expand_k=0)
         if single_vector:
             self.weights = ContentWeights(cosine=1.0, lexical=0.0, genre=0.0, author=0.0,
@@ -61,6 +63,7 @@ class ProfileModel(Recommender):
         self.context_weight = context_weight
         self.duration_weight = duration_weight
         self.intent_weight = intent_weight
+        self.interest_mix = interest_mix
         self.single_vector = single_vector
         self.profiler = InterestProfiler(half_life_days, max_interests, distance_threshold)
 
@@ -68,6 +71,7 @@ class ProfileModel(Recommender):
         return {"half_life_days": self.half_life_days, "max_interests": self.max_interests,
                 "distance_threshold": self.distance_threshold,
                 "share_weight": self.share_weight, "context_weight": self.context_weight,
+                "interest_mix": self.interest_mix,
                 "single_vector": self.single_vector, "content_weights": self.weights.to_dict()}
 
     def fit(self, catalog: CatalogData, interactions: Any = None) -> ProfileModel:
@@ -141,6 +145,7 @@ class ProfileModel(Recommender):
             share_term, ctx_term = self.interest_bonus(profile, context)
             bonus = share_term + ctx_term
             base = np.full(n, -np.inf, dtype=np.float64)
+            blend = np.zeros(n, dtype=np.float64)
             best = np.zeros(n, dtype=np.int64)
             all_parts = np.zeros((n, len(COMPONENTS)), np.float32)
             for j, interest in enumerate(interests):
@@ -154,10 +159,13 @@ class ProfileModel(Recommender):
                     total += text_total
                 parts = parts / max(total, 1e-9)
                 s = parts @ w + bonus[j]
+                blend += interest.share * (s - bonus[j])
                 better = s > base
                 base = np.where(better, s, base)
                 best = np.where(better, j, best)
                 all_parts = np.where(better[:, None], parts, all_parts)
+            if self.interest_mix < 1.0:
+                base = self.interest_mix * base + (1.0 - self.interest_mix) * blend
         extra = self.context_scores(context, intent_vector)
         return ProfileScores((base + extra).astype(np.float32), best, all_parts,
                              extra.astype(np.float32))
