@@ -110,7 +110,7 @@ def test_minutes_available_favour_episodes_that_fit(app):
                             for r in recs)
     assert fits(hurried) > fits(unhurried)
     fitting = next(r for r in hurried if r.duration_s and r.duration_s <= 1200)
-    assert "fits your 20 on the phone" in fitting.reason
+    assert "fits your 20 minutes on your phone" in fitting.reason
     assert duration_fit(np.array([600.0, 2400.0, np.nan]), 20).tolist() == pytest.approx(
         [0.0, -np.log(2.0), 0.0])
 

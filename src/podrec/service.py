@@ -567,9 +567,10 @@ class Podrec:
                 effect = pmodel.duration_weight * float(duration_fit(np.array([dur]),
                                                                      context.minutes)[0])
                 fits = dur <= 60 * context.minutes
-                phrase = (f"at {round(dur / 60)} minutes it fits your {context.minutes:g}"
-                          + (f" on the {context.device}" if context.device else "")) \
-                    if fits else None
+                where = "" if not context.device else (
+                    " in the car" if context.device == "car" else f" on your {context.device}")
+                phrase = (f"at {round(dur / 60)} minutes it fits your {context.minutes:g} "
+                          f"minutes{where}") if fits else None
                 notes.append(ContextNote(effect, {"type": "context", "factor": "duration",
                                                   "minutes": context.minutes,
                                                   "duration_s": dur}, phrase))
