@@ -98,3 +98,37 @@ def test_feeds_and_enrich_from_the_command_line(tmp_path):
                          text=True, env={**os.environ, **env_db}, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["embedded"] == 7
+
+
+def test_listener_commands_profile_context_onboarding_and_people(sample_app, tmp_path):
+    db = sample_app.store.url
+    events = tmp_path / "commuter.jsonl"
+    rows = [("1089022756", "07:10", "car"), ("1112425552", "07:20", "car"),
+            ("1322200189", "21:30", "speaker"), ("1441595858", "22:00", "speaker")]
+    events.write_text("".join(json.dumps({
+        "user_id": "cli-commuter", "item_id": item, "item_kind": "show", "event": "complete",
+        "timestamp": f"2026-11-1{n}T{hhmm}:00Z", "device": device}) + "\n"
+        for n, (item, hhmm, device) in enumerate(rows)))
+    assert run("ingest", "events", str(events), "--db", db).returncode == 0
+    morning = run("recommend", "--user", "cli-commuter", "-k", "2", "--explain", "--hour", "7",
+                  "--device", "car", "--json", "--db", db)
+    assert morning.returncode == 0, morning.stderr
+    top = json.loads(morning.stdout)[0]
+    assert "Sports" in top["categories"]
+    assert "you often turn to Sports in the morning and in the car" in top["reason"]
+    plot = tmp_path / "profile.png"
+    profile = run("users", "profile", "cli-commuter", "--plot", str(plot), "--json", "--db", db)
+    assert profile.returncode == 0, profile.stderr
+    labels = {i["label"] for i in json.loads(profile.stdout)["interests"]}
+    assert {"Sports", "True Crime"} <= labels and plot.stat().st_size > 10_000
+    picks = json.loads(run("onboarding", "-k", "6", "--json", "--db", db).stdout)
+    assert len(picks) == 6 and len({p["categories"][0] for p in picks}) == 6
+    linked = run("users", "link", "cli-commuter", "cli-commuter@web", "--db", db)
+    assert linked.returncode == 0 and "as person cli-commuter" in linked.stdout
+    exported = json.loads(run("users", "export", "cli-commuter@web", "--db", db).stdout)
+    assert exported["linked_accounts"] == ["cli-commuter", "cli-commuter@web"]
+    assert run("users", "delete", "cli-commuter@web", "--yes", "--db", db).returncode == 0
+    gone = run("users", "export", "cli-commuter@web", "--db", db)
+    assert gone.returncode == 2 and "no listener with id 'cli-commuter@web'" in gone.stderr
+    bad = run("recommend", "--user", "cli-commuter", "--hour", "25", "--db", db)
+    assert bad.returncode == 2 and "less than or equal to 23" in bad.stderr

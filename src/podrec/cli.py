@@ -249,10 +249,11 @@ def users_profile(
     for col in ("#", "interest", "share", "top items", "peak hours"):
         table.add_column(col, overflow="fold")
     for i, it in enumerate(profile["interests"], 1):
-        hours = sorted(range(24), key=lambda h: -it["hours"][h])[:3]
+        hours = [h for h in sorted(range(24), key=lambda h: -it["hours"][h])[:3]
+                 if it["hours"][h] > 0]
         table.add_row(str(i), it["label"], f"{it['weight']:.0%}",
                       "; ".join(x["title"] for x in it["items"][:3]),
-                      ", ".join(f"{h}h" for h in sorted(hours)) if any(it["hours"]) else "")
+                      ", ".join(f"{h}h" for h in sorted(hours)))
     console.print(table)
     if plot:
         console.print(f"wrote {plot}")

@@ -59,6 +59,10 @@ def _platforms(extra: dict[str, Any]) -> list[str] | None:
     return names or None
 
 
+def _on_device(device: str) -> str:
+    return "in the car" if device == "car" else f"on your {device}"
+
+
 def _part_of_day(hour: int) -> str:
     return ("at night" if hour < 5 else "in the morning" if hour < 12 else
             "in the afternoon" if hour < 17 else "in the evening" if hour < 22 else "at night")
@@ -567,8 +571,7 @@ class Podrec:
                 effect = pmodel.duration_weight * float(duration_fit(np.array([dur]),
                                                                      context.minutes)[0])
                 fits = dur <= 60 * context.minutes
-                where = "" if not context.device else (
-                    " in the car" if context.device == "car" else f" on your {context.device}")
+                where = f" {_on_device(context.device)}" if context.device else ""
                 phrase = (f"at {round(dur / 60)} minutes it fits your {context.minutes:g} "
                           f"minutes{where}") if fits else None
                 notes.append(ContextNote(effect, {"type": "context", "factor": "duration",
@@ -577,7 +580,7 @@ class Podrec:
         if ctx_term is not None and interest >= 0 and ctx_term[interest] > 0.05:
             when = " and ".join(x for x in [
                 _part_of_day(context.hour) if context.hour is not None else "",
-                f"on your {context.device}" if context.device else ""] if x)
+                _on_device(context.device) if context.device else ""] if x)
             label = self._interest_label(pmodel.content, profile.interests[interest])
             notes.append(ContextNote(float(ctx_term[interest]), {
                 "type": "context", "factor": "habit", "interest": label},
