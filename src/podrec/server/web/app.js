@@ -579,9 +579,9 @@ const LOWER_IS_BETTER = /^(popularity|top10%share)|seconds$/;
 async function loadReport() {
   const box = el("report");
   fill(box, h("p", { class: "muted" }, "Loading…"));
-  let report;
+  let answer;
   try {
-    report = await api("reports/latest");
+    answer = await api("reports/latest");
   } catch (err) {
     fill(box, h("p", { class: err.status === 404 ? "muted" : "error", "data-testid": "report-empty" },
       err.status === 404
@@ -589,6 +589,11 @@ async function loadReport() {
         : explainError(err, "Could not load the report")));
     return;
   }
+  // The server wraps results.json as {"name", "modified", "results", "images": [{name, url}]};
+  // a bare results.json with "plots" (a list of URLs) works too.
+  const report = answer?.results && typeof answer.results === "object" ? answer.results : answer || {};
+  const plotUrls = Array.isArray(answer?.plots) ? answer.plots
+    : (answer?.images || []).map((i) => (typeof i === "string" ? i : i.url)).filter(Boolean);
   const models = Object.entries(report.models || {});
   const numeric = (v) => typeof v === "number" && Number.isFinite(v);
   const allMetrics = [];
@@ -606,6 +611,8 @@ async function loadReport() {
   const p = report.protocol || {};
   const d = report.data || {};
   const summary = [
+    answer?.name && `run ${answer.name}`,
+    answer?.modified && `written ${String(answer.modified).slice(0, 16).replace("T", " ")} UTC`,
     p.protocol && `protocol ${p.protocol}`,
     d.users && `${formatNumber(d.users)} listeners`,
     d.items && `${formatNumber(d.items)} items`,
@@ -631,7 +638,7 @@ async function loadReport() {
   fill(box, summary ? h("p", { class: "muted" }, summary) : null, toggle,
     h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": "Evaluation results" }, table),
     plots);
-  for (const url of report.plots || []) addPlot(plots, url);
+  for (const url of plotUrls) addPlot(plots, url);
 }
 
 /** Plots may sit behind the API key, which an <img src> cannot send: fetch, then show. */
@@ -688,7 +695,8 @@ async function loadProfile(event) {
       it.tags.length ? h("ul", { class: "tags", "aria-label": "Tags" }, it.tags.slice(0, 6).map((t) => h("li", {}, t))) : null,
       it.items.length ? h("ol", { class: "items" }, it.items.slice(0, 5).map((x) =>
         h("li", {}, typeof x === "string" ? x : x.title || x.id))) : null,
-      it.hours ? hourStrip(it.hours, { color: it.color, label: `${it.label}: listening by hour of day` }) : null)));
+      it.hours ? hourStrip(it.hours, { color: it.color, label: `${it.label}: listening by hour of day` }) : null,
+      it.devices.length ? h("p", { class: "muted small" }, `on ${it.devices.join(", ")}`) : null)));
   const disliked = profile.disliked || [];
   const texts = profile.texts || [];
   fill(box,

@@ -14,7 +14,7 @@ export function barChart(rows, { title, color = PALETTE[0], testid } = {}) {
   const id = nextId("chart");
   if (!rows.length) return h("p", { class: "muted" }, "Nothing to show yet.");
   const rowH = 24;
-  const labelW = Math.min(170, Math.max(40, ...rows.map((r) => String(r.label).length * 7 + 8)));
+  const labelW = Math.min(180, Math.max(60, ...rows.map((r) => truncate(r.label, 24).length * 7.5 + 14)));
   const valueW = 64;
   const width = 480;
   const barW = width - labelW - valueW;
@@ -144,6 +144,8 @@ export function normaliseInterests(profile) {
     items: Array.isArray(it.items) ? it.items : [],
     tags: Array.isArray(it.tags) ? it.tags : [],
     hours: Array.isArray(it.hours) ? it.hours : null,
+    devices: it.devices && typeof it.devices === "object"
+      ? Object.entries(it.devices).sort((a, b) => b[1] - a[1]).map(([d]) => d) : [],
     color: PALETTE[i % PALETTE.length],
   }));
   const total = list.reduce((a, it) => a + it.share, 0);
@@ -158,10 +160,14 @@ const itemTitle = (item) => (typeof item === "string" ? item : item?.title || it
 export function interestMap(interests, { who = "this listener" } = {}) {
   const id = nextId("map");
   const nodes = layout(interests);
-  const left = Math.min(...nodes.map((n) => n.cx - n.halfW)) - 10;
-  const right = Math.max(...nodes.map((n) => n.cx + n.halfW)) + 10;
-  const top = Math.min(...nodes.map((n) => n.cy - n.above)) - 10;
-  const bottom = Math.max(...nodes.map((n) => n.cy + n.below)) + 10;
+  let left = Math.min(...nodes.map((n) => n.cx - n.halfW)) - 10;
+  let right = Math.max(...nodes.map((n) => n.cx + n.halfW)) + 10;
+  let top = Math.min(...nodes.map((n) => n.cy - n.above)) - 10;
+  let bottom = Math.max(...nodes.map((n) => n.cy + n.below)) + 10;
+  // At least the map's own size, so one or two interests are not blown up to the width.
+  const padX = Math.max(0, 760 - (right - left)) / 2;
+  const padY = Math.max(0, 300 - (bottom - top)) / 2;
+  [left, right, top, bottom] = [left - padX, right + padX, top - padY, bottom + padY];
   const svg = s("svg", {
     class: "interest-map",
     viewBox: `${left.toFixed(1)} ${top.toFixed(1)} ${(right - left).toFixed(1)} ${(bottom - top).toFixed(1)}`,
