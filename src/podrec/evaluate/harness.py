@@ -239,6 +239,25 @@ def rank(model: Recommender, fold: Fold, k: int, chunk: int = 256,
 
 
 
+def context_applies(batch: UserBatch, min_items: int = 10) -> np.ndarray | None:
+    """Per listener: does the hour of the request tell their history apart? True when they
+    have at least ``min_items`` timed history items and between 10% and 90% of them were
+    heard within two hours of the request's hour of day (so a habit exists and this moment
+    picks a part of it)."""
+    if batch.history_times is None or batch.now is None:
+        return None
+    times = sparse.csr_matrix(batch.history_times)
+    out = np.zeros(times.shape[0], bool)
+    for u in range(times.shape[0]):
+        t = times.data[times.indptr[u]:times.indptr[u + 1]]
+        if len(t) < min_items or not np.isfinite(batch.now[u]):
+            continue
+        d = np.abs((t // 3600) % 24 - (batch.now[u] // 3600) % 24)
+        near = np.minimum(d, 24 - d) <= 2
+        out[u] = 0.1 <= near.mean() <= 0.9
+    return out
+
+
 def score_lists(lists: Sequence[np.ndarray], fold: Fold, ks: Sequence[int],
                 vectors: np.ndarray, n_users: int) -> dict[str, Any]:
     """Accuracy per listener (overall and by activity slice), cold items, beyond-accuracy."""
@@ -278,6 +297,12 @@ def score_lists(lists: Sequence[np.ndarray], fold: Fold, ks: Sequence[int],
         slices["cold items"] = {"users": len(cold_rel)} | {
             f"recall@{k}": float(np.mean([M.recall_at_k(r.tolist(), rel, k)
                                           for rel, r in cold_rel])) for k in ks}
+    applies = context_applies(fold.batch)
+    if applies is not None and applies.any():
+        idx = np.flatnonzero(applies)
+        slices["context applies"] = {"users": int(len(idx))} | {
+            name: float(np.mean(np.asarray(v)[idx])) for name, v in per_user.items()
+            if name.startswith(("ndcg", "recall"))}
     out["slices"] = slices
     return out
 
