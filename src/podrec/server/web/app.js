@@ -271,10 +271,13 @@ function requireListener() {
   return false;
 }
 
-/** Send one event for the current listener (the server stamps the time). */
+/** Send one event for the current listener. The server stamps the time; the listener's
+ * local hour and weekday go in its context (the hour strips of the profile use them). */
 async function sendEvent(fields) {
+  const now = new Date();
   const device = el("context-device").value;
-  const body = { user_id: state.user, ...fields };
+  const body = { user_id: state.user, platform: "web",
+                 context: { hour: now.getHours(), weekday: (now.getDay() + 6) % 7 }, ...fields };
   if (device) body.device = device;
   return api("events", { method: "POST", body });
 }
