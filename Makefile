@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SAMPLE := src/podrec/data/sample
 DEMO_DB ?= sqlite:///demo/podrec.db
 
-.PHONY: install demo test lint bench evaluate-similar clean
+.PHONY: install browser demo test lint bench evaluate-similar clean
 
 $(BIN)/podrec: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -25,7 +25,16 @@ demo: install
 	$(BIN)/podrec recommend --query "学习投资理财的播客" -k 5 --db $(DEMO_DB)
 	$(BIN)/podrec similar 1028908750 -k 5 --db $(DEMO_DB)
 
-test: install
+# The web page's test drives Debian's chromium (Playwright's own browser download does not
+# work offline); installed here when missing, so `make test` works on a bare machine.
+browser:
+	@[ -x /usr/bin/chromium ] || { \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+	  || { $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	       $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }; }
+
+test: install browser
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
