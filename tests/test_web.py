@@ -256,7 +256,10 @@ def test_listener_and_operator_click_through(page, server: Server):
 
     # -- semantic search -------------------------------------------------------------------
     t("search-input").fill("the history of ancient Rome")
-    t("search-submit").click()
+    # the search counts as interest: it is sent as an event, then the list reloads
+    with page.expect_response(lambda r: r.url.endswith("/recommendations")):
+        t("search-submit").click()
+    expect(t("recs")).not_to_have_attribute("aria-busy", "true")
     expect(t("search-status")).to_contain_text("results for")
     expect(t("search-card").first).to_be_visible()
     assert t("search-card").count() >= 3

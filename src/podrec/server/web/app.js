@@ -19,7 +19,6 @@ const state = {
   followed: new Set(), // onboarding shows followed in this session
   recsRequest: 0,
   reportAll: false,
-  started: false,
 };
 
 // -- small helpers ------------------------------------------------------------------------
@@ -131,10 +130,7 @@ function showApp() {
   el("key-hint").textContent = key.length > 16 ? `${key.slice(0, 14)}…` : "set";
   document.querySelector(".tabs").hidden = false;
   route();
-  if (!state.started) {
-    state.started = true;
-    startListenerView();
-  }
+  startListenerView(); // (again after a new key: everything is fetched with it)
 }
 
 async function submitKey(event) {
