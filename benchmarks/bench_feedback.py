@@ -30,6 +30,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default="sqlite:///.cache/evaluate-similar-e5.db",
                         help="a store with the Apple catalog embedded (podrec evaluate-similar)")
+    parser.add_argument("--embedder", default="e5", help="the embedder the store was "
+                        "enriched with (e5 or wordllama)")
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -37,7 +39,11 @@ def main() -> int:
     if args.db.startswith("sqlite:///") and not db_path.exists():
         print(f"error: {db_path} not found: run `podrec evaluate-similar` first", file=sys.stderr)
         return 2
-    app = Podrec(Config(), database_url=args.db)
+    from dataclasses import replace
+
+    config = Config()
+    app = Podrec(replace(config, embedder=replace(config.embedder, name=args.embedder)),
+                 database_url=args.db)
     catalog = app.catalog_data("show")
     rng = np.random.default_rng(args.seed)
     user = f"bench-feedback-{int(time.time())}"
