@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -46,6 +46,12 @@ WEB_DIR = Path(__file__).parent / "web"
 CATALOG_SUFFIXES = {".csv", ".tsv", ".dat", ".jsonl", ".ndjson", ".json"}
 REPORT_FILES = {".png", ".svg", ".json", ".md"}
 VERSION_CHECK_SECONDS = 1.0
+# Requests one worker computes at once (anyio's thread limiter; the rest wait in the event
+# loop). Its default of 40 threads fighting over the GIL cost 25-50% of the recommendation
+# throughput and up to half the p99 under load (benchmarks/README.md, "REST API under
+# load"). A slow request (an ingest fetching a URL) holds one of them while it runs.
+SERVE_THREADS = 4
+EVENT_WRITE_ATTEMPTS = 3
 
 _threads = threading.local()
 
@@ -284,6 +290,29 @@ def _podrec(request: Request, fresh: bool = False) -> ServedPodrec:
     return podrec
 
 
+def _create_listeners(podrec: ServedPodrec, rows: list[dict[str, Any]]) -> None:
+    """Create the listeners of the valid events in ``rows`` that are not stored yet, one
+    transaction each; one that another request creates meanwhile is fine."""
+    from podrec.ingest.events import event_from_row
+    from podrec.ingest.normalize import FieldError
+
+    user_ids = set()
+    for row in rows:
+        try:
+            user_ids.add(event_from_row(row).user_id)
+        except FieldError:
+            pass
+    users = schema.users
+    with podrec.store.engine.connect() as conn:
+        have = set(conn.execute(select(users.c.id).where(users.c.id.in_(sorted(user_ids))))
+                   .scalars())
+    for user_id in sorted(user_ids - have):
+        try:
+            podrec.store.ensure_user(user_id)
+        except IntegrityError:
+            pass
+
+
 def _report_json(report: IngestReport, rename: dict[str, str] | None = None
                  ) -> dict[str, Any]:
     rename = rename or {}
@@ -363,9 +392,10 @@ def _latest_report(reports_dir: Path) -> Path | None:
 
 # -- the app ---------------------------------------------------------------------------------
 def create_app(config: Config | None = None, database_url: str | None = None, *,
-               warm: bool = True) -> FastAPI:
+               warm: bool = True, threads: int | None = SERVE_THREADS) -> FastAPI:
     """The API over the database ``database_url`` (default: the configuration's). With
-    ``warm``, the embedder and the show model load in the background at start-up."""
+    ``warm``, the embedder and the show model load in the background at start-up.
+    ``threads``: requests computed at once (None: anyio's default, 40)."""
     config = config or load_config()
     podrec = ServedPodrec(config, database_url=database_url)
     podrec.refresh(force=True)  # the baseline, taken before any model is fitted
@@ -374,6 +404,10 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
+        if threads:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         if warm:
             threading.Thread(target=podrec.warm, name="podrec-warm", daemon=True).start()
         yield
@@ -571,7 +605,22 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
     # -- events --------------------------------------------------------------------------
     def _store_events(podrec: ServedPodrec, rows: list[dict[str, Any]],
                       positions: list[int], report: IngestReport) -> IngestReport:
-        stored = podrec.add_events(rows)
+        # Two requests carrying a new listener's first events at once both find the
+        # listener missing and both insert it: the second transaction fails on the unique
+        # key and rolls back (so does one storing an event another request is storing).
+        # Then create the listeners one at a time, each taking "already there" as done,
+        # and store again: the store's de-duplication skips what the other request stored.
+        # (A batch is written in chunks of 500: chunks committed before the failure then
+        # count as unchanged.)
+        for attempt in range(EVENT_WRITE_ATTEMPTS):
+            try:
+                stored = podrec.add_events(rows)
+                break
+            except IntegrityError:
+                if attempt == EVENT_WRITE_ATTEMPTS - 1:
+                    raise
+                log.info("another request stored the same listener or event: storing again")
+                _create_listeners(podrec, rows)
         for p in stored.problems:  # "event 2" of the good rows -> its index in the request
             head, _, index = p.location.partition(" ")
             if head == "event" and index.isdigit() and int(index) < len(positions):
@@ -764,4 +813,5 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
 def app_from_env() -> FastAPI:
     """The uvicorn factory of `podrec serve`: each worker process builds its own Podrec from
     PODREC_CONFIG / PODREC_DB (set by `podrec serve --config/--db`)."""
-    return create_app(load_config(), warm=os.environ.get("PODREC_SERVE_WARM", "1") != "0")
+    return create_app(load_config(), warm=os.environ.get("PODREC_SERVE_WARM", "1") != "0",
+                      threads=int(os.environ.get("PODREC_SERVE_THREADS") or SERVE_THREADS))
