@@ -48,7 +48,7 @@ REPORT_FILES = {".png", ".svg", ".json", ".md"}
 VERSION_CHECK_SECONDS = 1.0
 # Requests one worker computes at once (anyio's thread limiter; the rest wait in the event
 # loop). Its default of 40 threads fighting over the GIL cost 25-50% of the recommendation
-# throughput and up to half the p99 under load (benchmarks/README.md, "REST API under
+# throughput and up to doubled its p99 under load (benchmarks/README.md, "REST API under
 # load"). A slow request (an ingest fetching a URL) holds one of them while it runs.
 SERVE_THREADS = 4
 EVENT_WRITE_ATTEMPTS = 3
