@@ -25,7 +25,7 @@ from podrec.model.profile import ProfileModel
 from podrec.profile.interests import HistoryItem, Interest, UserProfile
 from podrec.recommend.context import RequestContext, duration_fit
 from podrec.recommend.explain import ContextNote
-from podrec.records import IngestReport, Item
+from podrec.records import EventRecord, IngestReport, Item
 from podrec.storage import Store
 
 # Event types that say a listener wants more like this item, with their seed weight.
@@ -297,11 +297,13 @@ class Podrec:
                 tags=[t["tag"] for t in tags.get(pk, []) if t["source"] != "category"][:6]))
         return out
 
-    def user_texts(self, user_id: str, limit: int = 5) -> list[str]:
+    def user_texts(self, user_id: str, limit: int = 5,
+                   events: list[EventRecord] | None = None) -> list[str]:
         """What a listener searched for and wrote in favourable reviews (rating 3 and up, or
-        none), latest first: interest evidence in their own words."""
+        none), latest first: interest evidence in their own words. ``events``: the
+        listener's events when already read."""
         texts = []
-        for ev in reversed(self.store.user_events(user_id)):
+        for ev in reversed(events if events is not None else self.store.user_events(user_id)):
             favourable = ev.event == "search" or (
                 ev.event == "review" and (ev.value is None or ev.value >= 3))
             if favourable and ev.text and ev.text.strip():
@@ -382,20 +384,23 @@ class Podrec:
                                 "`podrec enrich`")
         return self._results(model, model.similar_items(row, k or self.config.recommend.k))
 
-    def user_history(self, user_id: str, now: datetime | None = None
+    def user_history(self, user_id: str, now: datetime | None = None,
+                     events: list[EventRecord] | None = None
                      ) -> tuple[list[HistoryEvent], dict[str, float]]:
         """(positive history, {turned-down item id: weight}) of a listener and every account
         linked to them. Per item the latest word wins (a dislike after a like is a dislike);
         a positive item keeps its strongest event and its latest time, hour and device.
         Negative weights decay with age (``recommend.half_life_days``); positive ones decay
         in the profile."""
-        if not self.store.user_exists(user_id):
-            raise NotFoundError(f"no listener with id {user_id!r}")
+        if events is None:
+            if not self.store.user_exists(user_id):
+                raise NotFoundError(f"no listener with id {user_id!r}")
+            events = self.store.user_events(user_id)
         now = now or datetime.now(UTC)
         half_life = self.config.recommend.half_life_days
         positive: dict[str, HistoryEvent] = {}
         negative: dict[str, float] = {}
-        for ev in self.store.user_events(user_id):
+        for ev in events:
             if not ev.item_id:
                 continue
             if ev.event in NEGATIVE_EVENTS:
@@ -488,8 +493,12 @@ class Podrec:
         now = context.time if context and context.time else datetime.now(UTC)
         history: list[HistoryEvent] = [HistoryEvent(sid, 1.0, "seed") for sid in seeds or []]
         negative: dict[str, float] = {}
-        if user_id:
-            positive, negative = self.user_history(user_id, now)
+        events: list[EventRecord] = []
+        if user_id:  # one read of the listener's (and linked accounts') events per request
+            if not self.store.user_exists(user_id):
+                raise NotFoundError(f"no listener with id {user_id!r}")
+            events = self.store.user_events(user_id)
+            positive, negative = self.user_history(user_id, now, events)
             history += positive
         chosen: list[tuple[Seed, HistoryEvent]] = []
         for h in history:
@@ -500,7 +509,8 @@ class Podrec:
                 continue  # another kind (an episode when recommending shows): skip as a seed
             chosen.append((Seed(row, h.weight, h.event), h))
         query = query.strip() if query and query.strip() else None
-        texts = ([query] if query else []) + (self.user_texts(user_id) if user_id else [])
+        texts = ([query] if query else []) + (self.user_texts(user_id, events=events)
+                                              if user_id else [])
         intent = context.intent if context else None
         vectors = self.embedder.embed_queries(texts + ([intent] if intent else [])) \
             if texts or intent else None

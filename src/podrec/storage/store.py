@@ -422,8 +422,8 @@ class Store:
             now = datetime.now(UTC)
             missing = [{"id": u, "created_at": now, "attrs": {}} for u in user_ids
                        if u not in have]
-            if missing:
-                conn.execute(us.insert(), missing)
+            if missing:  # another writer may create the same listener meanwhile: fine
+                conn.execute(self._insert_ignoring_duplicates(us), missing)
             if new:
                 conn.execute(ev.insert(), [
                     {"user_id": r.user_id, "item_kind": r.item_kind, "item_id": r.item_id,
@@ -432,6 +432,14 @@ class Store:
                      "device": r.device, "context": r.context or {}, "dedupe_key": k}
                     for k, r in new])
             report.added += len(new)
+
+    def _insert_ignoring_duplicates(self, table: Any) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING, in this database's dialect."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table).on_conflict_do_nothing()
 
     def user_events(self, user_id: str, linked: bool = True) -> list[EventRecord]:
         """A listener's events, oldest first; with ``linked`` those of every account linked
@@ -451,8 +459,8 @@ class Store:
         us = schema.users
         with self.engine.begin() as conn:
             if conn.execute(select(us.c.pk).where(us.c.id == user_id)).first() is None:
-                conn.execute(us.insert().values(id=user_id, created_at=datetime.now(UTC),
-                                                attrs={}))
+                conn.execute(self._insert_ignoring_duplicates(us).values(
+                    id=user_id, created_at=datetime.now(UTC), attrs={}))
 
     def link_users(self, user_ids: Sequence[str], person_id: str | None = None) -> str:
         """Link accounts into one person and return the person id. Accounts already linked
