@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_latency.py
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_feedback.py
+	$(BIN)/python benchmarks/bench_server.py
 
 clean:
 	rm -rf $(VENV) demo out .cache .pytest_cache
