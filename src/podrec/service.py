@@ -22,7 +22,7 @@ from podrec.ingest.pipeline import ingest_catalog, ingest_events, ingest_feeds
 from podrec.model.base import CatalogData, Scored
 from podrec.model.content import ContentModel, ContentWeights
 from podrec.model.profile import ProfileModel
-from podrec.profile.interests import HistoryItem, Interest, UserProfile
+from podrec.profile.interests import HistoryItem, Interest
 from podrec.recommend.context import RequestContext, duration_fit
 from podrec.recommend.explain import ContextNote
 from podrec.records import EventRecord, IngestReport, Item
@@ -46,6 +46,11 @@ class HistoryEvent:
     hour: int | None = None
     weekday: int | None = None
     device: str | None = None
+
+    def at(self, row: int, weight: float | None = None) -> HistoryItem:
+        """This event as the profiler sees it: on catalog row ``row``."""
+        return HistoryItem(row, self.weight if weight is None else weight, self.time,
+                           self.hour, self.weekday, self.device)
 
 
 def _platforms(extra: dict[str, Any]) -> list[str] | None:
@@ -384,6 +389,12 @@ class Podrec:
                                 "`podrec enrich`")
         return self._results(model, model.similar_items(row, k or self.config.recommend.k))
 
+    def listener_events(self, user_id: str) -> list[EventRecord]:
+        """Every event of a listener and of the accounts linked to them, oldest first."""
+        if not self.store.user_exists(user_id):
+            raise NotFoundError(f"no listener with id {user_id!r}")
+        return self.store.user_events(user_id)
+
     def user_history(self, user_id: str, now: datetime | None = None,
                      events: list[EventRecord] | None = None
                      ) -> tuple[list[HistoryEvent], dict[str, float]]:
@@ -393,9 +404,7 @@ class Podrec:
         Negative weights decay with age (``recommend.half_life_days``); positive ones decay
         in the profile."""
         if events is None:
-            if not self.store.user_exists(user_id):
-                raise NotFoundError(f"no listener with id {user_id!r}")
-            events = self.store.user_events(user_id)
+            events = self.listener_events(user_id)
         now = now or datetime.now(UTC)
         half_life = self.config.recommend.half_life_days
         positive: dict[str, HistoryEvent] = {}
@@ -425,13 +434,13 @@ class Podrec:
         """A listener's interest profile as plain data: each interest with its share, its
         top items, genres, listening hours and devices, and a 2-D map position."""
         now = now or datetime.now(UTC)
-        positive, negative = self.user_history(user_id, now)
+        events = self.listener_events(user_id)
+        positive, negative = self.user_history(user_id, now, events)
         pmodel = self.profile_model(kind)
         c = pmodel.catalog
-        rows = {h.item_id: c.row_of(h.item_id) for h in positive}
         profile = pmodel.build_profile(
-            [HistoryItem(r, h.weight, h.time, h.hour, h.weekday, h.device)
-             for h in positive if (r := rows[h.item_id]) is not None], now.timestamp())
+            [h.at(r) for h in positive if (r := c.row_of(h.item_id)) is not None],
+            now.timestamp())
         interests = []
         for interest in profile.interests:
             centre = (interest.weights[:, None] * pmodel.centred[interest.rows]).sum(axis=0)
@@ -457,10 +466,10 @@ class Podrec:
         titles = {i: (it.title if (it := self.store.get_item(i)) else None) for i in negative}
         return {"user_id": user_id, "person_id": self.store.person_of(user_id),
                 "accounts": self.store.linked_accounts(user_id),
-                "events": len(self.store.user_events(user_id)),
+                "events": len(events),
                 "interests": interests,
                 "disliked": [{"id": i, "title": t} for i, t in titles.items()],
-                "texts": self.user_texts(user_id)}
+                "texts": self.user_texts(user_id, events=events)}
 
     def recommend(self, user_id: str | None = None, seeds: list[str] | None = None,
                   query: str | None = None, k: int | None = None, kind: str = "show",
@@ -495,9 +504,7 @@ class Podrec:
         negative: dict[str, float] = {}
         events: list[EventRecord] = []
         if user_id:  # one read of the listener's (and linked accounts') events per request
-            if not self.store.user_exists(user_id):
-                raise NotFoundError(f"no listener with id {user_id!r}")
-            events = self.store.user_events(user_id)
+            events = self.listener_events(user_id)
             positive, negative = self.user_history(user_id, now, events)
             history += positive
         chosen: list[tuple[Seed, HistoryEvent]] = []
@@ -524,9 +531,8 @@ class Podrec:
         push = self.config.recommend.negative_weight
         neg_rows = exclude if push > 0 and chosen else np.zeros(0, np.int64)
         neg_weights = np.array([push * negative[catalog.ids[r]] for r in neg_rows])
-        profile = pmodel.build_profile(
-            [HistoryItem(s.row, s.weight, h.time, h.hour, h.weekday, h.device)
-             for s, h in chosen], now.timestamp(), context)
+        profile = pmodel.build_profile([h.at(s.row, s.weight) for s, h in chosen],
+                                       now.timestamp(), context)
         scored, detail = pmodel.recommend_profile(
             profile, pool, exclude_rows=exclude, candidate_mask=mask, context=context,
             text_vectors=query_vectors, negatives=(neg_rows, neg_weights),
@@ -549,29 +555,32 @@ class Podrec:
                             [scored.components[i] for i in keep])
         results = self._results(model, scored)
         if explain:
-            share_term, ctx_term = (pmodel.interest_bonus(profile, context)
-                                    if profile.interests else (None, None))
+            ctx_term = (pmodel.interest_bonus(profile, context)[1] if profile.interests
+                        else None)
+            labels = [self._interest_label(model, i) for i in profile.interests]
+            members = [{int(r) for r in i.rows} for i in profile.interests]
             own_query = query_vectors[0] if query and query_vectors is not None else None
             for rec, row in zip(results, scored.rows, strict=True):
                 j = int(detail.interest[row])
-                in_interest = ({int(r) for r in profile.interests[j].rows} if j >= 0
-                               else set())
-                seeds_j = [s for s, _ in chosen if s.weight > 0 and s.row in in_interest]
-                notes = self._context_notes(pmodel, context, int(row), j, ctx_term, profile,
-                                            intent_vector)
+                seeds_j = [s for s, _ in chosen if s.weight > 0 and j >= 0
+                           and s.row in members[j]]
+                notes = self._context_notes(pmodel, context, int(row),
+                                            labels[j] if j >= 0 else None,
+                                            None if ctx_term is None or j < 0
+                                            else float(ctx_term[j]), intent_vector)
                 rec.reason, rec.evidence = explain_item(
                     model, int(row), seeds_j, query, own_query, context=notes)
                 if j >= 0 and len(profile.interests) > 1:
-                    rec.evidence.append({"type": "interest", "index": j,
-                                         "label": self._interest_label(model, profile
-                                                                       .interests[j]),
+                    rec.evidence.append({"type": "interest", "index": j, "label": labels[j],
                                          "share": round(profile.interests[j].share, 3)})
         return results
 
-    def _context_notes(self, pmodel: ProfileModel, context: RequestContext | None, row: int,
-                       interest: int, ctx_term: np.ndarray | None, profile: UserProfile,
+    @staticmethod
+    def _context_notes(pmodel: ProfileModel, context: RequestContext | None, row: int,
+                       label: str | None, habit: float | None,
                        intent_vector: np.ndarray | None) -> list[ContextNote]:
-        """The context behind one item's score, for its explanation."""
+        """The context behind one item's score, for its explanation: ``label`` and ``habit``
+        are the item's interest and that interest's context term."""
         if context is None:
             return []
         notes = []
@@ -587,12 +596,11 @@ class Podrec:
                 notes.append(ContextNote(effect, {"type": "context", "factor": "duration",
                                                   "minutes": context.minutes,
                                                   "duration_s": dur}, phrase))
-        if ctx_term is not None and interest >= 0 and ctx_term[interest] > 0.05:
+        if habit is not None and habit > 0.05:
             when = " and ".join(x for x in [
                 _part_of_day(context.hour) if context.hour is not None else "",
                 _on_device(context.device) if context.device else ""] if x)
-            label = self._interest_label(pmodel.content, profile.interests[interest])
-            notes.append(ContextNote(float(ctx_term[interest]), {
+            notes.append(ContextNote(habit, {
                 "type": "context", "factor": "habit", "interest": label},
                 f"you often turn to {label} {when}".rstrip()))
         if intent_vector is not None and context.intent:

@@ -40,10 +40,6 @@ class UserProfile:
 
     interests: list[Interest]
 
-    @property
-    def total(self) -> int:
-        return sum(len(i.rows) for i in self.interests)
-
 
 @dataclass
 class HistoryItem:

@@ -5,13 +5,10 @@ Context is optional and every field is optional: an empty ``RequestContext`` cha
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
-
-DEVICES = ("phone", "car", "speaker", "desktop", "tablet", "watch", "tv", "web")
 
 
 @dataclass
@@ -49,10 +46,6 @@ class RequestContext:
         return all(v is None for v in (self.hour, self.weekday, self.device, self.minutes,
                                        self.intent))
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["time"] = self.time.isoformat() if self.time else None
-        return {k: v for k, v in out.items() if v is not None}
 
 
 def _hour_kernel(hour: int, width: float = 2.0) -> np.ndarray:

@@ -290,29 +290,6 @@ def _podrec(request: Request, fresh: bool = False) -> ServedPodrec:
     return podrec
 
 
-def _create_listeners(podrec: ServedPodrec, rows: list[dict[str, Any]]) -> None:
-    """Create the listeners of the valid events in ``rows`` that are not stored yet, one
-    transaction each; one that another request creates meanwhile is fine."""
-    from podrec.ingest.events import event_from_row
-    from podrec.ingest.normalize import FieldError
-
-    user_ids = set()
-    for row in rows:
-        try:
-            user_ids.add(event_from_row(row).user_id)
-        except FieldError:
-            pass
-    users = schema.users
-    with podrec.store.engine.connect() as conn:
-        have = set(conn.execute(select(users.c.id).where(users.c.id.in_(sorted(user_ids))))
-                   .scalars())
-    for user_id in sorted(user_ids - have):
-        try:
-            podrec.store.ensure_user(user_id)
-        except IntegrityError:
-            pass
-
-
 def _report_json(report: IngestReport, rename: dict[str, str] | None = None
                  ) -> dict[str, Any]:
     rename = rename or {}
@@ -605,13 +582,11 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
     # -- events --------------------------------------------------------------------------
     def _store_events(podrec: ServedPodrec, rows: list[dict[str, Any]],
                       positions: list[int], report: IngestReport) -> IngestReport:
-        # Two requests carrying a new listener's first events at once both find the
-        # listener missing and both insert it: the second transaction fails on the unique
-        # key and rolls back (so does one storing an event another request is storing).
-        # Then create the listeners one at a time, each taking "already there" as done,
-        # and store again: the store's de-duplication skips what the other request stored.
-        # (A batch is written in chunks of 500: chunks committed before the failure then
-        # count as unchanged.)
+        # Two requests storing the same event at once: the second transaction fails on the
+        # event's unique key and rolls back. Store again: the store's de-duplication skips
+        # what the other request stored. (New listeners are inserted idempotently by the
+        # store; a batch is written in chunks of 500, and chunks committed before the
+        # failure then count as unchanged.)
         for attempt in range(EVENT_WRITE_ATTEMPTS):
             try:
                 stored = podrec.add_events(rows)
@@ -619,8 +594,7 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
             except IntegrityError:
                 if attempt == EVENT_WRITE_ATTEMPTS - 1:
                     raise
-                log.info("another request stored the same listener or event: storing again")
-                _create_listeners(podrec, rows)
+                log.info("another request stored the same event: storing again")
         for p in stored.problems:  # "event 2" of the good rows -> its index in the request
             head, _, index = p.location.partition(" ")
             if head == "event" and index.isdigit() and int(index) < len(positions):
