@@ -39,7 +39,8 @@ LISTENNOTES = "listennotes_dec2017_subset/podcasts.csv"
 EMBEDDER = "wordllama"
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PODREC = [sys.executable, "-m", "podrec.cli"]
-SCENARIOS = ["recommend:1", "recommend:10", "recommend:100", "search:10", "batch:4", "event:10"]
+SCENARIOS = ["recommend:1", "recommend:10", "recommend:100", "feedback:100", "search:10",
+             "batch:4", "event:10"]
 QUERIES = ["true crime but funny", "history of the roman empire", "daily news briefing",
            "startup founders interviews", "meditation and sleep", "football tactics analysis",
            "learn spanish for beginners", "science for kids", "comedy improv",
@@ -148,25 +149,33 @@ async def _run_load(spec: dict[str, Any]) -> dict[str, Any]:
     url = urllib.parse.urlsplit(spec["url"])
     assert url.hostname is not None and url.port is not None
 
-    def make() -> tuple[str, str, bytes | None]:
+    def make() -> list[tuple[str, str, bytes | None]]:
+        """The requests of one step; the latency measured is that of the last one."""
         nonlocal serial
         if scenario == "recommend":
             body: Any = {"user_id": rng.choice(listeners), "k": 10}
-            return "POST", "/recommendations", json.dumps(body).encode()
+            return [("POST", "/recommendations", json.dumps(body).encode())]
+        if scenario == "feedback":  # a new event, then that listener's (changed) list
+            serial += 1
+            listener = rng.choice(listeners)
+            event = json.dumps(_event(rng, [listener], items, serial)).encode()
+            body = {"user_id": listener, "k": 10}
+            return [("POST", "/events", event),
+                    ("POST", "/recommendations", json.dumps(body).encode())]
         if scenario == "search":
             q = urllib.parse.quote(rng.choice(QUERIES))
-            return "GET", f"/search?q={q}&k=10", None
+            return [("GET", f"/search?q={q}&k=10", None)]
         if scenario == "event":
             serial += 1
-            return "POST", "/events", json.dumps(_event(rng, load_users, items, serial)
-                                                 ).encode()
+            return [("POST", "/events", json.dumps(_event(rng, load_users, items, serial)
+                                                   ).encode())]
         if scenario == "batch":
             n = rng.randint(spec.get("batch_min", 100), spec.get("batch_max", 500))
             events = []
             for _ in range(n):
                 serial += 1
                 events.append(_event(rng, load_users, items, serial))
-            return "POST", "/events/batch", json.dumps({"events": events}).encode()
+            return [("POST", "/events/batch", json.dumps({"events": events}).encode())]
         raise ValueError(f"unknown scenario {scenario!r}")
 
     loop = asyncio.get_running_loop()
@@ -186,15 +195,17 @@ async def _run_load(spec: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(index * min(0.02, spec["warmup"] / 2 / concurrency))
         conn = Connection(url.hostname, url.port, spec["key"])
         while loop.time() < end:
-            method, path, body = make()
-            t0 = loop.time()
-            try:
-                status, data = await asyncio.wait_for(conn.request(method, path, body),
-                                                      spec["timeout"])
-            except (TimeoutError, OSError, asyncio.IncompleteReadError,
-                    asyncio.LimitOverrunError, ValueError) as exc:
-                status, data = 0, type(exc).__name__.encode()
-                await conn.close()
+            for method, path, body in make():
+                t0 = loop.time()
+                try:
+                    status, data = await asyncio.wait_for(conn.request(method, path, body),
+                                                          spec["timeout"])
+                except (TimeoutError, OSError, asyncio.IncompleteReadError,
+                        asyncio.LimitOverrunError, ValueError) as exc:
+                    status, data = 0, type(exc).__name__.encode()
+                    await conn.close()
+                if status != 200:
+                    break
             t1 = loop.time()
             if t0 >= warm_end:
                 latencies.append(t1 - t0)
@@ -205,18 +216,41 @@ async def _run_load(spec: dict[str, Any]) -> dict[str, Any]:
                     events_added += json.loads(data)["added"]
         await conn.close()
 
+    async def lists_served() -> tuple[float, float]:
+        conn = Connection(url.hostname, url.port, spec["key"])
+        try:
+            status, data = await conn.request("GET", "/metrics", None)
+        finally:
+            await conn.close()
+        return cached_share(data.decode()) if status == 200 else (0.0, 0.0)
+
     async def marker() -> None:
         await asyncio.sleep(max(warm_end - loop.time(), 0))
         marks["cpu0"], marks["server0"] = time.process_time(), _proc_cpu(spec["server_pid"])
+        marks["lists0"] = await lists_served()
         await asyncio.sleep(max(end - loop.time(), 0))
         marks["cpu1"], marks["server1"] = time.process_time(), _proc_cpu(spec["server_pid"])
+        marks["lists1"] = await lists_served()
 
     await asyncio.gather(marker(), *(client(i) for i in range(concurrency)))
     duration = spec["duration"]
-    return {"latencies_s": latencies, "statuses": dict(statuses), "completed": completed,
+    (cached0, all0), (cached1, all1) = marks["lists0"], marks["lists1"]
+    return {"cached_share": (cached1 - cached0) / (all1 - all0) if all1 > all0 else None,
+            "latencies_s": latencies, "statuses": dict(statuses), "completed": completed,
             "events_added": events_added, "duration_s": duration,
             "client_cpu": (marks["cpu1"] - marks["cpu0"]) / duration,
             "server_cpu": (marks["server1"] - marks["server0"]) / duration}
+
+
+def cached_share(metrics: str) -> tuple[float, float]:
+    """(lists served from the cache, lists served) so far, from the server's /metrics."""
+    got = {"cached": 0.0, "all": 0.0}
+    for line in metrics.splitlines():
+        if line.startswith('podrec_cached_lists_total{endpoint="recommendations"}'):
+            got["cached"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith('podrec_recommendations_total{endpoint="recommendations"}'):
+            got["all"] = float(line.rsplit(" ", 1)[1])
+    return got["cached"], got["all"]
 
 
 def load_main() -> None:
@@ -452,7 +486,8 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
             "req_per_s": raw["completed"] / d, "events_per_s": raw["events_added"] / d,
             "p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
             "max_ms": float(lat.max()) if len(lat) else float("nan"),
-            "server_cpu": raw["server_cpu"], "client_cpu": raw["client_cpu"]}
+            "server_cpu": raw["server_cpu"], "client_cpu": raw["client_cpu"],
+            "cached_share": raw["cached_share"]}
 
 
 # -- the in-process reference ------------------------------------------------------------------
@@ -510,32 +545,38 @@ def print_table(console: Any, rows: list[dict[str, Any]], title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    cols = ("backend", "workers", "scenario", "conc", "requests", "errors", "req/s",
-            "events/s", "p50 ms", "p95 ms", "p99 ms", "server CPU", "client CPU", "load")
+    cols = ("backend", "workers", "cache", "scenario", "conc", "requests", "errors", "req/s",
+            "events/s", "cached", "p50 ms", "p95 ms", "p99 ms", "server CPU", "client CPU",
+            "load")
     for col in cols:
         table.add_column(col, justify="left" if col in ("backend", "scenario") else "right")
     for r in rows:
-        table.add_row(r["backend"], str(r["workers"]), r["scenario"], str(r["concurrency"]),
+        table.add_row(r["backend"], str(r["workers"]), "on" if r["cache"] else "off",
+                      r["scenario"], str(r["concurrency"]),
                       str(r["requests"]), str(r["errors"]), f"{r['req_per_s']:,.1f}",
                       f"{r['events_per_s']:,.0f}" if r["events_per_s"] else "",
+                      f"{r['cached_share']:.0%}" if r["cached_share"] is not None else "",
                       f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['p99_ms']:.1f}",
                       f"{r['server_cpu']:.2f}", f"{r['client_cpu']:.2f}",
                       f"{r['loadavg'][0]:.1f}")
     console.print(table)
 
 
-def run_config(backend: str, workers: int, db_url: str, cfg: Path, tmp: Path,
+def run_config(backend: str, workers: int, cache: bool, db_url: str, cfg: Path, tmp: Path,
                events: list[dict[str, Any]], listeners: list[str],
                items: list[tuple[str, str]], scenarios: list[tuple[str, int]],
                args: argparse.Namespace, console: Any) -> list[dict[str, Any]]:
     key = create_key(db_url)
-    server = Server(db_url, workers, cfg, tmp / f"serve-{backend}-{workers}.log",
+    if not cache:
+        cfg = cfg.with_name("podrec-nocache.toml")
+    server = Server(db_url, workers, cfg, tmp / f"serve-{backend}-{workers}-{cache}.log",
                     extra=args.serve_arg)
     rows = []
     try:
         t0 = time.perf_counter()
         prepare(server, key, events, workers)
-        console.print(f"{backend}, {workers} worker(s): {len(listeners)} listeners with "
+        console.print(f"{backend}, {workers} worker(s), list cache {'on' if cache else 'off'}: "
+                      f"{len(listeners)} listeners with "
                       f"{len(events)} events sent, workers warm ({time.perf_counter() - t0:.0f}s)")
         for i, (scenario, conc) in enumerate(scenarios):
             spec = {"url": server.url, "key": key, "scenario": scenario, "concurrency": conc,
@@ -544,14 +585,17 @@ def run_config(backend: str, workers: int, db_url: str, cfg: Path, tmp: Path,
                     "server_pid": server.proc.pid, "serial_start": (workers * 100 + i) * 10**7,
                     "batch_min": args.batch_min, "batch_max": args.batch_max}
             res = summarise(run_load(spec))
-            row = {"backend": backend, "workers": workers, "scenario": scenario,
-                   "concurrency": conc, **res, "loadavg": os.getloadavg()}
+            row = {"backend": backend, "workers": workers, "cache": cache,
+                   "scenario": scenario, "concurrency": conc, **res,
+                   "loadavg": os.getloadavg()}
             rows.append(row)
             errs = {s: n for s, n in res["statuses"].items() if s != "200"}
             console.print(f"  {scenario:9} c={conc:<3} {res['req_per_s']:8.1f} req/s  p50 "
                           f"{res['p50_ms']:7.1f}  p99 {res['p99_ms']:7.1f} ms"
                           + (f"  {res['events_per_s']:,.0f} events/s"
                              if res["events_per_s"] else "")
+                          + (f"  cached {res['cached_share']:.0%}"
+                             if res["cached_share"] is not None else "")
                           + (f"  errors {errs}" if errs else "")
                           + f"  (load {os.getloadavg()[0]:.1f})")
     finally:
@@ -568,6 +612,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="where the built catalog database is kept between runs")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--workers", default="1,2", help="uvicorn worker counts to run")
+    ap.add_argument("--cache", default="on", help="server.cache_size as configured (on) "
+                    "and/or 0 (off): 'on', 'off' or 'on,off'")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS),
                     help="scenario:concurrency,... (recommend, search, batch, event)")
     ap.add_argument("--duration", type=float, default=20.0, help="seconds measured per scenario")
@@ -598,6 +644,7 @@ def main(argv: list[str] | None = None) -> None:
     scenarios = [(s.split(":")[0], int(s.split(":")[1])) for s in args.scenarios.split(",")]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     worker_counts = [int(w) for w in args.workers.split(",")]
+    caches = [c.strip() == "on" for c in args.cache.split(",") if c.strip()]
 
     cached = build_sqlite(args.data, args.db_cache, console)
     shows, items = catalog_ids(f"sqlite:///{cached}")
@@ -613,10 +660,11 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="podrec-bench-server-"))
     cfg = tmp / "podrec.toml"
     cfg.write_text(f'[embedder]\nname = "{EMBEDDER}"\n\n[server]\nreports_dir = "{tmp}"\n')
+    cfg.with_name("podrec-nocache.toml").write_text(cfg.read_text() + "cache_size = 0\n")
     t_start = time.perf_counter()
     try:
         for backend in backends:
-            for workers in worker_counts:
+            for workers, cache in [(w, c) for w in worker_counts for c in caches]:
                 if backend == "sqlite":
                     copy_sqlite(cached, tmp / "run.db")
                     url = f"sqlite:///{tmp / 'run.db'}"
@@ -627,7 +675,7 @@ def main(argv: list[str] | None = None) -> None:
                         console.print(f"[yellow]skipping PostgreSQL:[/] {exc}")
                         break
                 try:
-                    results += run_config(backend, workers, url, cfg, tmp, events, listeners,
+                    results += run_config(backend, workers, cache, url, cfg, tmp, events, listeners,
                                           items, scenarios, args, console)
                     if backend not in references:
                         references[backend] = in_process(url, listeners,
@@ -649,10 +697,11 @@ def main(argv: list[str] | None = None) -> None:
                   "the load generator during the measured seconds; load: the 1-minute load "
                   "average after the scenario (it counts the server's own busy threads).")
     for backend, ref in references.items():
-        one = next((r for r in results if r["backend"] == backend and r["workers"] == 1
-                    and r["scenario"] == "recommend" and r["concurrency"] == 1), None)
-        ratio = (f"; HTTP at concurrency 1 / in-process: p50 {one['p50_ms'] / ref['p50_ms']:.2f}x"
-                 f", p99 {one['p99_ms'] / ref['p99_ms']:.2f}x" if one else "")
+        ones = [r for r in results if r["backend"] == backend and r["workers"] == 1
+                and r["scenario"] == "recommend" and r["concurrency"] == 1]
+        ratio = "".join(f"; HTTP at concurrency 1, cache {'on' if one['cache'] else 'off'} / "
+                        f"in-process: p50 {one['p50_ms'] / ref['p50_ms']:.2f}x, p99 "
+                        f"{one['p99_ms'] / ref['p99_ms']:.2f}x" for one in ones)
         console.print(f"reference, Podrec.recommend(user_id, k=10) in-process on {backend} "
                       f"({ref['n']} calls, one at a time): p50 {ref['p50_ms']:.1f} ms, p95 "
                       f"{ref['p95_ms']:.1f} ms, p99 {ref['p99_ms']:.1f} ms{ratio}")
@@ -665,7 +714,8 @@ def main(argv: list[str] | None = None) -> None:
     batches = [r for r in results if r["scenario"] == "batch"]
     for r in recs100:
         console.print(f"aim p99 <= 50 ms at 100 concurrent ({r['backend']}, {r['workers']} "
-                      f"worker(s)): p99 {r['p99_ms']:.0f} ms -> "
+                      f"worker(s), list cache {'on' if r['cache'] else 'off'}): p99 "
+                      f"{r['p99_ms']:.0f} ms -> "
                       f"{'met' if r['p99_ms'] <= 50 else 'NOT met'}")
     for r in batches:
         console.print(f"aim >= 2,000 events/s in batches ({r['backend']}, {r['workers']} "

@@ -34,6 +34,10 @@ def test_mistakes_are_named(tmp_path):
         load_config(tmp_path / "missing.toml", env={})
     with pytest.raises(ConfigError, match="PODREC_EMBED_BATCH"):
         load_config(env={"PODREC_EMBED_BATCH": "lots"})
+    toml.write_text("[server]\ncache_sync = 'push'\n")
+    with pytest.raises(ConfigError, match="server.cache_sync: expected one of read, notify, "
+                       "got 'push'"):
+        load_config(toml, env={})
 
 
 def test_the_documented_example_file_states_every_default():

@@ -216,8 +216,14 @@ def test_a_revoked_key_stops_working(served):
         assert mine and mine[0]["scope"] == "client" and mine[0]["revoked_at"] is None
         assert all(key not in json.dumps(k) for k in listed)  # never the key itself
         key_id = mine[0]["key_id"]
+        assert c.get("/catalog/stats").status_code == 200  # now trusted for 1 s
         assert cli("keys", "revoke", key_id, "--db", served["db"]).returncode == 0
-        assert "invalid or revoked" in detail(c.get("/catalog/stats"), 401)
+        revoked_at = time.monotonic()
+        # The worker trusts a key it checked for server.key_cache_seconds (1 s by default).
+        while (r := c.get("/catalog/stats")).status_code == 200:
+            assert time.monotonic() - revoked_at < 1.5, "revoked key still served after 1 s"
+            time.sleep(0.05)
+        assert "invalid or revoked" in detail(r, 401)
     again = cli("keys", "revoke", key_id, "--db", served["db"])
     assert again.returncode == 2 and "no live key" in again.stderr
     bad = cli("keys", "create", "--name", "x", "--scope", "root", "--db", served["db"])
@@ -448,6 +454,41 @@ def test_listeners_create_profile_link_export_delete(api, admin):
     assert admin.get("/users/alice-phone/export").status_code == 200  # linked account stays
 
 
+def cached_lists(anon: httpx.Client) -> float:
+    """How many lists the server answered from its cache so far (its Prometheus counter)."""
+    for line in anon.get("/metrics").text.splitlines():
+        if line.startswith('podrec_cached_lists_total{endpoint="recommendations"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_kept_lists_are_served_only_while_nothing_changed(api, admin, anon):
+    api.post("/events", json={"user_id": "kept", "item_id": "1322200189", "event": "like"})
+    ask = {"user_id": "kept", "k": 5, "explain": True}
+    first = api.post("/recommendations", json=ask)
+    before = cached_lists(anon)
+    again = api.post("/recommendations", json=ask)
+    assert again.content == first.content and cached_lists(anon) == before + 1
+    # Another request (here another k) is another list.
+    other = api.post("/recommendations", json={**ask, "k": 3})
+    assert len(other.json()["items"]) == 3 and cached_lists(anon) == before + 1
+    # A new event: the next list is computed afresh and leaves the turned-down show out.
+    top = ids(first)[0]
+    api.post("/events", json={"user_id": "kept", "item_id": top, "event": "dislike"})
+    fresh = api.post("/recommendations", json=ask)
+    assert top not in ids(fresh) and cached_lists(anon) == before + 1
+    # Linking another account with its own history changes the list too.
+    api.post("/events", json={"user_id": "kept-car", "item_id": "1488295306",
+                              "event": "subscribe"})
+    assert api.post("/recommendations", json=ask).content == fresh.content
+    admin.post("/users/kept/link", json={"accounts": ["kept-car"]})
+    linked = api.post("/recommendations", json=ask)
+    assert "1488295306" not in ids(linked) and linked.content != fresh.content
+    # A deleted listener is gone at once, not served from the cache.
+    admin.delete("/users/kept")
+    assert "no listener with id 'kept'" in detail(api.post("/recommendations", json=ask), 404)
+
+
 # -- ingest --------------------------------------------------------------------------------------
 @pytest.fixture
 def feed_server() -> Iterator[str]:
@@ -515,6 +556,7 @@ def test_latest_evaluation_report_and_its_files(api, anon):
 
 def test_metrics(api, anon):
     api.post("/recommendations", json={"seeds": ["1322200189"], "k": 3})
+    api.get("/items/show/no-such-show")
     api.post("/events", json={"user_id": "metrics-1", "item_id": "1322200189",
                               "event": "play"})
     text = anon.get("/metrics").text
@@ -628,6 +670,59 @@ def test_two_servers_over_one_postgres_database_agree(sample_app, postgres_url, 
         store.close()
     assert "Traceback" not in (tmp_path / "a.log").read_text()
     assert "Traceback" not in (tmp_path / "b.log").read_text()
+
+
+def test_notify_mode_serves_kept_lists_and_drops_them_when_the_database_says_so(
+        sample_app, postgres_url, tmp_path):
+    """cache_sync = "notify": kept lists are served without reading the listener's version;
+    a change written by anyone (here this test process, straight into the database) reaches
+    every worker through the database's announcements."""
+    from datetime import UTC, datetime
+
+    from podrec.records import EventRecord
+    from podrec.storage import Store
+
+    copy_into_postgres(sample_app.store.url, postgres_url, hold_back="1028908750")
+    store = Store(postgres_url)
+    key = store.create_api_key("test", "client")
+    config = tmp_path / "podrec.toml"
+    config.write_text('[server]\ncache_sync = "notify"\n')
+    a = Server("--db", postgres_url, "--workers", "2", "--no-warm", "--config", str(config),
+               log=tmp_path / "a.log")
+    try:
+        a.wait()
+        def once(method: str, path: str, **kw: Any) -> httpx.Response:
+            with client(a.url, key) as c:  # a new connection: either worker may answer
+                return c.request(method, path, **kw)
+
+        deadline = time.monotonic() + 10
+        while {once("GET", "/health").json()["cache"] for _ in range(6)} != {"notify"}:
+            assert time.monotonic() < deadline, "the workers never listened"
+            time.sleep(0.2)
+        once("POST", "/events", json={"user_id": "told", "item_id": "1322200189",
+                                      "event": "subscribe"})
+        ask = {"user_id": "told", "k": 5}
+        first = once("POST", "/recommendations", json=ask)
+        with client(a.url) as anon:
+            before = cached_lists(anon)
+            for _ in range(8):  # each worker computes it once, then keeps it
+                assert once("POST", "/recommendations", json=ask).content == first.content
+            assert cached_lists(anon) >= before + 6
+        # Another writer turns the top show down: every worker hears of it.
+        top = ids(first)[0]
+        store.add_events([EventRecord(user_id="told", event="dislike", item_id=top,
+                                      item_kind="show", timestamp=datetime.now(UTC))])
+        deadline = time.monotonic() + 5
+        seen = 0
+        while seen < 8:  # eight answers in a row without it, from either worker
+            assert time.monotonic() < deadline, "a worker kept serving the old list"
+            seen = seen + 1 if top not in ids(once("POST", "/recommendations", json=ask)) \
+                else 0
+    finally:
+        a.stop()
+        store.close()
+    log = (tmp_path / "a.log").read_text()
+    assert "Traceback" not in log and "needs PostgreSQL" not in log
 
 
 def _vector(held: dict):

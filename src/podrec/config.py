@@ -92,6 +92,10 @@ class ServerConfig:
     max_request_bytes: int = 1_048_576  # largest JSON request body (413 above)
     max_upload_bytes: int = 52_428_800  # largest catalog upload to /catalog/ingest
     reports_dir: str = "out/evaluate"  # where the operator view finds `podrec evaluate` runs
+    cache_size: int = 20_000  # finished lists and searches each worker keeps (0: none)
+    cache_seconds: float = 300.0  # the longest a kept list is served
+    cache_sync: str = "read"  # how a worker learns a listener changed: read | notify
+    key_cache_seconds: float = 1.0  # how long a worker trusts an API key it checked
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,10 @@ ENV_KEYS = {
     "PODREC_PORT": ("server", "port"),
     "PODREC_WORKERS": ("server", "workers"),
 }
+
+
+# Keys that take one of a few words.
+CHOICES = {"recommend.metric": ("cosine", "euclidean"), "server.cache_sync": ("read", "notify")}
 
 
 def _coerce(value: Any, template: Any, where: str) -> Any:
@@ -164,6 +172,10 @@ def _apply(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> Any:
             changes[key] = _apply(current, value, where, f"{prefix}{key}.")
         else:
             changes[key] = _coerce(value, current, f"{where}: {prefix}{key}")
+            allowed = CHOICES.get(prefix + key)
+            if allowed and changes[key] not in allowed:
+                raise ConfigError(f"{where}: {prefix}{key}: expected one of "
+                                  f"{', '.join(allowed)}, got {changes[key]!r}")
     return replace(obj, **changes)
 
 

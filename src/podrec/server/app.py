@@ -8,6 +8,7 @@ all workers share (``ServedPodrec.refresh``).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -37,6 +38,8 @@ from podrec.recommend.context import RequestContext
 from podrec.records import IngestReport
 from podrec.server import metrics, schemas
 from podrec.server.auth import ADMIN, CLIENT
+from podrec.server.cache import CachedResponse, KeyCache, ResponseCache
+from podrec.server.notify import ListenerChanges
 from podrec.service import WEIGHTS_ARTIFACT, NotFoundError, Podrec
 from podrec.storage import StoreError, schema
 
@@ -70,6 +73,17 @@ def one_thread() -> None:
         _threads.limited = True
 
 
+def settle_heap() -> None:
+    """Move what is alive now (the fitted models, the embedder) out of the garbage
+    collector's sight. A full collection walks every tracked object, 10-80 ms with a model
+    loaded, and lands on whichever request allocates at that moment: the p99 under load.
+    Frozen objects are still freed by reference counting; unfreezing first lets a collection
+    reclaim the cycles of models dropped since the last freeze."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ServedPodrec(Podrec):
     """``Podrec`` made safe for a threaded server, and aware of other workers' writes.
 
@@ -90,6 +104,7 @@ class ServedPodrec(Podrec):
         self._version: tuple[Any, ...] | None = None
         self._checked = 0.0
         self._ingest_lock = threading.Lock()
+        self.generation = 0  # bumped whenever the fitted models are dropped
 
     @property
     def embedder(self):  # noqa: ANN201 - the base property's type
@@ -100,7 +115,11 @@ class ServedPodrec(Podrec):
 
     def model(self, *args: Any, **kwargs: Any):  # noqa: ANN201 - the base method's type
         with self._fit_lock:
-            return super().model(*args, **kwargs)
+            fitted = len(self._models)
+            model = super().model(*args, **kwargs)
+            if len(self._models) != fitted:
+                settle_heap()
+            return model
 
     def profile_model(self, *args: Any, **kwargs: Any):  # noqa: ANN201
         with self._fit_lock:
@@ -110,6 +129,7 @@ class ServedPodrec(Podrec):
         with self._fit_lock:
             self._models.clear()
             getattr(self, "_profile_models", {}).clear()
+            self.generation += 1
 
     def catalog_version(self) -> tuple[Any, ...]:
         items, emb, art = schema.items, schema.embeddings, schema.artifacts
@@ -146,6 +166,7 @@ class ServedPodrec(Podrec):
             self.embedder.embed_queries(["warm up"])
         except Exception:  # noqa: BLE001 - a failed warm-up only makes the first query slow
             log.exception("loading the embedder failed; the first text query will retry")
+        settle_heap()
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -378,6 +399,15 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
     podrec.refresh(force=True)  # the baseline, taken before any model is fitted
     server = config.server
     reports_dir = Path(server.reports_dir)
+    lists = ResponseCache(server.cache_size, server.cache_seconds)
+    watcher: ListenerChanges | None = None
+    if lists.enabled and server.cache_sync == "notify":
+        if podrec.store.engine.dialect.name == "postgresql":
+            watcher = ListenerChanges(podrec.store.url, lists.forget, lists.clear)
+        else:
+            log.warning("server.cache_sync = \"notify\" needs PostgreSQL; on %s each "
+                        "listener's version is read instead",
+                        podrec.store.engine.dialect.name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
@@ -387,7 +417,11 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         if warm:
             threading.Thread(target=podrec.warm, name="podrec-warm", daemon=True).start()
+        if watcher is not None:
+            watcher.start()
         yield
+        if watcher is not None:
+            watcher.stop()
         podrec.close()
 
     app = FastAPI(
@@ -400,6 +434,8 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
         "also list `errors: [{field, location, message}]`.")
     app.state.podrec = podrec
     app.state.config = config
+    app.state.keys = KeyCache(server.key_cache_seconds)
+    app.state.watcher = watcher
     app.add_middleware(ServeMiddleware, max_request_bytes=server.max_request_bytes,
                        max_upload_bytes=server.max_upload_bytes)
     _install_error_handlers(app)
@@ -416,8 +452,11 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
             log.error("health check: %s", exc)
             return _error(503, f"the database is unreachable ({type(exc).__name__})",
                           status="unavailable", database=podrec.store.engine.dialect.name)
+        cache = ("off" if not lists.enabled else "notify" if watcher is not None
+                 and watcher.ready else "read")
         return {"status": "ok", "database": podrec.store.engine.dialect.name,
-                "items": {"show": counts.get("show", 0), "episode": counts.get("episode", 0)}}
+                "items": {"show": counts.get("show", 0), "episode": counts.get("episode", 0)},
+                "cache": cache}
 
     @app.get("/metrics", tags=["service"], response_class=Response)
     def prometheus() -> Response:
@@ -595,6 +634,8 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
                 if attempt == EVENT_WRITE_ATTEMPTS - 1:
                     raise
                 log.info("another request stored the same event: storing again")
+        for user in {str(r.get("user_id")) for r in rows}:  # this worker's lists, at once
+            lists.forget(user)
         for p in stored.problems:  # "event 2" of the good rows -> its index in the request
             head, _, index = p.location.partition(" ")
             if head == "event" and index.isdigit() and int(index) < len(positions):
@@ -659,45 +700,100 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
         return _events_json(_store_events(podrec, rows, positions, report))
 
     # -- recommendations -----------------------------------------------------------------
+    app.state.lists = lists
+
+    async def _list_response(request: Request, endpoint: str, user_id: str | None,
+                             asked: str, compute: Any) -> Response:
+        """A list from the worker's cache when one was computed for the same request, the
+        same listener version and the same models; else computed on a request thread and
+        kept. ``asked``: the request, canonically serialised.
+
+        Whether the listener changed since is known from the database (their version, one
+        indexed read, the key of the kept list) or, with ``cache_sync = "notify"`` on
+        PostgreSQL, from the database's announcements, which drop the listener's lists."""
+        podrec = _podrec(request, fresh=True)
+        key: tuple[Any, ...] | None = None
+        stamp: tuple[int, ...] | None = None
+        person = None
+        if lists.enabled:
+            watching = watcher is not None and watcher.ready
+            if watching and user_id:
+                key = (endpoint, asked, podrec.generation, "notified")
+            elif user_id:
+                version = podrec.store.listener_version(user_id)
+                key = None if version is None else (endpoint, asked, podrec.generation,
+                                                    version)
+            else:
+                key = (endpoint, asked, podrec.generation)
+            hit = lists.get(key) if key is not None else None
+            if hit is not None:
+                metrics.served(endpoint, hit.n_items, cached=True)
+                return Response(hit.body, media_type="application/json")
+            if key is not None and watching and user_id:
+                version = podrec.store.listener_version(user_id)  # their person, or unknown
+                key = None if version is None else key
+                person = version[0] if version else None
+            if key is not None:
+                stamp = lists.stamp(user_id, person)  # before the events are read
+        items = await run_in_threadpool(compute, podrec)
+        body = schemas.RecommendationList.model_validate(
+            {"items": [r.to_dict() for r in items]}).model_dump_json().encode()
+        metrics.served(endpoint, len(items))
+        if key is not None:
+            lists.put(key, CachedResponse(body, len(items)), stamp, user_id, person)
+        return Response(body, media_type="application/json")
+
     @app.post("/recommendations", response_model=schemas.RecommendationList,
               tags=["recommend"], dependencies=[CLIENT])
-    def recommend(request: Request, body: schemas.RecommendRequest) -> Any:
-        """Recommendations for a listener (their history, read fresh on every request),
-        seed items and/or free text, with filters, context, diversity and explanations."""
-        podrec = _podrec(request, fresh=True)
+    async def recommend(request: Request, body: schemas.RecommendRequest) -> Any:
+        """Recommendations for a listener (their history as stored now), seed items and/or
+        free text, with filters, context, diversity and explanations."""
         f = body.filters or schemas.FiltersIn()
         context = (RequestContext(**body.context.model_dump())
                    if body.context is not None else None)
-        recs = podrec.recommend(
-            user_id=body.user_id, seeds=body.seeds, query=body.query, k=body.k, kind=body.kind,
-            diversity=body.diversity, explain=body.explain, languages=f.languages,
-            allow_explicit=f.allow_explicit, blocked=f.blocked, per_show=f.per_show,
-            context=None if context is None or context.empty else context,
-            platform=body.platform)
-        return _recs(recs, "recommendations")
+
+        def compute(podrec: ServedPodrec) -> list[Any]:
+            one_thread()
+            return podrec.recommend(
+                user_id=body.user_id, seeds=body.seeds, query=body.query, k=body.k,
+                kind=body.kind, diversity=body.diversity, explain=body.explain,
+                languages=f.languages, allow_explicit=f.allow_explicit, blocked=f.blocked,
+                per_show=f.per_show, context=None if context is None or context.empty
+                else context, platform=body.platform)
+
+        return await _list_response(request, "recommendations", body.user_id,
+                                    body.model_dump_json(), compute)
 
     @app.get("/users/{user_id}/recommendations", response_model=schemas.RecommendationList,
              tags=["recommend"], dependencies=[CLIENT])
-    def user_recommendations(request: Request, user_id: str,
-                             k: Annotated[int | None, Query(ge=1, le=1000)] = None,
-                             kind: schemas.Kind = "show", explain: bool = False) -> Any:
+    async def user_recommendations(request: Request, user_id: str,
+                                   k: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                                   kind: schemas.Kind = "show", explain: bool = False) -> Any:
         """A listener's recommendations (the short form of POST /recommendations)."""
-        recs = _podrec(request, fresh=True).recommend(user_id=user_id, k=k, kind=kind,
-                                                      explain=explain)
-        return _recs(recs, "recommendations")
+        def compute(podrec: ServedPodrec) -> list[Any]:
+            one_thread()
+            return podrec.recommend(user_id=user_id, k=k, kind=kind, explain=explain)
+
+        return await _list_response(request, "recommendations", user_id,
+                                    json.dumps([user_id, k, kind, explain]), compute)
 
     @app.get("/search", response_model=schemas.RecommendationList, tags=["recommend"],
              dependencies=[CLIENT])
-    def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=2000)],
-               k: Annotated[int | None, Query(ge=1, le=1000)] = None,
-               kind: schemas.Kind = "show",
-               language: Annotated[list[str] | None, Query()] = None) -> Any:
+    async def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=2000)],
+                     k: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                     kind: schemas.Kind = "show",
+                     language: Annotated[list[str] | None, Query()] = None) -> Any:
         """Semantic search in any language ("podcasts about the history of Rome")."""
         if not q.strip():
             raise RequestValidationError([{"loc": ("query", "q"), "type": "value_error",
                                            "msg": "must not be blank"}])
-        return _recs(_podrec(request, fresh=True).search(q, k=k, kind=kind,
-                                                         languages=language), "search")
+
+        def compute(podrec: ServedPodrec) -> list[Any]:
+            one_thread()
+            return podrec.search(q, k=k, kind=kind, languages=language)
+
+        return await _list_response(request, "search", None,
+                                    json.dumps([q.strip(), k, kind, language]), compute)
 
     @app.get("/onboarding", response_model=schemas.RecommendationList, tags=["recommend"],
              dependencies=[CLIENT])
@@ -737,7 +833,10 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
         """Link a listener's accounts on several platforms: one person, one profile."""
         podrec = _podrec(request)
         person = podrec.link_users([user_id, *body.accounts], body.person_id)
-        return {"person_id": person, "accounts": podrec.store.linked_accounts(user_id)}
+        accounts = podrec.store.linked_accounts(user_id)
+        for account in accounts:  # this worker's lists at once; others as the database says
+            lists.forget(account, person)
+        return {"person_id": person, "accounts": accounts}
 
     @app.get("/users/{user_id}/export", tags=["users"], dependencies=[ADMIN])
     def export(request: Request, user_id: str) -> dict[str, Any]:
@@ -748,7 +847,11 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
                 dependencies=[ADMIN])
     def delete_user(request: Request, user_id: str) -> Any:
         """Delete an account and every event it sent (linked accounts stay)."""
-        return _podrec(request).delete_user(user_id)
+        podrec = _podrec(request)
+        person = podrec.store.person_of(user_id)
+        deleted = podrec.delete_user(user_id)
+        lists.forget(user_id, person)
+        return deleted
 
     # -- evaluation reports --------------------------------------------------------------
     @app.get("/reports/latest", tags=["reports"], dependencies=[CLIENT])

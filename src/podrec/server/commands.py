@@ -176,7 +176,7 @@ def keys_list(config: ConfigOpt = None, db: DbOpt = None,
 def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="KEY_ID",
                                                       help="the key id (or the whole key)")],
                 config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Revoke a key: requests with it get 401 from now on."""
+    """Revoke a key: requests with it get 401 within server.key_cache_seconds (1 s)."""
     store = _store(config, db)
     try:
         revoked = store.revoke_api_key(key_id)

@@ -34,6 +34,8 @@ RECOMMENDATIONS = Counter("podrec_recommendations",
                           "onboarding)", ["endpoint"])
 RECOMMENDED_ITEMS = Counter("podrec_recommended_items", "Items in the lists served",
                             ["endpoint"])
+CACHED = Counter("podrec_cached_lists", "Lists served from the worker's cache (a subset of "
+                 "podrec_recommendations)", ["endpoint"])
 
 
 def render() -> tuple[bytes, str]:
@@ -47,6 +49,8 @@ def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def served(endpoint: str, n: int) -> None:
+def served(endpoint: str, n: int, cached: bool = False) -> None:
     RECOMMENDATIONS.labels(endpoint).inc()
     RECOMMENDED_ITEMS.labels(endpoint).inc(n)
+    if cached:
+        CACHED.labels(endpoint).inc()

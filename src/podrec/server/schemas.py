@@ -192,6 +192,9 @@ class Health(BaseModel):
     status: str
     database: str
     items: dict[str, int]
+    cache: str = Field("read", description="how this worker's kept lists learn of changed "
+                       "listeners now: read (their version, per request), notify (the "
+                       "database's announcements) or off (server.cache_size = 0)")
 
 
 # -- users ----------------------------------------------------------------------------------
