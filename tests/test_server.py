@@ -691,7 +691,7 @@ def test_notify_mode_serves_kept_lists_and_drops_them_when_the_database_says_so(
                log=tmp_path / "a.log")
     try:
         a.wait()
-        def once(method: str, path: str, **kw: Any) -> httpx.Response:
+        def once(method: str, path: str, **kw: object) -> httpx.Response:
             with client(a.url, key) as c:  # a new connection: either worker may answer
                 return c.request(method, path, **kw)
 
