@@ -551,7 +551,7 @@ def print_table(console: Any, rows: list[dict[str, Any]], title: str) -> None:
     for col in cols:
         table.add_column(col, justify="left" if col in ("backend", "scenario") else "right")
     for r in rows:
-        table.add_row(r["backend"], str(r["workers"]), "on" if r["cache"] else "off",
+        table.add_row(r["backend"], str(r["workers"]), r["cache"],
                       r["scenario"], str(r["concurrency"]),
                       str(r["requests"]), str(r["errors"]), f"{r['req_per_s']:,.1f}",
                       f"{r['events_per_s']:,.0f}" if r["events_per_s"] else "",
@@ -562,20 +562,19 @@ def print_table(console: Any, rows: list[dict[str, Any]], title: str) -> None:
     console.print(table)
 
 
-def run_config(backend: str, workers: int, cache: bool, db_url: str, cfg: Path, tmp: Path,
+def run_config(backend: str, workers: int, cache: str, db_url: str, cfg: Path, tmp: Path,
                events: list[dict[str, Any]], listeners: list[str],
                items: list[tuple[str, str]], scenarios: list[tuple[str, int]],
                args: argparse.Namespace, console: Any) -> list[dict[str, Any]]:
     key = create_key(db_url)
-    if not cache:
-        cfg = cfg.with_name("podrec-nocache.toml")
+    cfg = cfg.with_name(f"podrec-{cache}.toml")
     server = Server(db_url, workers, cfg, tmp / f"serve-{backend}-{workers}-{cache}.log",
                     extra=args.serve_arg)
     rows = []
     try:
         t0 = time.perf_counter()
         prepare(server, key, events, workers)
-        console.print(f"{backend}, {workers} worker(s), list cache {'on' if cache else 'off'}: "
+        console.print(f"{backend}, {workers} worker(s), list cache {cache}: "
                       f"{len(listeners)} listeners with "
                       f"{len(events)} events sent, workers warm ({time.perf_counter() - t0:.0f}s)")
         for i, (scenario, conc) in enumerate(scenarios):
@@ -612,8 +611,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="where the built catalog database is kept between runs")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--workers", default="1,2", help="uvicorn worker counts to run")
-    ap.add_argument("--cache", default="on", help="server.cache_size as configured (on) "
-                    "and/or 0 (off): 'on', 'off' or 'on,off'")
+    ap.add_argument("--cache", default="read,notify",
+                    help="list cache modes to run: off (server.cache_size = 0), read or notify "
+                    "(server.cache_sync; notify runs on PostgreSQL only)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS),
                     help="scenario:concurrency,... (recommend, search, batch, event)")
     ap.add_argument("--duration", type=float, default=20.0, help="seconds measured per scenario")
@@ -644,7 +644,9 @@ def main(argv: list[str] | None = None) -> None:
     scenarios = [(s.split(":")[0], int(s.split(":")[1])) for s in args.scenarios.split(",")]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     worker_counts = [int(w) for w in args.workers.split(",")]
-    caches = [c.strip() == "on" for c in args.cache.split(",") if c.strip()]
+    caches = [c.strip() for c in args.cache.split(",") if c.strip()]
+    if bad := set(caches) - {"off", "read", "notify"}:
+        ap.error(f"--cache: expected off, read or notify, got {', '.join(sorted(bad))}")
 
     cached = build_sqlite(args.data, args.db_cache, console)
     shows, items = catalog_ids(f"sqlite:///{cached}")
@@ -660,11 +662,14 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="podrec-bench-server-"))
     cfg = tmp / "podrec.toml"
     cfg.write_text(f'[embedder]\nname = "{EMBEDDER}"\n\n[server]\nreports_dir = "{tmp}"\n')
-    cfg.with_name("podrec-nocache.toml").write_text(cfg.read_text() + "cache_size = 0\n")
+    for mode, line in (("off", "cache_size = 0"), ("read", 'cache_sync = "read"'),
+                       ("notify", 'cache_sync = "notify"')):
+        cfg.with_name(f"podrec-{mode}.toml").write_text(cfg.read_text() + line + "\n")
     t_start = time.perf_counter()
     try:
         for backend in backends:
-            for workers, cache in [(w, c) for w in worker_counts for c in caches]:
+            for workers, cache in [(w, c) for w in worker_counts for c in caches
+                                   if c != "notify" or backend == "postgresql"]:
                 if backend == "sqlite":
                     copy_sqlite(cached, tmp / "run.db")
                     url = f"sqlite:///{tmp / 'run.db'}"
@@ -699,7 +704,7 @@ def main(argv: list[str] | None = None) -> None:
     for backend, ref in references.items():
         ones = [r for r in results if r["backend"] == backend and r["workers"] == 1
                 and r["scenario"] == "recommend" and r["concurrency"] == 1]
-        ratio = "".join(f"; HTTP at concurrency 1, cache {'on' if one['cache'] else 'off'} / "
+        ratio = "".join(f"; HTTP at concurrency 1, cache {one['cache']} / "
                         f"in-process: p50 {one['p50_ms'] / ref['p50_ms']:.2f}x, p99 "
                         f"{one['p99_ms'] / ref['p99_ms']:.2f}x" for one in ones)
         console.print(f"reference, Podrec.recommend(user_id, k=10) in-process on {backend} "
@@ -714,7 +719,7 @@ def main(argv: list[str] | None = None) -> None:
     batches = [r for r in results if r["scenario"] == "batch"]
     for r in recs100:
         console.print(f"aim p99 <= 50 ms at 100 concurrent ({r['backend']}, {r['workers']} "
-                      f"worker(s), list cache {'on' if r['cache'] else 'off'}): p99 "
+                      f"worker(s), list cache {r['cache']}): p99 "
                       f"{r['p99_ms']:.0f} ms -> "
                       f"{'met' if r['p99_ms'] <= 50 else 'NOT met'}")
     for r in batches:
