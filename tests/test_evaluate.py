@@ -185,3 +185,78 @@ def test_the_platform_study_compares_linked_and_single_platform_histories(ml_fil
     with pytest.raises(ValueError, match="from a history alone"):
         evaluate_platforms(data, SplitConfig("random"), ["ials"], [10], wordllama,
                            tmp_path / "cache")
+
+
+# -- the intent study ------------------------------------------------------------------------
+def test_intent_requests_are_read_merged_and_dated(tmp_path):
+    from podrec.evaluate.intent import IntentFileError, read_intents
+
+    requests = read_intents(ML / "tags.csv")
+    assert len(requests) == 10  # 12 tag rows; three tags of one movie make one request
+    uganda = next(r for r in requests if r.item_id == "movielens:100365")
+    assert (uganda.user_id, uganda.text, uganda.time) == (
+        "movielens:15", "activist, documentary, uganda", 1425876220.0)
+    bad = tmp_path / "intents.csv"
+    bad.write_text("user,thing\nu1,x\n")
+    with pytest.raises(IntentFileError, match=r"intents.csv: line 1: expected the columns "
+                       "user_id, item_id, text, timestamp"):
+        read_intents(bad)
+    bad.write_text("user_id,item_id,text,timestamp\nu1,i1,calm,1\nu1,i2,news,yesterday\n")
+    with pytest.raises(IntentFileError, match="line 3: timestamp: expected Unix seconds, got "
+                       "'yesterday'"):
+        read_intents(bad)
+
+
+def test_intent_requests_see_only_the_past_and_their_text_moves_the_scores(ml_files,
+                                                                           wordllama, tmp_path):
+    from dataclasses import replace
+
+    from scipy import sparse
+
+    from podrec.evaluate.intent import SESSION_SECONDS, make_intent_fold, read_intents
+    from podrec.model.profile import ProfileModel
+
+    records, events = ml_files
+    data = prepare(records, events, wordllama, tmp_path / "cache")
+    fold = make_intent_fold(data, read_intents(ML / "tags.csv"), wordllama, tmp_path / "cache")
+    assert len(fold.requests) >= 4
+    times = sparse.csr_matrix(fold.batch.history_times)
+    for n, (req, target) in enumerate(zip(fold.requests, fold.targets, strict=True)):
+        row = times[n]
+        assert row.nnz >= 5 and row.data.max() < req.time - SESSION_SECONDS
+        assert target not in row.indices
+        assert data.catalog.ids[target] == req.item_id
+        assert np.linalg.norm(fold.batch.intent_vectors[n]) > 0
+    model = ProfileModel(intent_weight=2.0).fit(data.catalog, data.interactions)
+    with_intent = model.score(fold.batch)
+    without = model.score(replace(fold.batch, intent_vectors=None))
+    for n in range(len(fold.requests)):
+        expected = 2.0 * model.weights.cosine * model.content.index.similarities(
+            fold.batch.intent_vectors[n])
+        np.testing.assert_allclose(with_intent[n] - without[n], expected, atol=1e-4)
+
+
+def test_intent_study_from_the_command_line(tmp_path):
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODREC_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "podrec.cli", "evaluate", "--catalog", str(ML / "movies.csv"),
+         "--events", str(ML / "ratings.csv"), "--intents", str(ML / "tags.csv"),
+         "--out", str(out), "--embedder", "wordllama", "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["protocol"]["protocol"] == "intent"
+    assert set(results["models"]) == {"profile (no context)", "profile + intent",
+                                      "intent text alone"}
+    assert results["chosen"]["intent_weight"] in (0.25, 0.5, 1.0, 2.0)
+    data = results["data"]
+    assert data["validation_requests"] + data["test_requests"] == data["requests"] >= 4
+    diff = results["differences"]["profile + intent - profile (no context)"]
+    assert diff["ci95"][0] <= diff["ndcg@10"] <= diff["ci95"][1]
+    assert (out / "results.md").read_text().startswith("Intent study, seed 0")
+    missing = subprocess.run(
+        [sys.executable, "-m", "podrec.cli", "evaluate", "--catalog", str(ML / "movies.csv"),
+         "--events", str(ML / "ratings.csv"), "--intents", str(tmp_path / "none.csv")],
+        capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "none.csv: no such file" in missing.stderr

@@ -441,6 +441,11 @@ def evaluate_cmd(
     platforms: Annotated[bool, typer.Option("--platforms", help="the two-platform study: "
                                             "pairs split over pseudo-platforms A and B, "
                                             "B-only against linked histories")] = False,
+    intents: Annotated[Path | None, typer.Option(help="the intent study: requests with a "
+                                                 "mood/intent text (MovieLens tags.csv, or "
+                                                 "CSV user_id,item_id,text,timestamp); the "
+                                                 "profile ranks each without and with it")]
+    = None,
     config: ConfigOpt = None,
 ) -> None:
     """Offline evaluation from files alone: every model on the same split, baselines included."""
@@ -469,7 +474,7 @@ def evaluate_cmd(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     report = IngestReport()
-    for path in (catalog, events):
+    for path in (catalog, events, *([intents] if intents else [])):
         if not path.is_file():
             err.print(f"[red]error:[/red] {path}: no such file")
             raise typer.Exit(2)
@@ -498,7 +503,12 @@ def evaluate_cmd(
             data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step,
                            event_weights=cfg.event_weights.as_dict(), seed=seed)
             split = SplitConfig(protocol, test_fraction, leave_n=leave_n, seed=seed)
-            if platforms:
+            if intents is not None:
+                from podrec.evaluate.intent import evaluate_intents, read_intents
+
+                results = evaluate_intents(data, read_intents(intents), ks, emb, cache,
+                                           seed=seed, progress=step)
+            elif platforms:
                 results = evaluate_platforms(data, split, names, ks, emb, cache,
                                              progress=step)
             else:

@@ -10,6 +10,8 @@ import numpy as np
 
 
 def markdown(results: dict[str, Any]) -> str:
+    if results["protocol"]["protocol"] == "intent":
+        return intent_markdown(results)
     ks = results["ks"]
     models = results["models"]
     cols = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall")] + \
@@ -35,6 +37,24 @@ def markdown(results: dict[str, Any]) -> str:
                 metric = f"recall@{k}" if s == "cold items" else f"ndcg@{k}"
                 cells.append(f"{sl[metric]:.4f} ({sl['users']})" if sl else "–")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def intent_markdown(results: dict[str, Any]) -> str:
+    """The intent study (evaluate/intent.py): one row per ranking of the same requests."""
+    ks, data, chosen = results["ks"], results["data"], results["chosen"]
+    cols = [f"{m}@{k}" for k in ks for m in ("ndcg", "hit")] + [f"mrr@{ks[-1]}"]
+    lines = [f"Intent study, seed {results['protocol']['seed']}: {data['requests']} requests "
+             f"with an intent text from {data['listeners']} listeners; intent_weight "
+             f"{chosen['intent_weight']:g} chosen on {data['validation_requests']} validation "
+             f"requests, figures on the other {data['test_requests']}.", "",
+             "| ranking | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, r in results["models"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{r[c]:.4f}" for c in cols) + " |")
+    lines.append("")
+    for name, d in results.get("differences", {}).items():
+        lines.append(f"- ndcg@10, {name}: {d['ndcg@10']:+.4f} (95% interval "
+                     f"{d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}, listeners resampled)")
     return "\n".join(lines) + "\n"
 
 
@@ -67,10 +87,12 @@ def write_results(results: dict[str, Any], out: Path) -> list[Path]:
     models = results["models"]
     ks = results["ks"]
     metrics = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall")]
+    if results["protocol"]["protocol"] == "intent":
+        metrics = [f"{m}@{k}" for k in ks for m in ("ndcg", "hit")]
     bars(out / "accuracy.png", metrics,
          {name: [r[m] for m in metrics] for name, r in models.items()},
          f"{results['protocol']['protocol']}: accuracy by model")
-    slice_names = sorted({s for r in models.values() for s in r["slices"]})
+    slice_names = sorted({s for r in models.values() for s in r.get("slices", {})})
     if slice_names:
         k = ks[0]
 

@@ -82,13 +82,16 @@ class UserBatch:
     rows in the training matrix (-1 for unseen listeners; None when unknown) and, optionally,
     vectors of text they wrote (reviews, searches; zero rows where none), when each history
     pair last happened (Unix seconds, the same sparsity as ``histories``), the moment of each
-    request (Unix seconds), which time-aware models use for recency and as context."""
+    request (Unix seconds), which time-aware models use for recency and as context, and the
+    embedded mood or intent text of each request (zero rows where none), for models that
+    take context."""
 
     histories: sparse.csr_matrix
     user_rows: np.ndarray | None = None
     text_vectors: np.ndarray | None = None
     history_times: sparse.csr_matrix | None = None
     now: np.ndarray | None = None
+    intent_vectors: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.histories.shape[0])
@@ -98,7 +101,7 @@ class UserBatch:
             return None if a is None else a[index]
 
         return UserBatch(self.histories[index], pick(self.user_rows), pick(self.text_vectors),
-                         pick(self.history_times), pick(self.now))
+                         pick(self.history_times), pick(self.now), pick(self.intent_vectors))
 
 
 class Recommender(ABC):

@@ -175,9 +175,7 @@ class ProfileModel(Recommender):
         """What the request's moment adds to every item: duration fit to the minutes
         available, and closeness to the mood/intent text. Zeros without context."""
         extra = np.zeros(len(self.catalog))
-        if context is None:
-            return extra
-        if context.minutes is not None and self.duration_weight:
+        if context is not None and context.minutes is not None and self.duration_weight:
             extra += self.duration_weight * duration_fit(self.catalog.durations,
                                                          context.minutes)
         if intent_vector is not None and self.intent_weight:
@@ -240,8 +238,11 @@ class ProfileModel(Recommender):
             text = None
             if batch.text_vectors is not None and np.linalg.norm(batch.text_vectors[u]) > 0:
                 text = batch.text_vectors[u]
+            intent = None
+            if batch.intent_vectors is not None and np.linalg.norm(batch.intent_vectors[u]) > 0:
+                intent = batch.intent_vectors[u]
             out[u] = self.score_profile(self.build_profile(history, now, context), context,
-                                        text_vectors=text).scores
+                                        text_vectors=text, intent_vector=intent).scores
         return out
 
 
