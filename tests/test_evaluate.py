@@ -249,7 +249,7 @@ def test_intent_study_from_the_command_line(tmp_path):
     assert results["protocol"]["protocol"] == "intent"
     assert set(results["models"]) == {"profile (no context)", "profile + intent",
                                       "intent text alone"}
-    assert results["chosen"]["intent_weight"] in (0.25, 0.5, 1.0, 2.0)
+    assert results["chosen"]["intent_weight"] in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     data = results["data"]
     assert data["validation_requests"] + data["test_requests"] == data["requests"] >= 4
     diff = results["differences"]["profile + intent - profile (no context)"]

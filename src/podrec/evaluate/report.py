@@ -43,7 +43,8 @@ def markdown(results: dict[str, Any]) -> str:
 def intent_markdown(results: dict[str, Any]) -> str:
     """The intent study (evaluate/intent.py): one row per ranking of the same requests."""
     ks, data, chosen = results["ks"], results["data"], results["chosen"]
-    cols = [f"{m}@{k}" for k in ks for m in ("ndcg", "hit")] + [f"mrr@{ks[-1]}"]
+    cols = [f"{m}@{k}" for k in ks for m in ("ndcg", "hit")] + [f"mrr@{ks[-1]}",
+                                                                "ndcg@10 per listener"]
     lines = [f"Intent study, seed {results['protocol']['seed']}: {data['requests']} requests "
              f"with an intent text from {data['listeners']} listeners; intent_weight "
              f"{chosen['intent_weight']:g} chosen on {data['validation_requests']} validation "
