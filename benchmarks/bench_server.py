@@ -612,7 +612,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--workers", default="1,2", help="uvicorn worker counts to run")
     ap.add_argument("--cache", default="read,notify",
-                    help="list cache modes to run: off (server.cache_size = 0), read or notify "
+                    help="list cache modes to run: off (server.cache_mb = 0), read or notify "
                     "(server.cache_sync; notify runs on PostgreSQL only)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS),
                     help="scenario:concurrency,... (recommend, search, batch, event)")
@@ -662,7 +662,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="podrec-bench-server-"))
     cfg = tmp / "podrec.toml"
     cfg.write_text(f'[embedder]\nname = "{EMBEDDER}"\n\n[server]\nreports_dir = "{tmp}"\n')
-    for mode, line in (("off", "cache_size = 0"), ("read", 'cache_sync = "read"'),
+    for mode, line in (("off", "cache_mb = 0"), ("read", 'cache_sync = "read"'),
                        ("notify", 'cache_sync = "notify"')):
         cfg.with_name(f"podrec-{mode}.toml").write_text(cfg.read_text() + line + "\n")
     t_start = time.perf_counter()

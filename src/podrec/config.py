@@ -92,7 +92,7 @@ class ServerConfig:
     max_request_bytes: int = 1_048_576  # largest JSON request body (413 above)
     max_upload_bytes: int = 52_428_800  # largest catalog upload to /catalog/ingest
     reports_dir: str = "out/evaluate"  # where the operator view finds `podrec evaluate` runs
-    cache_size: int = 20_000  # finished lists and searches each worker keeps (0: none)
+    cache_mb: int = 64  # memory for finished lists and searches, per worker (0: none)
     cache_seconds: float = 300.0  # the longest a kept list is served
     cache_sync: str = "read"  # how a worker learns a listener changed: read | notify
     key_cache_seconds: float = 1.0  # how long a worker trusts an API key it checked

@@ -399,7 +399,7 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
     podrec.refresh(force=True)  # the baseline, taken before any model is fitted
     server = config.server
     reports_dir = Path(server.reports_dir)
-    lists = ResponseCache(server.cache_size, server.cache_seconds)
+    lists = ResponseCache(server.cache_mb * 2**20, server.cache_seconds)
     watcher: ListenerChanges | None = None
     if lists.enabled and server.cache_sync == "notify":
         if podrec.store.engine.dialect.name == "postgresql":

@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 
 
+def _body_size(value: CachedResponse) -> int:
+    return len(value.body) + 200  # the entry's own bookkeeping, roughly
+
+
 @dataclass(frozen=True)
 class CachedResponse:
     """A response body as sent, and how many items it holds (for the metrics)."""
@@ -32,8 +36,9 @@ class CachedResponse:
 
 
 class ResponseCache:
-    """A thread-safe LRU of finished responses whose entries live ``seconds`` at most.
-    ``size`` 0 turns it off (every ``get`` misses, ``put`` keeps nothing).
+    """A thread-safe LRU of finished responses, ``size`` bytes of bodies in all, whose
+    entries live ``seconds`` at most. ``size`` 0 turns it off (every ``get`` misses, ``put``
+    keeps nothing).
 
     Entries may name the listener (and person) they were computed for, so that a change
     announced by the database (``forget``) drops them. ``stamp`` is read before computing
@@ -45,7 +50,8 @@ class ResponseCache:
     def __init__(self, size: int, seconds: float) -> None:
         self.enabled = size > 0 and seconds > 0
         self._size = max(size, 1)
-        self._entries: TTLCache = TTLCache(self._size, max(seconds, 1e-9))
+        self._entries: TTLCache = TTLCache(self._size, max(seconds, 1e-9),
+                                           getsizeof=_body_size)
         self._lock = threading.Lock()
         self._by_listener: dict[str, set[Hashable]] = {}
         self._by_person: dict[str, set[str]] = {}
@@ -74,7 +80,7 @@ class ResponseCache:
     def put(self, key: Hashable, value: CachedResponse, stamp: tuple[int, ...] | None = None,
             listener: str | None = None, person: str | None = None) -> bool:
         """Keep ``value``, unless ``stamp`` shows a change since it was taken; True if kept."""
-        if not self.enabled:
+        if not self.enabled or _body_size(value) > self._size:
             return False
         with self._lock:
             now = (self.resets, *(self._epochs[hash(n) % self.BUCKETS]
@@ -83,7 +89,7 @@ class ResponseCache:
                 return False
             self._entries[key] = value
             if listener:
-                if len(self._by_listener) > 2 * self._size:
+                if len(self._by_listener) > 2 * len(self._entries) + 1000:
                     self._prune()
                 self._by_listener.setdefault(listener, set()).add(key)
                 if person:

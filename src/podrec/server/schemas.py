@@ -194,7 +194,7 @@ class Health(BaseModel):
     items: dict[str, int]
     cache: str = Field("read", description="how this worker's kept lists learn of changed "
                        "listeners now: read (their version, per request), notify (the "
-                       "database's announcements) or off (server.cache_size = 0)")
+                       "database's announcements) or off (server.cache_mb = 0)")
 
 
 # -- users ----------------------------------------------------------------------------------
