@@ -705,8 +705,9 @@ def test_notify_mode_serves_kept_lists_and_drops_them_when_the_database_says_so(
         first = once("POST", "/recommendations", json=ask)
         with client(a.url) as anon:
             before = cached_lists(anon)
-            for _ in range(8):  # each worker computes it once, then keeps it
-                assert once("POST", "/recommendations", json=ask).content == first.content
+            for _ in range(8):  # each worker computes it once, then keeps it (the scores of
+                # two workers' lists differ in the last digits: decay counts to the moment)
+                assert ids(once("POST", "/recommendations", json=ask)) == ids(first)
             assert cached_lists(anon) >= before + 6
         # Another writer turns the top show down: every worker hears of it.
         top = ids(first)[0]
