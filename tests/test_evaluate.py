@@ -260,3 +260,26 @@ def test_intent_study_from_the_command_line(tmp_path):
          "--events", str(ML / "ratings.csv"), "--intents", str(tmp_path / "none.csv")],
         capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "none.csv: no such file" in missing.stderr
+
+
+def test_profile_parameters_can_be_fixed_in_advance(tmp_path):
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODREC_")}
+    base = [sys.executable, "-m", "podrec.cli", "evaluate", "--catalog", str(ML / "movies.csv"),
+            "--events", str(ML / "ratings.csv"), "--models", "profile", "--embedder",
+            "wordllama", "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    proc = subprocess.run([*base, "--profile-params", "max_interests=3,half_life_days=45"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    params = results["models"]["profile"]["params"]
+    assert (params["max_interests"], params["half_life_days"]) == (3, 45.0)
+    assert results["protocol"]["fixed"] == {"profile": {"max_interests": 3,
+                                                        "half_life_days": 45.0}}
+    assert proc.stderr.count("validation profile ") == 1  # one setting, not the grid
+    bad = subprocess.run([*base, "--profile-params", "max_interests=five"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 2 and "max_interests: expected a number, got 'five'" in bad.stderr
+    bad = subprocess.run([*base, "--profile-params", "interests=5"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 2 and "expected name=value with a name among" in bad.stderr

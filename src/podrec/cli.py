@@ -441,6 +441,9 @@ def evaluate_cmd(
     platforms: Annotated[bool, typer.Option("--platforms", help="the two-platform study: "
                                             "pairs split over pseudo-platforms A and B, "
                                             "B-only against linked histories")] = False,
+    profile_params: Annotated[str, typer.Option(help="fix the profile's parameters instead "
+                                                "of choosing them on validation, e.g. "
+                                                "max_interests=5,half_life_days=30")] = "",
     intents: Annotated[Path | None, typer.Option(help="the intent study: requests with a "
                                                  "mood/intent text (MovieLens tags.csv, or "
                                                  "CSV user_id,item_id,text,timestamp); the "
@@ -500,6 +503,7 @@ def evaluate_cmd(
             levels = [float(x) for x in mmr.split(",") if x.strip()]
             if any(not 0 < lvl <= 1 for lvl in levels):
                 raise ValueError(f"--mmr levels must be in (0, 1], got {mmr!r}")
+            fixed = {"profile": _parse_params(profile_params)} if profile_params else None
             data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step,
                            event_weights=cfg.event_weights.as_dict(), seed=seed)
             split = SplitConfig(protocol, test_fraction, leave_n=leave_n, seed=seed)
@@ -513,7 +517,7 @@ def evaluate_cmd(
                                              progress=step)
             else:
                 results = evaluate(data, split, names, ks, emb, cache, progress=step,
-                                   text_evidence=text_evidence, mmr_levels=levels)
+                                   text_evidence=text_evidence, mmr_levels=levels, fixed=fixed)
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
@@ -521,6 +525,28 @@ def evaluate_cmd(
     paths = write_results(results, out)
     console.print(markdown(results))
     console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _parse_params(text: str) -> dict[str, float | int]:
+    """'max_interests=5,half_life_days=30' -> {'max_interests': 5, 'half_life_days': 30.0}."""
+    from podrec.model.profile import ProfileModel
+
+    known = {k for k, v in ProfileModel().params().items()
+             if isinstance(v, int | float) and not isinstance(v, bool)}
+    out: dict[str, float | int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise ValueError(f"--profile-params: expected name=value with a name among "
+                             f"{', '.join(sorted(known))}; got {part!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"--profile-params: {key}: expected a number, got "
+                             f"{value.strip()!r}") from None
+        out[key] = int(number) if key == "max_interests" else number
+    return out
 
 
 # `podrec serve` and `podrec keys`: the REST API (podrec/server/commands.py).

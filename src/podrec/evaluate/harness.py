@@ -310,13 +310,16 @@ def score_lists(lists: Sequence[np.ndarray], fold: Fold, ks: Sequence[int],
 def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
              ks: Sequence[int], embedder: TextEmbedder, cache_dir: Path,
              max_validation_users: int = 1000, progress: Progress | None = None,
-             text_evidence: str = "train", mmr_levels: Sequence[float] = ()) -> dict[str, Any]:
+             text_evidence: str = "train", mmr_levels: Sequence[float] = (),
+             fixed: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Score ``model_names`` on one split. ``text_evidence`` 'train' lets a listener's
     reviews/searches about training items count as evidence; 'all' also their text about the
     test items (the review-text cold-start task: find the show from what its listener wrote,
     easier than a real cold start because reviews often name the show). ``mmr_levels``:
     also score each single model's lists re-ranked by MMR at these diversity levels, to
-    weigh intra-list diversity against accuracy."""
+    weigh intra-list diversity against accuracy. ``fixed``: {model: parameters} tried
+    alone instead of that model's grid (a setting decided in advance, still reported with its
+    validation score)."""
     say = progress or (lambda _m: None)
     kmax = max(ks)
     pairs = data.interactions
@@ -339,7 +342,7 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
     val_models: dict[str, Recommender] = {}
     for name in singles:
         best = None
-        grid = GRIDS[name]
+        grid = [fixed[name]] if fixed and name in fixed else GRIDS[name]
         if name == "profile-context":  # context on top of the chosen profile
             grid = [chosen["profile"]["params"] | p for p in grid]
         elif name == "profile" and "content" in chosen:  # profiles of the chosen content
@@ -398,7 +401,8 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
     order = [m for m in MODELS if m in results] + sorted(
         r for r in results if r not in MODELS)
     return {
-        "protocol": split.__dict__ | {"text_evidence": text_evidence},
+        "protocol": split.__dict__ | {"text_evidence": text_evidence}
+        | ({"fixed": fixed} if fixed else {}),
         "ks": list(ks),
         "data": {"users": pairs.n_users, "items": pairs.n_items, "pairs": int(len(pairs.users)),
                  "positive_pairs": int((pairs.confidence > 0).sum()),
