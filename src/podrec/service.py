@@ -6,6 +6,7 @@ Python can do with the same names.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -106,6 +107,15 @@ class Recommendation:
         return out
 
 
+@dataclass(frozen=True)
+class _Card:
+    """What a recommendation shows beyond the catalog arrays: cover art, duration, tags."""
+
+    image: str | None
+    duration_s: int | None
+    tags: tuple[str, ...]
+
+
 class Podrec:
     """podrec over one database: ingest, enrich, inspect, recommend."""
 
@@ -117,6 +127,9 @@ class Podrec:
         self._detector: LanguageDetector | None = None
         self._models: dict[tuple[str | None, str], ContentModel] = {}
         self._profile_models: dict[tuple[str | None, str], ProfileModel] = {}
+        # per fitted model: {item pk: its card}; goes when the model goes
+        self._card_cache: weakref.WeakKeyDictionary[ContentModel, dict[int, _Card]] = \
+            weakref.WeakKeyDictionary()
 
     # -- components, loaded on first use ---------------------------------------------------
     @property
@@ -284,22 +297,33 @@ class Podrec:
         return self._profile_models[key]
 
     # -- recommend --------------------------------------------------------------------------
+    def _cards(self, model: ContentModel, pks: list[int]) -> dict[int, _Card]:
+        """Image, duration and tags of items, read once per fitted model: a model is refitted
+        whenever the catalog or its tags change, so its cards cannot go stale."""
+        known = self._card_cache.setdefault(model, {})
+        missing = [pk for pk in pks if pk not in known]
+        if missing:
+            items = self.store.items_by_pk(missing)
+            tags = self.store.tags_for(missing)
+            for pk in missing:
+                item = items.get(pk)
+                known[pk] = _Card(item.image if item else None,
+                                  item.duration_s if item else None,
+                                  tuple([t["tag"] for t in tags.get(pk, [])
+                                         if t["source"] != "category"][:6]))
+        return {pk: known[pk] for pk in pks}
+
     def _results(self, model: ContentModel, scored: Any) -> list[Recommendation]:
         c = model.catalog
-        pks = [int(c.pks[r]) for r in scored.rows]
-        items = self.store.items_by_pk(pks)
-        tags = self.store.tags_for(pks)
+        cards = self._cards(model, [int(c.pks[r]) for r in scored.rows])
         out = []
         for r, s, comp in zip(scored.rows, scored.scores, scored.components, strict=True):
-            pk = int(c.pks[r])
-            item = items.get(pk)
+            card = cards[int(c.pks[r])]
             out.append(Recommendation(
                 id=c.ids[r], kind=c.kinds[r], title=c.titles[r], score=float(s),
                 author=c.authors[r], categories=c.categories[r], language=c.languages[r],
-                components=comp, show_id=c.show_ids[r],
-                image=item.image if item else None,
-                duration_s=item.duration_s if item else None,
-                tags=[t["tag"] for t in tags.get(pk, []) if t["source"] != "category"][:6]))
+                components=comp, show_id=c.show_ids[r], image=card.image,
+                duration_s=card.duration_s, tags=list(card.tags)))
         return out
 
     def user_texts(self, user_id: str, limit: int = 5,

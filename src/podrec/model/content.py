@@ -150,22 +150,38 @@ class ContentModel(Recommender):
     def weighted_features(self, seed_rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Σ_s weight_s · features(s): the (n, 5) components against many seeds at once.
         Embedding and TF-IDF similarity are linear in the seed, so they cost one product."""
-        w = np.asarray(weights, dtype=np.float32)
+        return self.grouped_features([(seed_rows, weights)])[0]
+
+    def grouped_features(self, groups: list[tuple[np.ndarray, np.ndarray]]
+                         ) -> list[np.ndarray]:
+        """``weighted_features`` of several groups of seeds (a listener's interests) in one
+        pass: each component is one product against a (seeds x groups) weight matrix, rather
+        than one product per group."""
+        if not groups:
+            return []
+        seed_rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _ in groups])
+        w = np.zeros((len(seed_rows), len(groups)), dtype=np.float32)
+        start = 0
+        for j, (rows, weights) in enumerate(groups):
+            w[start:start + len(rows), j] = np.asarray(weights, dtype=np.float32)
+            start += len(rows)
         v = self.index.vectors
         if self.metric == "cosine":
             cos = v @ (v[seed_rows].T @ w)
         else:
-            cos = sum(float(wi) * self.index.similarities(v[s]) for s, wi in
-                      zip(seed_rows, w, strict=True))
-        lex = np.asarray(self._tfidf @ (self._tfidf[seed_rows].T @ w)).ravel()
+            sims = np.column_stack([self.index.similarities(v[s]) for s in seed_rows])
+            cos = sims @ w
+        lex = np.asarray(self._tfidf @ np.asarray(self._tfidf[seed_rows].T @ w))
         overlap = (self._genres @ self._genres[seed_rows].T).toarray()
         union = self._genre_counts[:, None] + self._genre_counts[seed_rows][None, :] - overlap
         genre = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0) @ w
         authors = self._author[seed_rows]
         same = (self._author[:, None] == authors[None, :]) & (authors[None, :] >= 0)
         author = same.astype(np.float32) @ w
-        pop = self._popularity * float(w.sum())
-        return np.column_stack([cos, lex, genre, author, pop]).astype(np.float32)
+        totals = w.sum(axis=0)
+        return [np.column_stack([cos[:, j], lex[:, j], genre[:, j], author[:, j],
+                                 self._popularity * float(totals[j])]).astype(np.float32)
+                for j in range(len(groups))]
 
     def block_scores(self, seed_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """(len(rows), len(seed_rows)) fused scores of ``rows`` against several seeds at once:

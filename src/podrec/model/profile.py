@@ -148,8 +148,8 @@ class ProfileModel(Recommender):
             blend = np.zeros(n, dtype=np.float64)
             best = np.zeros(n, dtype=np.int64)
             all_parts = np.zeros((n, len(COMPONENTS)), np.float32)
-            for j, interest in enumerate(interests):
-                parts = self.content.weighted_features(interest.rows, interest.weights)
+            features = self.content.grouped_features([(i.rows, i.weights) for i in interests])
+            for j, (interest, parts) in enumerate(zip(interests, features, strict=True)):
                 total = float(interest.weights.sum())
                 if neg is not None:
                     parts = parts - neg

@@ -75,15 +75,18 @@ class InterestProfiler:
         n = len(vectors)
         if n < self.min_items or self.max_interests <= 1:
             return np.zeros(n, dtype=np.int64)
-        from sklearn.cluster import AgglomerativeClustering
+        from scipy.cluster.hierarchy import cut_tree, fcluster, linkage
+        from scipy.spatial.distance import pdist
 
-        labels = AgglomerativeClustering(
-            n_clusters=None, distance_threshold=self.distance_threshold, metric="cosine",
-            linkage="average").fit_predict(vectors)
+        # Average linkage on cosine distances, built once and cut twice: at the distance
+        # threshold, and after the merges that leave max_interests clusters if the threshold
+        # leaves more (cut_tree follows the merge order, so ties in height still give
+        # exactly that many).
+        distances = np.nan_to_num(pdist(vectors, "cosine"), nan=1.0)
+        tree = linkage(np.maximum(distances, 0.0), method="average")
+        labels = fcluster(tree, t=self.distance_threshold, criterion="distance") - 1
         if labels.max() + 1 > self.max_interests:
-            labels = AgglomerativeClustering(
-                n_clusters=self.max_interests, metric="cosine", linkage="average"
-            ).fit_predict(vectors)
+            labels = cut_tree(tree, n_clusters=self.max_interests).ravel()
         return labels.astype(np.int64)
 
     def build(self, history: list[HistoryItem], centred: np.ndarray,
