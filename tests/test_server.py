@@ -739,3 +739,30 @@ def test_serve_and_keys_fail_with_one_clear_line(tmp_path):
     out = cli("keys", "list", "--config", str(tmp_path / "missing.toml"))
     assert out.returncode == 2 and "configuration file not found" in out.stderr
     assert SAMPLE.is_dir()
+
+
+def test_a_retag_by_another_process_drops_the_fitted_models(sample_app, tmp_path):
+    """Result cards (cover, duration, tags) live as long as the fitted model, so a change of
+    tags alone must change the catalog version that makes a worker refit."""
+    from podrec.config import Config
+    from podrec.server.app import ServedPodrec
+    from podrec.storage import Store
+
+    url = copy_sqlite(sample_app.store.url, tmp_path / "retag.db")
+    served = ServedPodrec(Config(), database_url=url)
+    try:
+        served.refresh(force=True)
+        model = served.model("show")
+        generation = served.generation
+        other = Store(url)  # another process's enrich
+        pk = int(model.catalog.pks[0])
+        other.replace_tags({pk: [("taxonomy", "brand new tag", 0.9)]}, ["taxonomy"])
+        other.close()
+        served.refresh(force=True)
+        assert served.generation == generation + 1
+        assert served.model("show") is not model
+        rec = served.recommend(seeds=[model.catalog.ids[1]], k=len(model.catalog) - 2)
+        tagged = [r for r in rec if r.id == model.catalog.ids[0]]
+        assert tagged and "brand new tag" in tagged[0].tags
+    finally:
+        served.close()

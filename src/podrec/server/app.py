@@ -91,9 +91,10 @@ class ServedPodrec(Podrec):
       and a model fitted from old data cannot outlive a reset.
     - The embedder is loaded once even when several requests want it first.
     - ``refresh()`` compares a cheap catalog version (item count and newest update, embedding
-      count, saved similarity weights) with the last one seen, at most once a second, and
-      drops the fitted models when another worker (or `podrec ingest`/`enrich` in another
-      process) changed the catalog. Events need nothing: they are read on every request.
+      count, saved similarity weights, tag count and score sum) with the last one seen, at
+      most once a second, and drops the fitted models (and with them the result cards) when
+      another worker (or `podrec ingest`/`enrich` in another process) changed the catalog.
+      Events need nothing: they are read on every request.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -139,7 +140,10 @@ class ServedPodrec(Podrec):
             n_emb = conn.execute(select(func.count()).select_from(emb)).scalar()
             weights = conn.execute(select(art.c.created_at)
                                    .where(art.c.name == WEIGHTS_ARTIFACT)).scalar()
-        return (int(n_items), str(newest), int(n_emb or 0), str(weights))
+            n_tags, tag_sum = conn.execute(select(func.count(), func.sum(schema.tags.c.score))
+                                           ).one()
+        return (int(n_items), str(newest), int(n_emb or 0), str(weights), int(n_tags),
+                round(float(tag_sum or 0.0), 3))
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
