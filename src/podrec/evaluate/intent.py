@@ -101,7 +101,10 @@ class IntentFold:
     requests: list[IntentRequest]
     batch: UserBatch  # histories before each request; intent vectors set
     targets: np.ndarray  # the chosen item's row per request
-    users: list[str]
+
+    @property
+    def users(self) -> list[str]:
+        return [r.user_id for r in self.requests]
 
 
 def make_intent_fold(data: EvalData, requests: Sequence[IntentRequest],
@@ -145,7 +148,7 @@ def make_intent_fold(data: EvalData, requests: Sequence[IntentRequest],
     intents = embed_cached(embedder, texts, cache_dir, queries=True) if texts else None
     batch = UserBatch(histories, history_times=history_times,
                       now=np.array([r.time for r in kept]), intent_vectors=intents)
-    return IntentFold(kept, batch, np.array(targets, dtype=np.int64), [r.user_id for r in kept])
+    return IntentFold(kept, batch, np.array(targets, dtype=np.int64))
 
 
 def _per_request(lists: list[np.ndarray], targets: np.ndarray, ks: Sequence[int]
@@ -210,10 +213,11 @@ def evaluate_intents(data: EvalData, requests: Sequence[IntentRequest], ks: Sequ
     if len(fold.requests) < 4:
         raise ValueError(f"only {len(fold.requests)} intent requests match the catalog and "
                          f"have {min_history}+ earlier events; need at least 4")
-    listeners = sorted(set(fold.users))
+    users = fold.users
+    listeners = sorted(set(users))
     rng = np.random.default_rng(seed)
     val_users = set(rng.permutation(listeners)[: len(listeners) // 2].tolist())
-    is_val = np.array([u in val_users for u in fold.users])
+    is_val = np.array([u in val_users for u in users])
     val_idx, test_idx = np.flatnonzero(is_val), np.flatnonzero(~is_val)
     say(f"intent requests: {len(fold.requests)} from {len(listeners)} listeners "
         f"({len(val_idx)} for validation, {len(test_idx)} for test)")
@@ -250,7 +254,7 @@ def evaluate_intents(data: EvalData, requests: Sequence[IntentRequest], ks: Sequ
            "profile + intent": _per_request(run(chosen, test_idx), targets, ks),
            "intent text alone": _per_request(_top(sims[test_idx], seen[test_idx], kmax),
                                              targets, ks)}
-    groups = [fold.users[i] for i in test_idx]
+    groups = [users[i] for i in test_idx]
     models = {name: {m: float(v.mean()) for m, v in values.items()}
               | {"ndcg@10 per listener": _per_listener(values["ndcg@10"], groups)}
               for name, values in per.items()}

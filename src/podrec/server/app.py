@@ -439,7 +439,6 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
     app.state.podrec = podrec
     app.state.config = config
     app.state.keys = KeyCache(server.key_cache_seconds)
-    app.state.watcher = watcher
     app.add_middleware(ServeMiddleware, max_request_bytes=server.max_request_bytes,
                        max_upload_bytes=server.max_upload_bytes)
     _install_error_handlers(app)
@@ -704,8 +703,6 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
         return _events_json(_store_events(podrec, rows, positions, report))
 
     # -- recommendations -----------------------------------------------------------------
-    app.state.lists = lists
-
     async def _list_response(request: Request, endpoint: str, user_id: str | None,
                              asked: str, compute: Any) -> Response:
         """A list from the worker's cache when one was computed for the same request, the
@@ -721,23 +718,18 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
         person = None
         if lists.enabled:
             watching = watcher is not None and watcher.ready
-            if watching and user_id:
-                key = (endpoint, asked, podrec.generation, "notified")
-            elif user_id:
-                version = podrec.store.listener_version(user_id)
-                key = None if version is None else (endpoint, asked, podrec.generation,
-                                                    version)
-            else:
-                key = (endpoint, asked, podrec.generation)
-            hit = lists.get(key) if key is not None else None
-            if hit is not None:
-                metrics.served(endpoint, hit.n_items, cached=True)
-                return Response(hit.body, media_type="application/json")
-            if key is not None and watching and user_id:
-                version = podrec.store.listener_version(user_id)  # their person, or unknown
-                key = None if version is None else key
-                person = version[0] if version else None
-            if key is not None:
+            # Without announcements the listener's version is part of the key; with them it
+            # is read only on a miss, for their person (None: an unknown listener, 404).
+            version = podrec.store.listener_version(user_id) \
+                if user_id and not watching else ()
+            if version is not None:
+                key = (endpoint, asked, podrec.generation, version)
+                if (hit := lists.get(key)) is not None:
+                    metrics.served(endpoint, hit.n_items, cached=True)
+                    return Response(hit.body, media_type="application/json")
+                if user_id and watching:
+                    found = podrec.store.listener_version(user_id)
+                    key, person = (None, None) if found is None else (key, found[0] or None)
                 stamp = lists.stamp(user_id, person)  # before the events are read
         items = await run_in_threadpool(compute, podrec)
         body = schemas.RecommendationList.model_validate(

@@ -42,14 +42,10 @@ class ListenerChanges(threading.Thread):
         self.on_reset = on_reset
         self._ready = threading.Event()
         self._stop = threading.Event()
-        self.received = 0
 
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
-
-    def wait_ready(self, timeout: float) -> bool:
-        return self._ready.wait(timeout)
 
     def stop(self) -> None:
         self._stop.set()
@@ -67,7 +63,6 @@ class ListenerChanges(threading.Thread):
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             person, _, user = note.payload.partition("/")
-                            self.received += 1
                             self.on_change(user, person or None)
             except Exception as exc:  # noqa: BLE001 - any failure: fall back, then retry
                 if self._ready.is_set():
