@@ -9,10 +9,9 @@ whole catalog with their training items left out.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,98 +20,31 @@ from scipy import sparse
 
 from podrec.enrich.embedders import TextEmbedder
 from podrec.evaluate import metrics as M
+from podrec.evaluate.folds import (
+    EvalData,
+    Fold,
+    Progress,
+    embed_cached,
+    make_fold,
+    rank,
+)
 from podrec.evaluate.protocols import SplitConfig, split_pairs
 from podrec.model.base import CatalogData, Recommender, UserBatch
-from podrec.model.collaborative import (
-    ALSModel,
-    BPRModel,
-    EASEModel,
-    ItemKNNModel,
-    PopularityModel,
+from podrec.model.interactions import build_interactions
+from podrec.model.registry import (
+    GRIDS,
+    HISTORY_MODELS,
+    MODELS,
+    PROFILE_MODELS,
+    make_model,
 )
-from podrec.model.content import ContentModel, ContentWeights
-from podrec.model.hybrid import HybridModel
-from podrec.model.interactions import Interactions, build_interactions
-from podrec.model.profile import ProfileModel
+from podrec.recommend.history import TextEvent
 from podrec.records import EventRecord, ItemRecord
+from podrec.train.selection import assemble_hybrid, choose, fit_chosen, single_models
 
-MODELS = ("pop", "pop-recent", "itemknn", "ease", "ials", "bpr", "content", "profile-static",
-          "profile", "profile-context", "hybrid")
-# Models that are not part of the hybrid unless asked for by name (they study the profile).
-PROFILE_MODELS = ("profile-static", "profile", "profile-context")
-# Hyper-parameter candidates, tried on the validation split; the first is the default.
-GRIDS: dict[str, list[dict[str, Any]]] = {
-    "pop": [{}],
-    "pop-recent": [{"half_life_days": 90.0}, {"half_life_days": 365.0}],
-    "itemknn": [{"neighbours": 100}, {"neighbours": 400}],
-    "ease": [{"l2": 200.0}, {"l2": 50.0}, {"l2": 800.0}],
-    "ials": [{"factors": 64, "regularization": 0.05, "alpha": 2.0},
-             {"factors": 64, "regularization": 0.5, "alpha": 10.0},
-             {"factors": 128, "regularization": 0.05, "alpha": 1.0}],
-    "bpr": [{"factors": 64, "learning_rate": 0.05}, {"factors": 64, "learning_rate": 0.01}],
-    "content": [{}, {"lexical": 0.0, "expand_k": 0}],
-    "profile-static": [{}],
-    # on top of the content weights chosen for "content" (when it runs too)
-    "profile": [{"half_life_days": hl, "max_interests": m, "share_weight": b,
-                 "interest_mix": mix}
-                for hl in (180.0, 30.0, 0.0) for m, b, mix in ((1, 0.0, 1.0), (5, 0.05, 1.0),
-                                                               (5, 0.05, 0.6))],
-    # context weights, tried on top of the parameters chosen for "profile"
-    "profile-context": [{"context_weight": c} for c in (0.25, 0.5, 0.9)],
-}
+__all__ = ["GRIDS", "MODELS", "PROFILE_MODELS", "EvalData", "Fold", "embed_cached",
+           "evaluate", "evaluate_platforms", "make_fold", "make_model", "prepare", "rank"]
 SLICES = (("users≤2", 0, 2), ("users3-10", 3, 10), ("users>10", 11, 10**9))
-Progress = Callable[[str], None]
-
-
-def make_model(name: str, params: dict[str, Any], seed: int = 0) -> Recommender:
-    if name == "pop":
-        return PopularityModel()
-    if name == "pop-recent":
-        return PopularityModel(**params)
-    if name == "itemknn":
-        return ItemKNNModel(**params)
-    if name == "ease":
-        return EASEModel(**params)
-    if name == "ials":
-        return ALSModel(seed=seed, **params)
-    if name == "bpr":
-        return BPRModel(seed=seed, **params)
-    if name == "content":
-        return ContentModel(replace(ContentWeights(expand_k=0), **params))
-    if name == "profile-static":
-        return ProfileModel(single_vector=True)
-    if name in ("profile", "profile-context"):
-        weights = {k: v for k, v in params.items() if k in ContentWeights.__dataclass_fields__}
-        rest = {k: v for k, v in params.items() if k not in weights}
-        return ProfileModel(replace(ContentWeights(expand_k=0), **weights), **rest)
-    raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
-
-
-@dataclass
-class EvalData:
-    """What every model sees: the catalog as arrays and the listeners' pairs on its index."""
-
-    catalog: CatalogData
-    interactions: Interactions
-    # per listener: (time, text, item id) of events that carry text (reviews, searches)
-    user_texts: dict[int, list[tuple[float, str, str]]] = field(default_factory=dict)
-
-
-def embed_cached(embedder: TextEmbedder, texts: list[str], cache_dir: Path,
-                 queries: bool = False, progress: Progress | None = None) -> np.ndarray:
-    """Embed texts, reusing an on-disk copy keyed by model id and the texts themselves."""
-    key = hashlib.sha256("\x1e".join([embedder.model_id, str(queries), *texts]).encode())
-    path = cache_dir / f"{key.hexdigest()[:24]}.npy"
-    if path.exists():
-        return np.load(path)
-    if progress:
-        progress(f"embedding {len(texts)} texts with {embedder.model_id}")
-    fn = embedder.embed_queries if queries else embedder.embed_passages
-    out = np.vstack([fn(texts[i:i + 64]) for i in range(0, len(texts), 64)]) if texts else \
-        np.zeros((0, embedder.dim), np.float32)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(path, out)
-    return out
 
 
 def prepare(records: Sequence[ItemRecord], events: Sequence[EventRecord],
@@ -147,95 +79,13 @@ def prepare(records: Sequence[ItemRecord], events: Sequence[EventRecord],
                             dtype=np.float32),
         languages=[r.language for r in items], texts=texts)
     users = {u: n for n, u in enumerate(interactions.user_ids)}
-    user_texts: dict[int, list[tuple[float, str, str]]] = {}
+    user_texts: dict[int, list[TextEvent]] = {}
     for ev in events:
-        if ev.text and ev.user_id in users:
-            user_texts.setdefault(users[ev.user_id], []).append(
-                (ev.timestamp.timestamp(), ev.text, ev.item_id or ""))
+        if ev.text and ev.user_id in users and ev.event in ("search", "review"):
+            user_texts.setdefault(users[ev.user_id], []).append(TextEvent(
+                ev.timestamp.timestamp(), ev.text, ev.item_id or "", ev.event, ev.value))
     return EvalData(catalog, interactions, user_texts)
 
-
-@dataclass
-class Fold:
-    """Training pairs, the listeners to score, their histories and what they should get."""
-
-    train: Interactions
-    users: np.ndarray
-    batch: UserBatch
-    relevant: list[set[int]]
-    train_counts: np.ndarray
-    cold_items: np.ndarray  # bool per item: no positive pair in training
-
-
-def make_fold(data: EvalData, pairs: Interactions, test_mask: np.ndarray,
-              embedder: TextEmbedder, cache_dir: Path, max_users: int | None = None,
-              seed: int = 0, text_evidence: str = "train") -> Fold:
-    train = pairs.subset(~test_mask)
-    test = pairs.subset(test_mask & (pairs.confidence > 0))
-    relevant: dict[int, set[int]] = {}
-    for u, i in zip(test.users.tolist(), test.items.tolist(), strict=True):
-        relevant.setdefault(u, set()).add(i)
-    users = np.array(sorted(relevant), dtype=np.int64)
-    if max_users and len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-    matrix = train.matrix()
-    matrix.sort_indices()
-    keep = train.confidence > 0
-    times = sparse.csr_matrix((train.times[keep], (train.users[keep], train.items[keep])),
-                              shape=matrix.shape, dtype=np.float64)
-    times.sort_indices()
-    # the moment of each request: just before the listener's first test pair
-    first_test = np.full(pairs.n_users, np.inf)
-    np.minimum.at(first_test, test.users, test.times)
-    counts = np.diff(matrix.indptr)
-    text_vectors = _user_text_vectors(data, pairs if text_evidence == "all" else train, users,
-                                      embedder, cache_dir)
-    batch = UserBatch(matrix[users], user_rows=users, text_vectors=text_vectors,
-                      history_times=times[users], now=first_test[users])
-    cold = train.item_popularity() == 0
-    return Fold(train, users, batch, [relevant[u] for u in users], counts[users], cold)
-
-
-def _user_text_vectors(data: EvalData, train: Interactions, users: np.ndarray,
-                       embedder: TextEmbedder, cache_dir: Path) -> np.ndarray | None:
-    """Vectors of what each listener wrote about the items of ``train`` (normally their
-    training part; every pair when text evidence is 'all')."""
-    if not data.user_texts:
-        return None
-    train_items: dict[int, set[str]] = {}
-    ids = data.interactions.item_ids
-    for u, i in zip(train.users.tolist(), train.items.tolist(), strict=True):
-        train_items.setdefault(u, set()).add(ids[i])
-    texts = []
-    for u in users.tolist():
-        allowed = train_items.get(u, set())
-        own = [t for _, t, item in data.user_texts.get(u, []) if item in allowed]
-        texts.append(" ".join(own)[:1000])
-    if not any(texts):
-        return None
-    wanted = [t for t in texts if t]
-    vectors = embed_cached(embedder, wanted, cache_dir, queries=True)
-    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-    out[[bool(t) for t in texts]] = vectors
-    return out
-
-
-def rank(model: Recommender, fold: Fold, k: int, chunk: int = 256,
-         mmr_levels: Sequence[float] = (), vectors: np.ndarray | None = None, pool: int = 50
-         ) -> Any:
-    """Top-``k`` rows per test listener; with ``mmr_levels`` (and the item ``vectors``), also
-    ({level: lists}) that MMR re-ranks from each listener's top ``pool`` at each level."""
-    from podrec.recommend.diversity import mmr
-
-    lists: list[np.ndarray] = []
-    diverse: dict[float, list[np.ndarray]] = {lvl: [] for lvl in mmr_levels}
-    for start in range(0, len(fold.users), chunk):
-        part = fold.batch.take(np.arange(start, min(start + chunk, len(fold.users))))
-        for s in model.recommend(part, max(k, pool) if mmr_levels else k):
-            lists.append(s.rows[:k])
-            for lvl in mmr_levels:
-                diverse[lvl].append(s.rows[mmr(s.rows, s.scores, vectors, k, lvl)])
-    return (lists, diverse) if mmr_levels else lists
 
 
 
@@ -307,6 +157,11 @@ def score_lists(lists: Sequence[np.ndarray], fold: Fold, ks: Sequence[int],
     return out
 
 
+def _only(sel: Any, name: str) -> Any:
+    """``sel`` narrowed to one model (to refit and time it alone)."""
+    return replace(sel, chosen={name: sel.chosen[name]})
+
+
 def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
              ks: Sequence[int], embedder: TextEmbedder, cache_dir: Path,
              max_validation_users: int = 1000, progress: Progress | None = None,
@@ -332,38 +187,13 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
                     text_evidence=text_evidence)
     say(f"train pairs {len(fold.train.users)}, test listeners {len(fold.users)}, "
         f"validation listeners {len(val.users)}")
-    singles = [m for m in model_names if m != "hybrid"]
-    if "hybrid" in model_names and not singles:
-        singles = [m for m in MODELS if m != "hybrid" and m not in PROFILE_MODELS]
-    if "profile-context" in singles and "profile" not in singles:
-        singles.append("profile")
-    singles.sort(key=MODELS.index)  # content before profile, profile before its context
-    chosen: dict[str, dict[str, Any]] = {}
-    val_models: dict[str, Recommender] = {}
-    for name in singles:
-        best = None
-        grid = [fixed[name]] if fixed and name in fixed else GRIDS[name]
-        if name == "profile-context":  # context on top of the chosen profile
-            grid = [chosen["profile"]["params"] | p for p in grid]
-        elif name == "profile" and "content" in chosen:  # profiles of the chosen content
-            grid = [chosen["content"]["params"] | p for p in grid]
-        for params in grid:
-            model = make_model(name, params, split.seed).fit(data.catalog, val.train)
-            lists = rank(model, val, 10)
-            q = float(np.mean([M.ndcg_at_k(r.tolist(), rel, 10)
-                               for r, rel in zip(lists, val.relevant, strict=True)]))
-            say(f"validation {name} {params}: ndcg@10 {q:.4f}")
-            if best is None or q > best[0]:
-                best = (q, params, model)
-        assert best is not None
-        chosen[name] = {"params": best[1], "validation_ndcg@10": round(best[0], 4)}
-        val_models[name] = best[2]
+    singles = single_models(model_names)
+    sel = choose(data.catalog, val, singles, split.seed, fixed, "hybrid" in model_names, say)
     results: dict[str, Any] = {}
     fitted: dict[str, Recommender] = {}
     for name in singles:
         t0 = time.perf_counter()
-        model = make_model(name, chosen[name]["params"], split.seed).fit(data.catalog,
-                                                                          fold.train)
+        model = fit_chosen(data.catalog, fold.train, _only(sel, name), split.seed)[name]
         fit_s = time.perf_counter() - t0
         fitted[name] = model
         t0 = time.perf_counter()
@@ -371,7 +201,8 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
         infer_s = time.perf_counter() - t0
         results[name] = score_lists(lists, fold, ks, data.catalog.vectors, pairs.n_users) | {
             "fit_seconds": round(fit_s, 3), "inference_seconds": round(infer_s, 3),
-            "params": model.params(), "validation_ndcg@10": chosen[name]["validation_ndcg@10"]}
+            "params": model.params(),
+            "validation_ndcg@10": sel.chosen[name]["validation_ndcg@10"]}
         say(f"test {name}: ndcg@10 {results[name]['ndcg@10']:.4f}")
         if mmr_levels:
             _, diverse = rank(model, fold, kmax, mmr_levels=mmr_levels,
@@ -381,22 +212,16 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
                     dl, fold, ks, data.catalog.vectors, pairs.n_users) | {
                     "fit_seconds": round(fit_s, 3), "params": {"mmr": lvl}}
     if "hybrid" in model_names:
-        parts = {n: m for n, m in val_models.items()
-                 if n not in ("profile-static", "profile-context")}
-        hybrid_val = HybridModel(parts).fit(data.catalog, val.train)
-        t0 = time.perf_counter()
-        blend = hybrid_val.learn_blend(val.batch, val.relevant, k=10, progress=say)
-        learn_s = time.perf_counter() - t0
-        hybrid = HybridModel({n: fitted[n] for n in parts}).fit(data.catalog, fold.train)
-        hybrid.blend = hybrid_val.blend
+        hybrid = assemble_hybrid(data.catalog, fold.train, fitted, sel)
         t0 = time.perf_counter()
         lists = rank(hybrid, fold, kmax)
         infer_s = time.perf_counter() - t0
         results["hybrid"] = score_lists(lists, fold, ks, data.catalog.vectors,
                                         pairs.n_users) | {
-            "fit_seconds": round(learn_s + sum(results[n]["fit_seconds"] for n in singles), 3),
-            "blend_seconds": round(learn_s, 3), "inference_seconds": round(infer_s, 3),
-            "params": hybrid.params(), "blend_validation": blend}
+            "fit_seconds": round(sel.blend_seconds + sum(results[n]["fit_seconds"]
+                                                         for n in singles), 3),
+            "blend_seconds": round(sel.blend_seconds, 3), "inference_seconds": round(infer_s, 3),
+            "params": hybrid.params(), "blend_validation": sel.blend_report}
         say(f"test hybrid: ndcg@10 {results['hybrid']['ndcg@10']:.4f}")
     order = [m for m in MODELS if m in results] + sorted(
         r for r in results if r not in MODELS)
@@ -416,9 +241,6 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
 
 
 
-# Models that score a listener from their history alone (no per-listener state learned in
-# fit), so a history from another platform can be handed to them at request time.
-HISTORY_MODELS = ("pop", "itemknn", "ease", "content", "profile")
 
 
 def evaluate_platforms(data: EvalData, split: SplitConfig, model_names: Sequence[str],

@@ -27,7 +27,7 @@ from scipy import sparse
 
 from podrec.enrich.embedders import TextEmbedder
 from podrec.evaluate import metrics as M
-from podrec.evaluate.harness import EvalData, embed_cached
+from podrec.evaluate.folds import EvalData, embed_cached
 from podrec.model.base import UserBatch
 from podrec.model.content import ContentWeights
 from podrec.model.profile import ProfileModel

@@ -84,7 +84,11 @@ class UserBatch:
     pair last happened (Unix seconds, the same sparsity as ``histories``), the moment of each
     request (Unix seconds), which time-aware models use for recency and as context, and the
     embedded mood or intent text of each request (zero rows where none), for models that
-    take context."""
+    take context; ``negatives``: what each listener turned down (decayed weights, the same
+    sparsity pattern idea as ``histories``), pushed away by models that can; ``seen``: every
+    item each listener has an event on, left out of their lists (``histories`` when None);
+    ``contexts``: the request context of each listener (hour, device, minutes, intent), for
+    models that take context."""
 
     histories: sparse.csr_matrix
     user_rows: np.ndarray | None = None
@@ -92,6 +96,9 @@ class UserBatch:
     history_times: sparse.csr_matrix | None = None
     now: np.ndarray | None = None
     intent_vectors: np.ndarray | None = None
+    negatives: sparse.csr_matrix | None = None
+    seen: sparse.csr_matrix | None = None
+    contexts: list[Any] | None = None
 
     def __len__(self) -> int:
         return int(self.histories.shape[0])
@@ -101,7 +108,9 @@ class UserBatch:
             return None if a is None else a[index]
 
         return UserBatch(self.histories[index], pick(self.user_rows), pick(self.text_vectors),
-                         pick(self.history_times), pick(self.now), pick(self.intent_vectors))
+                         pick(self.history_times), pick(self.now), pick(self.intent_vectors),
+                         pick(self.negatives), pick(self.seen),
+                         None if self.contexts is None else [self.contexts[i] for i in index])
 
 
 class Recommender(ABC):
@@ -129,7 +138,7 @@ class Recommender(ABC):
         if candidate_mask is not None:
             scores[:, ~np.asarray(candidate_mask, bool)] = -np.inf
         if exclude_seen:  # every listener's seen items at once, straight from the CSR arrays
-            h = sparse.csr_matrix(batch.histories)
+            h = sparse.csr_matrix(batch.histories if batch.seen is None else batch.seen)
             scores[np.repeat(np.arange(h.shape[0]), np.diff(h.indptr)), h.indices] = -np.inf
         k = min(k, scores.shape[1])
         if k <= 0:

@@ -50,7 +50,8 @@ class ProfileModel(Recommender):
                  max_interests: int = 5, distance_threshold: float = 0.9,
                  share_weight: float = 0.05, context_weight: float = 0.0,
                  duration_weight: float = 0.1, intent_weight: float = 1.0,
-                 interest_mix: float = 1.0, single_vector: bool = False) -> None:
+                 interest_mix: float = 1.0, single_vector: bool = False,
+                 negative_weight: float = 0.5) -> None:
         self.weights = weights or ContentWeights(expand_k=0)
         if single_vector:
             self.weights = ContentWeights(cosine=1.0, lexical=0.0, genre=0.0, author=0.0,
@@ -65,13 +66,15 @@ class ProfileModel(Recommender):
         self.intent_weight = intent_weight
         self.interest_mix = interest_mix
         self.single_vector = single_vector
+        self.negative_weight = negative_weight
         self.profiler = InterestProfiler(half_life_days, max_interests, distance_threshold)
 
     def params(self) -> dict[str, Any]:
         return {"half_life_days": self.half_life_days, "max_interests": self.max_interests,
                 "distance_threshold": self.distance_threshold,
                 "share_weight": self.share_weight, "context_weight": self.context_weight,
-                "interest_mix": self.interest_mix,
+                "interest_mix": self.interest_mix, "negative_weight": self.negative_weight,
+                "duration_weight": self.duration_weight, "intent_weight": self.intent_weight,
                 "single_vector": self.single_vector, "content_weights": self.weights.to_dict()}
 
     def fit(self, catalog: CatalogData, interactions: Any = None) -> ProfileModel:
@@ -232,17 +235,36 @@ class ProfileModel(Recommender):
             history = [HistoryItem(int(r), float(v), *_when(None if ts is None else ts[i]))
                        for i, (r, v) in enumerate(zip(rows, vals, strict=True))]
             now = None if batch.now is None else float(batch.now[u])
-            context = None
-            if self.context_weight and now is not None:  # the request's time of day
-                context = RequestContext(hour=_when(now)[1], weekday=_when(now)[2])
-            text = None
-            if batch.text_vectors is not None and np.linalg.norm(batch.text_vectors[u]) > 0:
-                text = batch.text_vectors[u]
-            intent = None
-            if batch.intent_vectors is not None and np.linalg.norm(batch.intent_vectors[u]) > 0:
-                intent = batch.intent_vectors[u]
+            context = self._context_of(batch, u, now)
             out[u] = self.score_profile(self.build_profile(history, now, context), context,
-                                        text_vectors=text, intent_vector=intent).scores
+                                        **self.request_terms(batch, u)).scores
+        return out
+
+    def _context_of(self, batch: UserBatch, u: int, now: float | None
+                    ) -> RequestContext | None:
+        """A served request's own context; offline, the hour and weekday of the request
+        moment when this model weighs context."""
+        if batch.contexts is not None:
+            return batch.contexts[u]
+        if self.context_weight and now is not None:  # the request's time of day
+            return RequestContext(hour=_when(now)[1], weekday=_when(now)[2])
+        return None
+
+    def request_terms(self, batch: UserBatch, u: int) -> dict[str, Any]:
+        """Listener ``u``'s own words, intent and turned-down items, as ``score_profile``
+        takes them; negatives are pushed away only from a listener with a history."""
+        out: dict[str, Any] = {}
+        if batch.text_vectors is not None and np.linalg.norm(batch.text_vectors[u]) > 0:
+            out["text_vectors"] = batch.text_vectors[u]
+        if batch.intent_vectors is not None and np.linalg.norm(batch.intent_vectors[u]) > 0:
+            out["intent_vector"] = batch.intent_vectors[u]
+        if batch.negatives is not None and self.negative_weight > 0 and \
+                batch.histories.indptr[u + 1] > batch.histories.indptr[u]:
+            neg = sparse.csr_matrix(batch.negatives)
+            lo, hi = neg.indptr[u], neg.indptr[u + 1]
+            if hi > lo:
+                out["negatives"] = (neg.indices[lo:hi].astype(np.int64),
+                                    self.negative_weight * neg.data[lo:hi])
         return out
 
 
