@@ -133,6 +133,49 @@ def enrich(
                       f"unchanged {s['unchanged']}, tagged {s['tagged']}")
 
 
+@app.command()
+def train(
+    kind: Annotated[list[str] | None, typer.Option(help="show and/or episode (default: "
+                                                   "every kind with embedded items)")] = None,
+    protocol: Annotated[str | None, typer.Option(help="validation split protocol "
+                                                 "(train.protocol)")] = None,
+    seed: Annotated[int | None, typer.Option(help="validation split seed "
+                                             "(train.seed)")] = None,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Choose and fit the served model on the stored events (as `evaluate` chooses: each
+    part's parameters and the hybrid's blend on a validation split), and save it as a new
+    version in the store. Servers load it within a second."""
+    overrides: dict[str, Any] = {}
+    if protocol is not None:
+        overrides["protocol"] = protocol
+    if seed is not None:
+        overrides["seed"] = seed
+    reports = []
+    with _open(config, db) as podrec:
+        counts = podrec.catalog_stats()["items"]
+        kinds = kind or [k for k in ("show", "episode") if counts.get(k)]
+        for k in kinds:
+            with console.status(f"training the {k} model") as status:
+                report = podrec.train(k, progress=lambda m, s=status: (
+                    s.update(m[:120]), err.print(f"[dim]{m}[/dim]")), **overrides)
+            reports.append(report)
+    if as_json:
+        print(json.dumps([{"kind": r.kind, "version": r.version} | r.meta for r in reports],
+                         default=str))
+        return
+    for r in reports:
+        data = r.meta["data"]
+        console.print(f"[bold]{r.kind}[/bold]: saved version {r.version} "
+                      f"({r.meta['model']}, {data['events']} events, {data['listeners']} "
+                      f"listeners, {r.meta['seconds']} s)")
+        if r.fallback:
+            console.print(f"  [yellow]fallback:[/yellow] {r.fallback}")
+        for part, q in r.meta["validation"].items():
+            if part != "blend" and q is not None:
+                console.print(f"  {part}: validation ndcg@10 {q}")
+
+
 def _print_recs(recs: list[Recommendation], as_json: bool, title: str) -> None:
     if as_json:
         print(json.dumps([r.to_dict() for r in recs], ensure_ascii=False, indent=2))
@@ -170,7 +213,6 @@ def recommend(
     query: Annotated[str | None, typer.Option(help="free text, any language")] = None,
     k: KOpt = 10,
     kind: Annotated[str, typer.Option(help="recommend shows or episodes")] = "show",
-    metric: Annotated[str | None, typer.Option(help="cosine (default) or euclidean")] = None,
     diversity: Annotated[float, typer.Option(min=0.0, max=1.0, help="0 = most relevant "
                                              "first, 1 = most varied (MMR)")] = 0.0,
     explain: Annotated[bool, typer.Option("--explain", help="say why, per item")] = False,
@@ -199,6 +241,7 @@ def recommend(
     """Recommendations for a listener, from seed shows, or from a few words; optionally in
     a context (hour, weekday, device, minutes, mood)."""
     from podrec.recommend.context import RequestContext
+    from podrec.recommend.request import RecommendRequest
 
     if not (user or seed or query):
         err.print("[red]error:[/red] give --user, --seed or --query")
@@ -206,11 +249,11 @@ def recommend(
     context = RequestContext(hour=hour, weekday=weekday, device=device, minutes=minutes,
                              intent=mood)
     with _open(config, db) as podrec:
-        recs = podrec.recommend(user_id=user, seeds=seed or [], query=query, k=k, kind=kind,
-                                metric=metric, diversity=diversity, explain=explain,
-                                languages=language, allow_explicit=not no_explicit,
-                                blocked=block, per_show=per_show, platform=platform,
-                                context=None if context.empty else context)
+        recs = podrec.recommend(RecommendRequest(
+            user_id=user, seeds=tuple(seed or ()), query=query, k=k, kind=kind,
+            diversity=diversity, explain=explain, languages=tuple(language or ()),
+            allow_explicit=not no_explicit, blocked=tuple(block or ()), per_show=per_show,
+            platform=platform, context=context))
         label = " + ".join(x for x in [f"user {user}" if user else "",
                                        f"seeds {', '.join(seed)}" if seed else "",
                                        f"“{query}”" if query else ""] if x)
@@ -449,6 +492,12 @@ def evaluate_cmd(
                                                  "CSV user_id,item_id,text,timestamp); the "
                                                  "profile ranks each without and with it")]
     = None,
+    served: Annotated[bool, typer.Option("--served", help="also replay the split through "
+                                         "the real service: training events into a store, "
+                                         "`podrec train`, every test list from "
+                                         "Podrec.recommend (a sample over HTTP)")] = False,
+    http_sample: Annotated[int, typer.Option(min=0, help="--served: lists also fetched from "
+                                             "POST /recommendations")] = 50,
     config: ConfigOpt = None,
 ) -> None:
     """Offline evaluation from files alone: every model on the same split, baselines included."""
@@ -512,6 +561,13 @@ def evaluate_cmd(
 
                 results = evaluate_intents(data, read_intents(intents), ks, emb, cache,
                                            seed=seed, progress=step)
+            elif served:
+                from podrec.evaluate.served import evaluate_served
+
+                results = evaluate_served(data, event_records, catalog, catalog_format, split,
+                                          ks, emb, cache, out / "served-store", cfg,
+                                          parts=cfg.train.parts, text_evidence=text_evidence,
+                                          http_sample=http_sample, progress=step)
             elif platforms:
                 results = evaluate_platforms(data, split, names, ks, emb, cache,
                                              progress=step)

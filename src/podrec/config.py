@@ -99,6 +99,48 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """`podrec train`: the served model, chosen and fitted as `podrec evaluate` does."""
+
+    # The served model: "hybrid" (its parts below, blended per activity bucket), or one
+    # registry model by name (model/registry.py).
+    model: str = "hybrid"
+    parts: tuple[str, ...] = ("pop", "pop-recent", "itemknn", "ease", "ials", "bpr", "content",
+                              "profile")
+    # The validation split the parts' parameters and the blend are chosen on (evaluate's
+    # protocols): its protocol, test share or held-out count, and seed.
+    protocol: str = "leave-last"
+    test_fraction: float = 0.2
+    leave_n: int = 1
+    seed: int = 1
+    max_validation_users: int = 1000
+    # Below this many events or listeners there is nothing to learn a blend from: the served
+    # model is the fallback, the listener profile (content) plus popularity.
+    min_events: int = 200
+    min_listeners: int = 20
+    # EASE keeps an item x item matrix: it models this many of the most popular items
+    # (8,000: 1.5 GB while fitting, 256 MB kept); iALS and the others cover every item.
+    ease_max_items: int = 8000
+    # Seconds between retrainings inside `podrec serve` (0: only `podrec train` or
+    # POST /models/train); model versions kept in the store.
+    interval: float = 0.0
+    keep_versions: int = 3
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Nearest-neighbour search over item vectors (podrec/index/): exact or HNSW."""
+
+    kind: str = "auto"  # auto (by catalog size) | exact (numpy) | ann (HNSW, hnswlib)
+    ann_threshold: int = 20000  # auto: HNSW from this many vectors up, exact below
+    # HNSW graph: links per node (memory ~ 2*m*4 bytes a vector), build beam, query beam
+    # (higher: slower, closer to exact; raised to k when a search asks for more).
+    m: int = 16
+    ef_construction: int = 200
+    ef_search: int = 64
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str = "sqlite:///podrec.db"
     language_whitelist: tuple[str, ...] = (
@@ -110,6 +152,8 @@ class Config:
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     event_weights: EventWeightsConfig = field(default_factory=EventWeightsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 ENV_KEYS = {
@@ -120,11 +164,18 @@ ENV_KEYS = {
     "PODREC_HOST": ("server", "host"),
     "PODREC_PORT": ("server", "port"),
     "PODREC_WORKERS": ("server", "workers"),
+    "PODREC_INDEX": ("index", "kind"),
+    "PODREC_ANN_THRESHOLD": ("index", "ann_threshold"),
 }
 
 
 # Keys that take one of a few words.
-CHOICES = {"recommend.metric": ("cosine", "euclidean"), "server.cache_sync": ("read", "notify")}
+CHOICES = {"recommend.metric": ("cosine", "euclidean"), "server.cache_sync": ("read", "notify"),
+           "train.protocol": ("temporal", "leave-last", "user-holdout", "random")}
+CHOICES["index.kind"] = ("auto", "exact", "ann")
+# Keys that must be at least this.
+MINIMUMS = {"index.ann_threshold": 0, "index.m": 2, "index.ef_construction": 1,
+            "index.ef_search": 1}
 
 
 def _coerce(value: Any, template: Any, where: str) -> Any:
@@ -176,6 +227,10 @@ def _apply(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> Any:
             if allowed and changes[key] not in allowed:
                 raise ConfigError(f"{where}: {prefix}{key}: expected one of "
                                   f"{', '.join(allowed)}, got {changes[key]!r}")
+            least = MINIMUMS.get(prefix + key)
+            if least is not None and changes[key] < least:
+                raise ConfigError(f"{where}: {prefix}{key}: expected at least {least}, "
+                                  f"got {changes[key]!r}")
     return replace(obj, **changes)
 
 

@@ -36,20 +36,21 @@ class EvalData:
     user_texts: dict[int, list[TextEvent]] = field(default_factory=dict)
 
 
-def embed_cached(embedder: TextEmbedder, texts: list[str], cache_dir: Path,
+def embed_cached(embedder: TextEmbedder, texts: list[str], cache_dir: Path | None,
                  queries: bool = False, progress: Progress | None = None) -> np.ndarray:
     """Embed texts, reusing an on-disk copy keyed by model id and the texts themselves."""
     key = hashlib.sha256("\x1e".join([embedder.model_id, str(queries), *texts]).encode())
-    path = cache_dir / f"{key.hexdigest()[:24]}.npy"
-    if path.exists():
+    path = cache_dir / f"{key.hexdigest()[:24]}.npy" if cache_dir is not None else None
+    if path is not None and path.exists():
         return np.load(path)
     if progress:
         progress(f"embedding {len(texts)} texts with {embedder.model_id}")
     fn = embedder.embed_queries if queries else embedder.embed_passages
     out = np.vstack([fn(texts[i:i + 64]) for i in range(0, len(texts), 64)]) if texts else \
         np.zeros((0, embedder.dim), np.float32)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(path, out)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, out)
     return out
 
 
@@ -66,7 +67,7 @@ class Fold:
 
 
 def make_fold(data: EvalData, pairs: Interactions, test_mask: np.ndarray,
-              embedder: TextEmbedder, cache_dir: Path, max_users: int | None = None,
+              embedder: TextEmbedder, cache_dir: Path | None, max_users: int | None = None,
               seed: int = 0, text_evidence: str = "train",
               half_life_days: float = 180.0) -> Fold:
     train = pairs.subset(~test_mask)
@@ -98,7 +99,8 @@ def make_fold(data: EvalData, pairs: Interactions, test_mask: np.ndarray,
 
 
 def _user_text_vectors(data: EvalData, train: Interactions, users: np.ndarray,
-                       embedder: TextEmbedder, cache_dir: Path) -> np.ndarray | None:
+                       embedder: TextEmbedder, cache_dir: Path | None
+                       ) -> np.ndarray | None:
     """Vectors of what each listener wrote about the items of ``train`` (normally their
     training part; every pair when text evidence is 'all')."""
     if not data.user_texts:
@@ -151,9 +153,9 @@ def turned_down(train: Interactions, users: np.ndarray, now: np.ndarray,
     times = train.times[pick]
     shape = (len(users), train.n_items)
     neg = conf < 0
-    weights = np.array([decay(float(t), float(now[r])) for t, r in
-                        zip(times[neg].tolist(), rows[neg].tolist(), strict=True)],
-                       dtype=np.float32)
+    weights = np.array([-c * decay(float(t), float(now[r])) for c, t, r in
+                        zip(conf[neg].tolist(), times[neg].tolist(), rows[neg].tolist(),
+                            strict=True)], dtype=np.float32)
     negatives = sparse.csr_matrix((weights, (rows[neg], cols[neg])), shape=shape)
     seen = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
     negatives.sort_indices()

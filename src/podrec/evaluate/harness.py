@@ -183,7 +183,7 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
     inner_pairs = fold.train
     inner_mask = split_pairs(inner_pairs, replace(split, seed=split.seed + 1))
     val = make_fold(data, inner_pairs, inner_mask, embedder, cache_dir,
-                    max_users=max_validation_users, seed=split.seed,
+                    max_users=max_validation_users, seed=split.seed + 1,
                     text_evidence=text_evidence)
     say(f"train pairs {len(fold.train.users)}, test listeners {len(fold.users)}, "
         f"validation listeners {len(val.users)}")

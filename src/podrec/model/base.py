@@ -88,7 +88,9 @@ class UserBatch:
     sparsity pattern idea as ``histories``), pushed away by models that can; ``seen``: every
     item each listener has an event on, left out of their lists (``histories`` when None);
     ``contexts``: the request context of each listener (hour, device, minutes, intent), for
-    models that take context."""
+    models that take context; ``history_items``: per listener, each history item with the
+    hour, weekday and device of its latest event (profile models read habits from them;
+    offline, hours come from ``history_times``)."""
 
     histories: sparse.csr_matrix
     user_rows: np.ndarray | None = None
@@ -99,6 +101,7 @@ class UserBatch:
     negatives: sparse.csr_matrix | None = None
     seen: sparse.csr_matrix | None = None
     contexts: list[Any] | None = None
+    history_items: list[Any] | None = None
 
     def __len__(self) -> int:
         return int(self.histories.shape[0])
@@ -110,7 +113,9 @@ class UserBatch:
         return UserBatch(self.histories[index], pick(self.user_rows), pick(self.text_vectors),
                          pick(self.history_times), pick(self.now), pick(self.intent_vectors),
                          pick(self.negatives), pick(self.seen),
-                         None if self.contexts is None else [self.contexts[i] for i in index])
+                         None if self.contexts is None else [self.contexts[i] for i in index],
+                         None if self.history_items is None
+                         else [self.history_items[i] for i in index])
 
 
 class Recommender(ABC):
@@ -165,6 +170,11 @@ class Recommender(ABC):
     def explain(self, row: int, history: sparse.csr_matrix) -> dict[str, float]:
         """The parts of ``row``'s score; models that cannot split their score say nothing."""
         return {}
+
+    def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
+        """How much each item in ``rows`` speaks for ``target`` in this model (the
+        collaborative evidence of an explanation); zeros for models without item links."""
+        return np.zeros(len(rows), np.float32)
 
     def partial_fit_users(self, batch: UserBatch) -> None:
         """Update users without a full refit; models without per-user state need nothing."""

@@ -32,11 +32,16 @@ class PopularityModel(Recommender):
 
     def fit(self, catalog: CatalogData | None, interactions: Interactions | None = None
             ) -> PopularityModel:
-        assert interactions is not None
+        if interactions is None:  # no events at all: the catalog's own popularity field
+            assert catalog is not None
+            self._n_items = len(catalog)
+            pop = np.nan_to_num(np.asarray(catalog.popularity, np.float64), nan=0.0)
+            self.popularity = np.log1p(np.maximum(pop, 0.0)).astype(np.float32)
+            return self
         self._n_items = interactions.n_items
         pos = interactions.confidence > 0
         weight = np.ones(int(pos.sum()))
-        if self.half_life_days:
+        if self.half_life_days and pos.any():
             age_days = (interactions.times.max() - interactions.times[pos]) / 86400.0
             weight = 0.5 ** (age_days / self.half_life_days)
         self.popularity = np.bincount(interactions.items[pos], weights=weight,
@@ -78,6 +83,9 @@ class ItemKNNModel(Recommender):
     def score(self, batch: UserBatch) -> np.ndarray:
         return np.asarray((_binary(batch.histories) @ self.similarity).todense(),
                           dtype=np.float32)
+
+    def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
+        return np.asarray(self.similarity[np.asarray(rows), target].todense()).ravel()
 
     def params(self) -> dict[str, Any]:
         return {"neighbours": self.neighbours, "shrink": self.shrink}
@@ -137,6 +145,17 @@ class EASEModel(Recommender):
         out[:, self.items] = np.asarray(h @ self.weights)
         return out
 
+    def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
+        pos = np.searchsorted(self.items, np.asarray(rows))
+        t = int(np.searchsorted(self.items, target))
+        out = np.zeros(len(rows), np.float32)
+        if t >= len(self.items) or self.items[t] != target:
+            return out
+        ok = (pos < len(self.items)) & (self.items[np.minimum(pos, len(self.items) - 1)]
+                                        == np.asarray(rows))
+        out[ok] = self.weights[pos[ok], t]
+        return out
+
     def params(self) -> dict[str, Any]:
         return {"l2": self.l2, "max_items": self.max_items}
 
@@ -183,6 +202,10 @@ class _ImplicitModel(Recommender):
     def score(self, batch: UserBatch) -> np.ndarray:
         users = self._user_factors(batch.histories, batch.user_rows)
         return users @ np.asarray(self._model.item_factors).T
+
+    def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
+        items = np.asarray(self._model.item_factors)
+        return items[np.asarray(rows)] @ items[target]
 
 
 class ALSModel(_ImplicitModel):

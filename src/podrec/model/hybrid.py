@@ -63,25 +63,62 @@ class HybridModel(Recommender):
                       else np.zeros(self._n_items, bool))
         return self
 
-    def component_scores(self, batch: UserBatch) -> dict[str, np.ndarray]:
-        parts = {name: standardise(m.score(batch)) for name, m in self.components.items()}
+    @classmethod
+    def assembled(cls, components: dict[str, Recommender], blend: list[dict[str, float]],
+                  cold: np.ndarray, buckets: Sequence[int] = DEFAULT_BUCKETS) -> HybridModel:
+        """A hybrid of fitted components with a known blend (a trained model, loaded)."""
+        hybrid = cls(components, buckets)
+        hybrid.blend = [dict(b) for b in blend]
+        hybrid._n_items = next(iter(components.values())).n_items
+        hybrid._cold = np.asarray(cold, bool)
+        return hybrid
+
+    def words_part(self) -> str | None:
+        """The part that reads a listener's words: a request with words and no history is
+        ranked by it alone (the collaborative parts have nothing to go on)."""
+        return next((p for p in ("profile", "content") if p in self.components), None)
+
+    def row_weights(self, batch: UserBatch) -> dict[str, np.ndarray]:
+        """Per part, its weight for each listener of ``batch`` (their bucket's blend)."""
+        counts = np.diff(batch.histories.indptr)
+        which = bucket_of(counts, self.buckets)
+        weights = {n: np.array([self.blend[b].get(n, 0.0) for b in which], np.float32)
+                   for n in self.part_names()}
+        words = self.words_part()
+        if words is not None:
+            has_words = np.zeros(len(batch), bool)
+            for v in (batch.text_vectors, batch.intent_vectors):
+                if v is not None:
+                    has_words |= np.linalg.norm(np.asarray(v), axis=1) > 0
+            alone = (counts == 0) & has_words
+            for n in weights:
+                weights[n][alone] = 1.0 if n == words else 0.0
+        return {n: w for n, w in weights.items() if w.any()}
+
+    def contributions(self, batch: UserBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(scores, {part: weight × standardised part score}) for a batch: what each part
+        adds to every item's score (the parts sum to the score)."""
+        weights = self.row_weights(batch)
+        parts = self.component_scores(batch, set(weights))
+        out = {n: w[:, None] * parts[n] for n, w in weights.items()}
+        total = np.zeros((len(batch), self._n_items), np.float32)
+        for values in out.values():
+            total += values
+        return total, out
+
+    def component_scores(self, batch: UserBatch, only: set[str] | None = None
+                         ) -> dict[str, np.ndarray]:
+        """Every part's standardised scores (``only``: just these parts)."""
+        wanted = None if only is None else set(only) | (
+            {"content"} if "content@cold" in only else set())
+        parts = {name: standardise(m.score(batch)) for name, m in self.components.items()
+                 if wanted is None or name in wanted}
         if "content" in parts:
             parts["content@cold"] = np.where(self._cold[None, :], parts["content"], 0.0)
         return parts
 
     def score(self, batch: UserBatch) -> np.ndarray:
-        parts = self.component_scores(batch)
-        counts = np.diff(batch.histories.indptr)
-        which = bucket_of(counts, self.buckets)
-        out = np.zeros((len(batch), self._n_items), dtype=np.float32)
-        for b, weights in enumerate(self.blend):
-            rows = np.flatnonzero(which == b)
-            if not len(rows):
-                continue
-            for name, w in weights.items():
-                if w:
-                    out[rows] += w * parts[name][rows]
-        return out
+        return self.contributions(batch)[0]
 
     def learn_blend(self, batch: UserBatch, relevant: Sequence[set[int]], k: int = 10,
                     passes: int = 2, progress: Callable[[str], None] | None = None

@@ -51,7 +51,7 @@ class ProfileModel(Recommender):
                  share_weight: float = 0.05, context_weight: float = 0.0,
                  duration_weight: float = 0.1, intent_weight: float = 1.0,
                  interest_mix: float = 1.0, single_vector: bool = False,
-                 negative_weight: float = 0.5) -> None:
+                 negative_weight: float = 0.5, text_weight: float = 3.0) -> None:
         self.weights = weights or ContentWeights(expand_k=0)
         if single_vector:
             self.weights = ContentWeights(cosine=1.0, lexical=0.0, genre=0.0, author=0.0,
@@ -67,6 +67,7 @@ class ProfileModel(Recommender):
         self.interest_mix = interest_mix
         self.single_vector = single_vector
         self.negative_weight = negative_weight
+        self.text_weight = text_weight
         self.profiler = InterestProfiler(half_life_days, max_interests, distance_threshold)
 
     def params(self) -> dict[str, Any]:
@@ -74,6 +75,7 @@ class ProfileModel(Recommender):
                 "distance_threshold": self.distance_threshold,
                 "share_weight": self.share_weight, "context_weight": self.context_weight,
                 "interest_mix": self.interest_mix, "negative_weight": self.negative_weight,
+                "text_weight": self.text_weight,
                 "duration_weight": self.duration_weight, "intent_weight": self.intent_weight,
                 "single_vector": self.single_vector, "content_weights": self.weights.to_dict()}
 
@@ -125,10 +127,12 @@ class ProfileModel(Recommender):
         w = self.weights.as_array()
         text_sim, text_total = None, 0.0
         if text_vectors is not None and len(text_vectors):
-            # each text counts like one more history item, on the embedding component
-            text_sim = np.sum([self.content.index.similarities(t)
-                               for t in np.atleast_2d(text_vectors)], axis=0)
-            text_total = float(len(np.atleast_2d(text_vectors)))
+            # each text counts like one more history item of ``text_weight`` (a subscription's
+            # weight: words are the clearest statement of a taste), on the embedding component
+            text_sim = self.text_weight * np.sum(
+                [self.content.index.similarities(t) for t in np.atleast_2d(text_vectors)],
+                axis=0)
+            text_total = self.text_weight * float(len(np.atleast_2d(text_vectors)))
         neg = None
         if negatives is not None and len(negatives[0]):
             neg = self.content.weighted_features(negatives[0], negatives[1])
@@ -232,8 +236,9 @@ class ProfileModel(Recommender):
             if times is not None:
                 assert np.array_equal(times.indices[times.indptr[u]:times.indptr[u + 1]], rows)
                 ts = times.data[times.indptr[u]:times.indptr[u + 1]]
-            history = [HistoryItem(int(r), float(v), *_when(None if ts is None else ts[i]))
-                       for i, (r, v) in enumerate(zip(rows, vals, strict=True))]
+            history = batch.history_items[u] if batch.history_items is not None else [
+                HistoryItem(int(r), float(v), *_when(None if ts is None else ts[i]))
+                for i, (r, v) in enumerate(zip(rows, vals, strict=True))]
             now = None if batch.now is None else float(batch.now[u])
             context = self._context_of(batch, u, now)
             out[u] = self.score_profile(self.build_profile(history, now, context), context,

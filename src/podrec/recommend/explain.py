@@ -1,5 +1,19 @@
-"""Why an item was recommended: which history items, tags and words drove its score, with
-their share of it, and one plain sentence that says so."""
+"""Why an item is on the list: the largest real contributors of its score, with their share
+of it, and one sentence that names them.
+
+The served model's score is a sum of parts (model/hybrid.py, ``contributions``). Parts are
+grouped by what they stand for, and each group names its own evidence:
+
+- **content** (``profile``, ``content``, ``content@cold``): the history items of the winning
+  interest, the listener's own words or query, and the request's context, each by how much
+  more it favours this item than a typical catalog item;
+- **collaborative** (``ease``, ``itemknn``, ``ials``, ``bpr``): the history items that the
+  collaborative models link to this item ("listeners who like X also like this");
+- **popularity** (``pop``, ``pop-recent``): named only when it is the largest group.
+
+Shares add up to 1 over what pushed the score up; context that pushed it down is listed with
+share 0. The sentence is worded in ``podrec.present``.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from podrec import present
+from podrec.model.base import Recommender
 from podrec.model.content import ContentModel
 
-VERBS = {"subscribe": "subscribed to", "complete": "finished", "like": "liked",
-         "play": "played", "rate": "rated", "review": "reviewed", "seed": "picked"}
+CONTENT_PARTS = ("profile", "content", "content@cold")
+COLLABORATIVE_PARTS = ("ease", "itemknn", "ials", "bpr")
+POPULARITY_PARTS = ("pop", "pop-recent")
+MIN_NAMED_SHARE = 0.2  # a group under this share of the score is not named in the sentence
 
 
 @dataclass
@@ -33,18 +51,19 @@ class ContextNote:
     phrase: str | None = None
 
 
-def explain(model: ContentModel, row: int, seeds: list[Seed], query: str | None = None,
-            query_vector: np.ndarray | None = None, max_items: int = 2,
-            context: list[ContextNote] | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """(reason, evidence) for one recommended row. Evidence shares add up to 1 over what
-    pushed the score up; context that pushed it down is listed with share 0."""
+def content_parts(model: ContentModel, row: int, seeds: list[Seed], words: str | None = None,
+                  words_vector: np.ndarray | None = None,
+                  context: list[ContextNote] | None = None
+                  ) -> list[tuple[float, dict[str, Any]]]:
+    """(effect, evidence) of each seed, the words and each context note on ``row``'s
+    content score. A seed's effect is how much more it likes this item than a typical one
+    (embedding similarities crowd together, so raw scores would give every seed an equal
+    share)."""
     catalog = model.catalog
-    parts: list[tuple[float, dict[str, Any]]] = [(n.effect, n.evidence | {"effect": round(
-        float(n.effect), 4)}) for n in context or []]
+    parts: list[tuple[float, dict[str, Any]]] = [
+        (n.effect, n.evidence | {"effect": round(float(n.effect), 4)}) for n in context or []]
     if seeds:
         rows = np.array([s.row for s in seeds])
-        # A seed's evidence is how much more it likes this item than a typical one (embedding
-        # similarities crowd together, so raw scores would give every seed an equal share).
         sample = np.random.default_rng(row).choice(len(catalog), min(200, len(catalog)),
                                                   replace=False)
         typical = model.block_scores(rows, sample).mean(axis=0)
@@ -53,27 +72,118 @@ def explain(model: ContentModel, row: int, seeds: list[Seed], query: str | None 
             parts.append((float(value) * seed.weight, {
                 "type": "item", "id": catalog.ids[seed.row], "title": catalog.titles[seed.row],
                 "event": seed.event}))
-    if query_vector is not None and query:
-        value = float(model.index.vectors[row] @ np.asarray(query_vector).ravel())
+    if words_vector is not None and words:
+        value = float(model.index.vectors[row] @ np.asarray(words_vector).ravel())
         parts.append((value * model.weights.cosine * model.query_weight,
-                      {"type": "query", "text": query}))
+                      {"type": "query", "text": words}))
+    return parts
+
+
+def explain(model: ContentModel, row: int, seeds: list[Seed], query: str | None = None,
+            query_vector: np.ndarray | None = None, max_items: int = 2,
+            context: list[ContextNote] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """(reason, evidence) for a row scored by the content model alone."""
+    return Explainer(model, {}, max_items).explain(
+        row, {"content": 1.0}, seeds, query, query_vector, context)
+
+
+class Explainer:
+    """Names the largest real contributors of an item's score (see the module doc)."""
+
+    def __init__(self, content: ContentModel, collaborative: dict[str, Recommender],
+                 max_items: int = 2) -> None:
+        self.content = content
+        self.collaborative = collaborative
+        self.max_items = max_items
+
+    def explain(self, row: int, contributions: dict[str, float], seeds: list[Seed],
+                words: str | None = None, words_vector: np.ndarray | None = None,
+                context: list[ContextNote] | None = None,
+                history_rows: np.ndarray | None = None, interest: str | None = None
+                ) -> tuple[str, list[dict[str, Any]]]:
+        groups = {
+            "content": sum(max(v, 0.0) for n, v in contributions.items() if n in CONTENT_PARTS),
+            "collaborative": sum(max(v, 0.0) for n, v in contributions.items()
+                                 if n in COLLABORATIVE_PARTS),
+            "popularity": sum(max(v, 0.0) for n, v in contributions.items()
+                              if n in POPULARITY_PARTS)}
+        total = sum(groups.values())
+        if total <= 0:  # nothing pushed it up: say what the content side can
+            groups, total = {"content": 1.0, "collaborative": 0.0, "popularity": 0.0}, 1.0
+        share = {g: v / total for g, v in groups.items()}
+        evidence: list[dict[str, Any]] = []
+        inner = content_parts(self.content, row, seeds, words, words_vector, context) \
+            if share["content"] > 0 else [(n.effect, n.evidence) for n in context or []]
+        named_content = _scaled(inner, share["content"])
+        if share["content"] > 0 and not named_content:
+            named_content = [{"type": "content", "share": round(share["content"], 3)}]
+        evidence += named_content
+        cf_items = self._collaborative(row, contributions, history_rows, share["collaborative"])
+        evidence += cf_items
+        if share["popularity"] > 0:
+            evidence.append({"type": "popularity", "share": round(share["popularity"], 3)})
+        evidence.sort(key=lambda e: -e.get("share", 0.0))
+        evidence += [e | {"share": 0.0} for v, e in inner if v <= 0 and e["type"] == "context"]
+        return self._sentence(row, evidence, share, words, context, interest), evidence
+
+    def _collaborative(self, row: int, contributions: dict[str, float],
+                       history_rows: np.ndarray | None, group_share: float
+                       ) -> list[dict[str, Any]]:
+        """History items the collaborative parts link to ``row``, weighted by each part's
+        contribution."""
+        if group_share <= 0 or history_rows is None or not len(history_rows):
+            return []
+        rows = np.asarray(history_rows, np.int64)
+        links = np.zeros(len(rows))
+        for name, value in contributions.items():
+            model = self.collaborative.get(name)
+            if model is None or value <= 0:
+                continue
+            aff = np.maximum(np.asarray(model.item_affinity(rows, row), np.float64), 0.0)
+            if aff.sum() > 0:
+                links += value * aff / aff.sum()
+        if links.sum() <= 0:
+            return [{"type": "collaborative", "share": round(group_share, 3)}]
+        links = links / links.sum() * group_share
+        catalog = self.content.catalog
+        order = np.argsort(-links)[:3]
+        return [{"type": "collaborative", "id": catalog.ids[int(rows[i])],
+                 "title": catalog.titles[int(rows[i])], "share": round(float(links[i]), 3)}
+                for i in order if links[i] > 0]
+
+    def _sentence(self, row: int, evidence: list[dict[str, Any]], share: dict[str, float],
+                  words: str | None, context: list[ContextNote] | None,
+                  interest: str | None) -> str:
+        catalog = self.content.catalog
+        largest = max(share, key=lambda g: share[g])
+        named = {g for g, s in share.items() if s >= MIN_NAMED_SHARE or g == largest}
+        items = [e for e in evidence if e["type"] == "item"]
+        history = ""
+        said_words = None
+        if "content" in named:
+            top = items[:1] + [e for e in items[1:self.max_items]
+                               if e["share"] >= 0.15 * share["content"]]
+            tags = _shared_tags(catalog.categories[row],
+                                [catalog.categories[catalog.row_of(e["id"])] for e in top])
+            evidence += [{"type": "tag", "tag": t} for t in tags]
+            history = present.history_clause(top, tags)
+            word_share = sum(e["share"] for e in evidence if e["type"] == "query")
+            if words and (word_share >= MIN_NAMED_SHARE * share["content"] or not top):
+                said_words = words
+        cf = [e["title"] for e in evidence if e["type"] == "collaborative" and "title" in e]
+        cf = cf[:self.max_items] if "collaborative" in named else []
+        phrases = [n.phrase for n in context or [] if n.phrase and n.effect >= 0]
+        return present.sentence(history, said_words, cf, largest == "popularity", phrases,
+                                interest if "content" in named else None)
+
+
+def _scaled(parts: list[tuple[float, dict[str, Any]]], group_share: float
+            ) -> list[dict[str, Any]]:
     positive = [(v, e) for v, e in parts if v > 0]
-    total = sum(v for v, _ in positive) or 1.0
-    evidence = [e | {"share": round(v / total, 3)}
-                for v, e in sorted(positive, key=lambda p: -p[0])]
-    items = [e for e in evidence if e["type"] == "item"]
-    top_items = items[:1] + [e for e in items[1:max_items] if e["share"] >= 0.15]
-    shared = _shared_tags(catalog.categories[row],
-                          [catalog.categories[catalog.row_of(e["id"])] for e in top_items])
-    evidence += [{"type": "tag", "tag": t} for t in shared]
-    evidence += [e | {"share": 0.0} for v, e in parts if v <= 0 and e["type"] == "context"]
-    query_share = sum(e["share"] for e in evidence if e["type"] == "query")
-    phrases = [n.phrase for n in context or [] if n.phrase and n.effect >= 0]
-    reason = _sentence(top_items, shared, query if query_share >= 0.2 or not top_items
-                       else None)
-    if phrases:
-        reason = reason[:-1] + "; " + "; ".join(phrases) + "."
-    return reason, evidence
+    total = sum(v for v, _ in positive)
+    if total <= 0 or group_share <= 0:
+        return []
+    return [e | {"share": round(v / total * group_share, 3)} for v, e in positive]
 
 
 def _shared_tags(own: list[str], others: list[list[str]]) -> list[str]:
@@ -84,18 +194,3 @@ def _shared_tags(own: list[str], others: list[list[str]]) -> list[str]:
             if c.casefold() in mine and mine[c.casefold()] not in seen:
                 seen.append(mine[c.casefold()])
     return seen[:2]
-
-
-def _sentence(items: list[dict[str, Any]], tags: list[str], query: str | None) -> str:
-    by_verb: dict[str, list[str]] = {}
-    for e in items:
-        by_verb.setdefault(VERBS.get(e["event"], "picked"), []).append(f"“{e['title']}”")
-    clauses = [f"you {verb} {' and '.join(titles)}" for verb, titles in by_verb.items()]
-    reason = ""
-    if clauses:
-        reason = "Because " + " and ".join(clauses)
-        if tags:
-            reason += f" and like {' and '.join(tags)}"
-    if query:
-        reason += ("; it " if reason else "It ") + f"matches “{query}”"
-    return (reason or "Popular with listeners") + "."

@@ -6,8 +6,8 @@ Evaluation and serving both turn events into a history here, with one event-weig
 - per item, the weights of all its events are summed (a like then a dislike cancel out);
 - items with a positive sum are the history, the models' input, with their confidence and the
   time, hour, weekday and device of their latest event;
-- items with a negative sum are turned down: left out of the list and, for the content and
-  profile models, pushed away (their weight decays with age);
+- items with a negative sum are turned down: left out of the list and, for the profile
+  model, pushed away with the size of that sum (decaying with age);
 - every item with any event is left out of the list (it has been heard or judged);
 - the listener's own words are their searches and favourable reviews (rated 3 and up, or not
   rated), latest first, at most ``MAX_TEXTS`` of them joined into one text.
@@ -24,6 +24,7 @@ from scipy import sparse
 
 from podrec.model.base import CatalogData, UserBatch
 from podrec.model.interactions import DEFAULT_EVENT_WEIGHTS, event_weight
+from podrec.profile.interests import HistoryItem
 from podrec.records import EventRecord
 
 MAX_TEXTS = 5
@@ -98,7 +99,15 @@ class ListenerHistory:
                          one(intent_vector), negatives=neg,
                          seen=sparse.csr_matrix((np.ones(len(self.seen_rows), np.float32),
                                                  (np.zeros(len(self.seen_rows), np.int64),
-                                                  self.seen_rows)), shape=(1, n_items)))
+                                                  self.seen_rows)), shape=(1, n_items)),
+                         history_items=[self.items()])
+
+    def items(self) -> list[HistoryItem]:
+        """The positive items as the interest profiler takes them."""
+        return [HistoryItem(int(r), float(w), float(t) if np.isfinite(t) else None, hr, wd, d)
+                for r, w, t, hr, wd, d in zip(self.rows, self.confidence, self.times,
+                                              self.hours, self.weekdays, self.devices,
+                                              strict=True)]
 
 
 class HistoryBuilder:
@@ -164,7 +173,7 @@ class HistoryBuilder:
                          else ev.timestamp.hour)
             weekdays.append(ev.timestamp.weekday())
             devices.append(ev.device)
-        neg_w = np.array([self.decay(s[1], now) for _, s in neg], dtype=np.float32)
+        neg_w = np.array([-s[0] * self.decay(s[1], now) for _, s in neg], dtype=np.float32)
         return ListenerHistory(
             rows=np.array([r for r, _ in pos], dtype=np.int64),
             confidence=np.array([s[0] for _, s in pos], dtype=np.float32),

@@ -26,7 +26,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
-from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -35,13 +34,14 @@ from podrec.config import Config, load_config
 from podrec.ingest.datasets import FORMATS
 from podrec.ingest.feeds import FEED_SUFFIXES, OPML_SUFFIXES, USER_AGENT
 from podrec.recommend.context import RequestContext
+from podrec.recommend.request import RecommendRequest
 from podrec.records import IngestReport
 from podrec.server import metrics, schemas
 from podrec.server.auth import ADMIN, CLIENT
 from podrec.server.cache import CachedResponse, KeyCache, ResponseCache
 from podrec.server.notify import ListenerChanges
-from podrec.service import WEIGHTS_ARTIFACT, NotFoundError, Podrec
-from podrec.storage import StoreError, schema
+from podrec.service import NotFoundError, Podrec
+from podrec.storage import StoreError
 
 log = logging.getLogger("podrec.server")
 
@@ -85,91 +85,22 @@ def settle_heap() -> None:
 
 
 class ServedPodrec(Podrec):
-    """``Podrec`` made safe for a threaded server, and aware of other workers' writes.
+    """``Podrec`` in a server worker: the heap is settled after every model fit, and warming
+    up happens on a thread limited to one BLAS thread. Locking, the catalog-version check
+    and dropping models are the service's own (``podrec.service.models.ModelCache``)."""
 
-    - Model fits and cache resets take one lock, so a request never sees a half-reset cache
-      and a model fitted from old data cannot outlive a reset.
-    - The embedder is loaded once even when several requests want it first.
-    - ``refresh()`` compares a cheap catalog version (item count and newest update, embedding
-      count, saved similarity weights, tag count and score sum) with the last one seen, at
-      most once a second, and drops the fitted models (and with them the result cards) when
-      another worker (or `podrec ingest`/`enrich` in another process) changed the catalog.
-      Events need nothing: they are read on every request.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._fit_lock = threading.RLock()
-        self._embed_lock = threading.Lock()
-        self._version_lock = threading.Lock()
-        self._version: tuple[Any, ...] | None = None
-        self._checked = 0.0
-        self._ingest_lock = threading.Lock()
-        self.generation = 0  # bumped whenever the fitted models are dropped
-
-    @property
-    def embedder(self):  # noqa: ANN201 - the base property's type
-        if self._embedder is None:
-            with self._embed_lock:
-                return super().embedder
-        return self._embedder
-
-    def model(self, *args: Any, **kwargs: Any):  # noqa: ANN201 - the base method's type
-        with self._fit_lock:
-            fitted = len(self._models)
-            model = super().model(*args, **kwargs)
-            if len(self._models) != fitted:
-                settle_heap()
-            return model
-
-    def profile_model(self, *args: Any, **kwargs: Any):  # noqa: ANN201
-        with self._fit_lock:
-            return super().profile_model(*args, **kwargs)
-
-    def drop_models(self) -> None:
-        with self._fit_lock:
-            self._models.clear()
-            getattr(self, "_profile_models", {}).clear()
-            self.generation += 1
-
-    def catalog_version(self) -> tuple[Any, ...]:
-        items, emb, art = schema.items, schema.embeddings, schema.artifacts
-        with self.store.engine.connect() as conn:
-            n_items, newest = conn.execute(select(func.count(), func.max(items.c.updated_at))
-                                           ).one()
-            n_emb = conn.execute(select(func.count()).select_from(emb)).scalar()
-            weights = conn.execute(select(art.c.created_at)
-                                   .where(art.c.name == WEIGHTS_ARTIFACT)).scalar()
-            n_tags, tag_sum = conn.execute(select(func.count(), func.sum(schema.tags.c.score))
-                                           ).one()
-        return (int(n_items), str(newest), int(n_emb or 0), str(weights), int(n_tags),
-                round(float(tag_sum or 0.0), 3))
-
-    def refresh(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._checked < VERSION_CHECK_SECONDS:
-            return
-        with self._version_lock:
-            if not force and now - self._checked < VERSION_CHECK_SECONDS:
-                return
-            version = self.catalog_version()
-            self._checked = time.monotonic()
-            if self._version is not None and version != self._version:
-                log.info("catalog changed in the database: dropping fitted models")
-                self.drop_models()
-            self._version = version
+    def __init__(self, config: Config, database_url: str | None = None) -> None:
+        super().__init__(config, database_url=database_url, on_fit=settle_heap)
 
     def warm(self) -> None:
-        """Load the embedder and fit the show model now rather than on the first request."""
+        """Load the embedder and fit the show pipeline now rather than on the first request."""
         one_thread()
         try:
-            self.model("show")
-        except (NotFoundError, StoreError) as exc:
+            super().warm()
+        except StoreError as exc:
             log.info("no show model yet (%s)", exc)
-        try:
-            self.embedder.embed_queries(["warm up"])
         except Exception:  # noqa: BLE001 - a failed warm-up only makes the first query slow
-            log.exception("loading the embedder failed; the first text query will retry")
+            log.exception("warming up failed; the first request will retry")
         settle_heap()
 
 
@@ -352,14 +283,10 @@ def _check_format(fmt: str | None) -> str | None:
 
 
 def _ingest_path(podrec: ServedPodrec, path: Path, fmt: str | None) -> IngestReport:
-    with podrec._ingest_lock:
-        if fmt in ("feed", "opml") or (fmt is None and path.suffix in FEED_SUFFIXES
-                                        | OPML_SUFFIXES):
-            report = podrec.ingest_feeds([str(path)])
-        else:
-            report = podrec.ingest_catalog(path, fmt)
-    podrec.drop_models()
-    return report
+    if fmt in ("feed", "opml") or (fmt is None and path.suffix in FEED_SUFFIXES
+                                    | OPML_SUFFIXES):
+        return podrec.ingest_feeds([str(path)])
+    return podrec.ingest_catalog(path, fmt)
 
 
 def _download(url: str, dest_dir: Path, limit: int, report: IngestReport,
@@ -565,10 +492,7 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
                     tmpdir: Path, limit: int) -> tuple[IngestReport, dict[str, str]]:
         one_thread()
         if req.type == "feed" and fmt in (None, "feed"):
-            with podrec._ingest_lock:
-                report = podrec.ingest_feeds([req.url])
-            podrec.drop_models()
-            return report, {}
+            return podrec.ingest_feeds([req.url]), {}
         report = IngestReport()
         kind = "opml" if req.type == "opml" else fmt
         path = _download(req.url, tmpdir, limit, report,
@@ -580,10 +504,7 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
 
     def _enrich(podrec: ServedPodrec) -> dict[str, int]:
         one_thread()
-        with podrec._ingest_lock:
-            summary = podrec.enrich().summary()
-        podrec.drop_models()
-        return summary
+        return podrec.enrich().summary()
 
     @app.get("/items", response_model=schemas.ItemList, tags=["catalog"],
              dependencies=[CLIENT])
@@ -750,12 +671,12 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
 
         def compute(podrec: ServedPodrec) -> list[Any]:
             one_thread()
-            return podrec.recommend(
-                user_id=body.user_id, seeds=body.seeds, query=body.query, k=body.k,
-                kind=body.kind, diversity=body.diversity, explain=body.explain,
-                languages=f.languages, allow_explicit=f.allow_explicit, blocked=f.blocked,
-                per_show=f.per_show, context=None if context is None or context.empty
-                else context, platform=body.platform)
+            return podrec.recommend(RecommendRequest(
+                user_id=body.user_id, seeds=tuple(body.seeds or ()), query=body.query,
+                k=body.k, kind=body.kind, diversity=body.diversity, explain=body.explain,
+                languages=tuple(f.languages or ()), allow_explicit=f.allow_explicit,
+                blocked=tuple(f.blocked or ()), per_show=f.per_show, context=context,
+                platform=body.platform, now=body.now))
 
         return await _list_response(request, "recommendations", body.user_id,
                                     body.model_dump_json(), compute)

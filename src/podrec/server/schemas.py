@@ -119,6 +119,8 @@ class RecommendRequest(_Strict):
     diversity: float = Field(0.0, ge=0.0, le=1.0, description="0: by score; up to 1: MMR "
                              "re-ranking for variety")
     explain: bool = Field(False, description="add a reason sentence and its evidence")
+    now: datetime | None = Field(None, description="the moment of the request (default: "
+                                 "now); older events count less. For replaying history.")
 
 
 class Recommendation(_Open):

@@ -668,6 +668,65 @@ class Store:
             row = conn.execute(select(a.c.meta, a.c.payload).where(a.c.name == name)).first()
         return (dict(row[0]), row[1]) if row else None
 
+    def artifact_versions(self, prefix: str) -> list[tuple[str, datetime, dict[str, Any]]]:
+        """(name, created, meta) of every artefact whose name starts with ``prefix``, newest
+        first (versioned artefacts are named ``prefix`` + a sortable version)."""
+        a = schema.artifacts
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(a.c.name, a.c.created_at, a.c.meta)
+                                .where(a.c.name.startswith(prefix, autoescape=True))
+                                .order_by(a.c.name.desc())).all()
+        return [(r.name, _utc(r.created_at), dict(r.meta or {})) for r in rows]
+
+    def newest_artifact_name(self, prefix: str) -> str | None:
+        """The newest versioned artefact's name under ``prefix`` (one indexed read)."""
+        a = schema.artifacts
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(a.c.name))
+                                .where(a.c.name.startswith(prefix, autoescape=True))).scalar()
+
+    def delete_artifact(self, name: str) -> None:
+        a = schema.artifacts
+        with self.engine.begin() as conn:
+            conn.execute(delete(a).where(a.c.name == name))
+
+    def catalog_version(self) -> tuple[Any, ...]:
+        """A cheap fingerprint of everything fitted models are built from: item count and
+        newest update, embedding count, every artefact (saved similarity weights, trained
+        models) and the tags' count and score sum. Another process's ingest, enrich,
+        re-tag or training changes it."""
+        items, emb, art = schema.items, schema.embeddings, schema.artifacts
+        with self.engine.connect() as conn:
+            n_items, newest = conn.execute(select(func.count(), func.max(items.c.updated_at))
+                                           ).one()
+            n_emb = conn.execute(select(func.count()).select_from(emb)).scalar()
+            n_art, art_newest = conn.execute(select(func.count(), func.max(art.c.created_at))
+                                             ).one()
+            n_tags, tag_sum = conn.execute(select(func.count(), func.sum(schema.tags.c.score))
+                                           ).one()
+        return (int(n_items), str(newest), int(n_emb or 0), int(n_art or 0), str(art_newest),
+                int(n_tags), round(float(tag_sum or 0.0), 3))
+
+    def iter_events(self, chunk: int = 50_000) -> Iterator[EventRecord]:
+        """Every stored event, oldest first, read in chunks (training reads them all)."""
+        ev = schema.events
+        query = select(ev).order_by(ev.c.timestamp, ev.c.pk)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
+            for r in result:
+                yield EventRecord(user_id=r.user_id, event=r.event,
+                                  timestamp=_utc(r.timestamp), item_id=r.item_id,
+                                  item_kind=r.item_kind, value=r.value, text=r.text,
+                                  platform=r.platform, device=r.device,
+                                  context=dict(r.context or {}))
+
+    def event_snapshot(self) -> dict[str, int]:
+        """How many events are stored and the newest key: what a trained model saw."""
+        ev = schema.events
+        with self.engine.connect() as conn:
+            n, newest = conn.execute(select(func.count(), func.max(ev.c.pk))).one()
+        return {"events": int(n or 0), "newest_event_key": int(newest or 0)}
+
 
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()

@@ -59,13 +59,17 @@ def hybrid_parts(names: Sequence[str]) -> list[str]:
 
 def choose(catalog: CatalogData, val: Fold, names: Sequence[str], seed: int = 0,
            fixed: dict[str, dict[str, Any]] | None = None, want_hybrid: bool = False,
-           progress: Progress | None = None) -> Selection:
-    """Try each model's grid on ``val``; keep the best; learn the hybrid's blend there."""
+           progress: Progress | None = None,
+           extra: dict[str, dict[str, Any]] | None = None) -> Selection:
+    """Try each model's grid on ``val``; keep the best; learn the hybrid's blend there.
+    ``extra``: {model: parameters} added to every entry of that model's grid (settings of
+    the deployment, such as EASE's size, rather than choices)."""
     say = progress or (lambda _m: None)
     sel = Selection()
     for name in names:
         best = None
         grid = [fixed[name]] if fixed and name in fixed else GRIDS[name]
+        grid = [p | (extra or {}).get(name, {}) for p in grid]
         if name == "profile-context":  # context on top of the chosen profile
             grid = [sel.chosen["profile"]["params"] | p for p in grid]
         elif name == "profile" and "content" in sel.chosen:  # profiles of the chosen content

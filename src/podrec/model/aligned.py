@@ -1,0 +1,96 @@
+"""A model fitted on the catalog as it was at training time, scoring today's catalog.
+
+Between two trainings items come and go, so the item index a collaborative model was fitted on
+drifts from the catalog being served. ``AlignedModel`` maps a listener's history from today's
+rows onto the trained items, scores there, and maps the scores back. Items the model never
+saw get the listener's mean score, which is zero once the hybrid standardises it: the model
+says nothing about them (the hybrid's ``content@cold`` part speaks for them instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from podrec.model.base import CatalogData, Recommender, UserBatch
+
+
+def trained_to_current(trained_keys: list[tuple[str, str]], catalog: CatalogData
+                       ) -> np.ndarray:
+    """Per trained item, its row in ``catalog`` (-1: gone)."""
+    current = {key: r for r, key in enumerate(zip(catalog.kinds, catalog.ids, strict=True))}
+    return np.array([current.get(tuple(k), -1) for k in trained_keys], dtype=np.int64)
+
+
+class AlignedModel(Recommender):
+    """``model`` (fitted on ``trained_keys``, a list of (kind, id)) on ``catalog``'s rows."""
+
+    def __init__(self, model: Recommender, trained_keys: list[tuple[str, str]],
+                 catalog: CatalogData) -> None:
+        self.model = model
+        self.name = model.name
+        self.trained_keys = trained_keys
+        self.fit(catalog)
+
+    def fit(self, catalog: CatalogData | None, interactions: Any = None) -> AlignedModel:
+        """Map the trained items onto ``catalog`` (nothing is refitted)."""
+        assert catalog is not None
+        self.to_current_ = trained_to_current(self.trained_keys, catalog)
+        self.to_trained_ = np.full(len(catalog), -1, dtype=np.int64)
+        ok = self.to_current_ >= 0
+        self.to_trained_[self.to_current_[ok]] = np.flatnonzero(ok)
+        self.identity_ = (len(catalog) == len(self.trained_keys)
+                          and np.array_equal(self.to_current_, np.arange(len(catalog))))
+        self._n_items = len(catalog)
+        return self
+
+    def _to_trained(self, m: sparse.csr_matrix | None) -> sparse.csr_matrix | None:
+        if m is None:
+            return None
+        coo = sparse.coo_matrix(m)
+        cols = self.to_trained_[coo.col]
+        keep = cols >= 0
+        out = sparse.csr_matrix((coo.data[keep], (coo.row[keep], cols[keep])),
+                                shape=(m.shape[0], len(self.trained_keys)), dtype=m.dtype)
+        out.sort_indices()
+        return out
+
+    def trained_batch(self, batch: UserBatch) -> UserBatch:
+        """``batch`` on the trained item index."""
+        if self.identity_:
+            return batch
+        return replace(batch, histories=self._to_trained(batch.histories),
+                       history_times=self._to_trained(batch.history_times),
+                       negatives=self._to_trained(batch.negatives),
+                       seen=self._to_trained(batch.seen))
+
+    def score(self, batch: UserBatch) -> np.ndarray:
+        scores = self.model.score(self.trained_batch(batch))
+        if self.identity_:
+            return scores
+        return self.to_current(scores)
+
+    def to_current(self, scores: np.ndarray) -> np.ndarray:
+        """Scores over the trained items → over today's rows (unknown rows: the row mean)."""
+        scores = np.atleast_2d(np.asarray(scores, dtype=np.float32))
+        out = np.repeat(scores.mean(axis=1, keepdims=True), self._n_items, axis=1)
+        ok = self.to_current_ >= 0
+        out[:, self.to_current_[ok]] = scores[:, ok]
+        return out
+
+    def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
+        mapped = self.to_trained_[np.asarray(rows, np.int64)]
+        t = int(self.to_trained_[target])
+        out = np.zeros(len(mapped), np.float32)
+        if t < 0:
+            return out
+        ok = mapped >= 0
+        if ok.any():
+            out[ok] = self.model.item_affinity(mapped[ok], t)
+        return out
+
+    def params(self) -> dict[str, Any]:
+        return self.model.params()

@@ -1,0 +1,81 @@
+"""Presentation: the English phrases of reasons and the rounding of numbers for JSON. The
+core computes evidence and scores; this module turns them into words and tidy numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERBS = {"subscribe": "subscribed to", "complete": "finished", "like": "liked",
+         "play": "played", "rate": "rated", "review": "reviewed", "seed": "picked"}
+
+
+def on_device(device: str) -> str:
+    return "in the car" if device == "car" else f"on your {device}"
+
+
+def part_of_day(hour: int) -> str:
+    return ("at night" if hour < 5 else "in the morning" if hour < 12 else
+            "in the afternoon" if hour < 17 else "in the evening" if hour < 22 else "at night")
+
+
+def quoted(titles: list[str]) -> str:
+    return " and ".join(f"“{t}”" for t in titles)
+
+
+def history_clause(items: list[dict[str, Any]], tags: list[str]) -> str:
+    """"you finished “A” and liked “B” and like True Crime" (empty without items)."""
+    by_verb: dict[str, list[str]] = {}
+    for e in items:
+        by_verb.setdefault(VERBS.get(e.get("event", "seed"), "picked"), []).append(e["title"])
+    clauses = [f"you {verb} {quoted(titles)}" for verb, titles in by_verb.items()]
+    if not clauses:
+        return ""
+    text = " and ".join(clauses)
+    return text + (f" and like {' and '.join(tags)}" if tags else "")
+
+
+def sentence(history: str, words: str | None, collaborative: list[str], popular: bool,
+             context: list[str], interest: str | None = None) -> str:
+    """One reason from its parts, biggest first as the caller orders them. ``interest``:
+    the listener's interest the item fits, said when no single item or word stands out."""
+    parts = []
+    if not history and not words and interest:
+        parts.append(f"It fits your interest in {interest}")
+    if history:
+        parts.append("Because " + history)
+    if words:
+        parts.append(("it matches" if parts else "It matches") + f" “{words}”")
+    if collaborative:
+        lead = "listeners who like " if parts else "Listeners who like "
+        parts.append(lead + quoted(collaborative) + " also like this")
+    if popular and not parts:
+        parts.append("Popular with listeners")
+    elif popular:
+        parts.append("popular with listeners")
+    reason = "; ".join(parts) or "Popular with listeners"
+    if context:
+        reason += "; " + "; ".join(context)
+    return reason + "."
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """Floats rounded (recursively through dicts and lists), for JSON."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def recommendation_json(rec: Any) -> dict[str, Any]:
+    out = {"id": rec.id, "kind": rec.kind, "title": rec.title,
+           "score": round(float(rec.score), 6), "author": rec.author,
+           "categories": rec.categories, "language": rec.language,
+           "show_id": rec.show_id, "image": rec.image, "duration_s": rec.duration_s,
+           "tags": rec.tags,
+           "components": {k: round(float(v), 4) for k, v in rec.components.items()}}
+    if rec.reason is not None:
+        out |= {"reason": rec.reason, "evidence": rec.evidence}
+    return out

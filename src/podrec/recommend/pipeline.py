@@ -1,0 +1,222 @@
+"""The staged recommend pipeline: history → words → the served model's fused score with
+context → filters, per-show cap, MMR → explanation.
+
+One ``RecommendPipeline`` serves one kind of item with one served model (model/hybrid.py
+when trained, else the fallback). Evaluation scores the same model on the same histories
+(``podrec.recommend.history``), so what ``podrec evaluate`` measures is what this returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from podrec import present
+from podrec.model.base import CatalogData, Recommender, UserBatch
+from podrec.model.content import ContentModel
+from podrec.model.hybrid import HybridModel
+from podrec.model.profile import ProfileModel
+from podrec.profile.interests import UserProfile
+from podrec.profile.labels import interest_label
+from podrec.recommend.context import RequestContext, duration_fit
+from podrec.recommend.diversity import mmr
+from podrec.recommend.explain import COLLABORATIVE_PARTS, ContextNote, Explainer, Seed
+from podrec.recommend.filters import cap_per_show, filter_mask
+from podrec.recommend.history import HistoryBuilder, ListenerHistory
+from podrec.recommend.request import RecommendRequest
+from podrec.recommend.results import Card, Recommendation
+from podrec.records import EventRecord
+from podrec.train.artifacts import ServedModel
+
+Embed = Callable[[list[str]], np.ndarray]
+Cards = Callable[[list[int]], dict[int, Card]]
+
+
+@dataclass
+class Scoring:
+    """One listener's scored catalog: the total and what each part added."""
+
+    history: ListenerHistory
+    batch: UserBatch
+    total: np.ndarray
+    parts: dict[str, np.ndarray]
+    words: str | None
+    words_vector: np.ndarray | None
+    intent_vector: np.ndarray | None
+
+
+class RecommendPipeline:
+    """Lists for one kind of item from one served model."""
+
+    def __init__(self, served: ServedModel, content: ContentModel, builder: HistoryBuilder,
+                 embed: Embed, cards: Cards, default_k: int = 10) -> None:
+        self.served = served
+        self.content = content
+        self.catalog: CatalogData = content.catalog
+        self.builder = builder
+        self.embed = embed
+        self.cards = cards
+        self.default_k = default_k
+        model = served.model
+        parts = model.components if isinstance(model, HybridModel) else {model.name: model}
+        self.profile: ProfileModel | None = next(
+            (m for m in parts.values() if isinstance(m, ProfileModel)), None)
+        self.explainer = Explainer(content, {n: m for n, m in parts.items()
+                                             if n in COLLABORATIVE_PARTS})
+
+    # -- stages ---------------------------------------------------------------------------
+    def history(self, request: RecommendRequest, events: Sequence[EventRecord]
+                ) -> ListenerHistory:
+        return self.builder.build(events, self.catalog, request.moment, request.seeds)
+
+    def score(self, request: RecommendRequest, history: ListenerHistory) -> Scoring:
+        """The served model's fused score of every item, with the request's words and
+        context."""
+        words = " ".join(t for t in (request.query, history.text) if t)[:1000] or None
+        intent = request.context.intent if request.context else None
+        texts = [t for t in (words, intent) if t]
+        vectors = self.embed(texts) if texts else None
+        words_vector = vectors[0] if words and vectors is not None else None
+        intent_vector = vectors[-1] if intent and vectors is not None else None
+        row = self.served.user_row(request.user_id, len(history),
+                                   float(history.confidence.sum()))
+        batch = history.batch(len(self.catalog), request.moment.timestamp(), words_vector,
+                              intent_vector, row)
+        batch.contexts = [request.context]
+        model = self.served.model
+        if isinstance(model, HybridModel):
+            total, parts = model.contributions(batch)
+            parts = {n: p[0] for n, p in parts.items()}
+            total = total[0]
+        else:
+            total = np.asarray(model.score(batch), np.float32)[0]
+            parts = {model.name: total}
+        return Scoring(history, batch, total, parts, words, words_vector, intent_vector)
+
+    def rank(self, request: RecommendRequest, scoring: Scoring) -> np.ndarray:
+        """Rows of the list: filters, what the listener has judged left out, then the
+        per-show cap and MMR over a larger pool."""
+        k = request.k or self.default_k
+        scores = scoring.total.astype(np.float32, copy=True)
+        mask = filter_mask(self.catalog, request.languages, request.allow_explicit,
+                           request.blocked, request.platform)
+        if mask is not None:
+            scores[~mask] = -np.inf
+        scores[scoring.history.seen_rows] = -np.inf
+        pool = k if request.diversity == 0 and not request.per_show else max(4 * k, 50)
+        pool = min(pool, int(np.isfinite(scores).sum()))
+        if pool <= 0:
+            return np.zeros(0, np.int64)
+        part = np.argpartition(-scores, pool - 1)[:pool]
+        rows = part[np.argsort(-scores[part], kind="stable")]
+        if request.per_show:
+            rows = rows[cap_per_show(rows, self.catalog, request.per_show)]
+        if request.diversity > 0:
+            rows = rows[mmr(rows, scores[rows], self.catalog.vectors, k, request.diversity)]
+        return rows[:k].astype(np.int64)
+
+    def results(self, rows: np.ndarray, scoring: Scoring) -> list[Recommendation]:
+        c = self.catalog
+        cards = self.cards([int(c.pks[r]) for r in rows]) if c.pks is not None else {}
+        out = []
+        for r in rows.tolist():
+            card = cards.get(int(c.pks[r])) if c.pks is not None else None
+            out.append(Recommendation(
+                id=c.ids[r], kind=c.kinds[r], title=c.titles[r],
+                score=float(scoring.total[r]), author=c.authors[r],
+                categories=c.categories[r], language=c.languages[r],
+                components={n: float(p[r]) for n, p in scoring.parts.items()},
+                show_id=c.show_ids[r], image=card.image if card else None,
+                duration_s=card.duration_s if card else None,
+                tags=list(card.tags) if card else []))
+        return out
+
+    def recommend(self, request: RecommendRequest, events: Sequence[EventRecord]
+                  ) -> list[Recommendation]:
+        scoring = self.score(request, self.history(request, events))
+        rows = self.rank(request, scoring)
+        results = self.results(rows, scoring)
+        if request.explain:
+            self.explain(request, scoring, rows, results)
+        return results
+
+    # -- explanation ----------------------------------------------------------------------
+    def explain(self, request: RecommendRequest, scoring: Scoring, rows: np.ndarray,
+                results: list[Recommendation]) -> None:
+        """A reason and its evidence on every result."""
+        h = scoring.history
+        context = request.context
+        profile, interest_of, ctx_term, labels = self._interests(request, scoring)
+        members = [{int(r) for r in i.rows} for i in profile.interests] if profile else []
+        events = dict(zip(h.rows.tolist(), h.events, strict=True))
+        weights = dict(zip(h.rows.tolist(), h.confidence.tolist(), strict=True))
+        for rec, row in zip(results, rows.tolist(), strict=True):
+            j = int(interest_of[row]) if interest_of is not None else -1
+            rows_j = members[j] if j >= 0 else set(weights)
+            seeds = [Seed(r, weights[r], events[r]) for r in weights if r in rows_j]
+            notes = self._context_notes(context, row, labels[j] if j >= 0 else None,
+                                        None if ctx_term is None or j < 0
+                                        else float(ctx_term[j]), scoring.intent_vector)
+            rec.reason, rec.evidence = self.explainer.explain(
+                row, rec.components, seeds, scoring.words, scoring.words_vector, notes, h.rows,
+                labels[j] if j >= 0 else None)
+            if profile is not None and j >= 0 and len(profile.interests) > 1:
+                rec.evidence.append({"type": "interest", "index": j, "label": labels[j],
+                                     "share": round(profile.interests[j].share, 3)})
+
+    def _interests(self, request: RecommendRequest, scoring: Scoring
+                   ) -> tuple[UserProfile | None, np.ndarray | None, np.ndarray | None,
+                              list[str]]:
+        """The listener's interests as the profile part sees them, which interest each
+        item scored through, and each interest's context term."""
+        pm, h = self.profile, scoring.history
+        if pm is None or not len(h):
+            return None, None, None, []
+        items = h.items()
+        now = request.moment.timestamp()
+        profile = pm.build_profile(items, now, request.context)
+        detail = pm.score_profile(profile, request.context, **pm.request_terms(scoring.batch, 0))
+        ctx = pm.interest_bonus(profile, request.context)[1] if profile.interests else None
+        labels = [interest_label(self.catalog, i) for i in profile.interests]
+        return profile, detail.interest, ctx, labels
+
+    def _context_notes(self, context: RequestContext | None, row: int, label: str | None,
+                       habit: float | None, intent_vector: np.ndarray | None
+                       ) -> list[ContextNote]:
+        """The context behind one item's score: duration fit, habit, intent."""
+        pm = self.profile
+        if context is None or pm is None:
+            return []
+        notes = []
+        if context.minutes is not None:
+            dur = float(self.catalog.durations[row])
+            if np.isfinite(dur):
+                effect = pm.duration_weight * float(duration_fit(np.array([dur]),
+                                                                 context.minutes)[0])
+                fits = dur <= 60 * context.minutes
+                where = f" {present.on_device(context.device)}" if context.device else ""
+                phrase = (f"at {round(dur / 60)} minutes it fits your {context.minutes:g} "
+                          f"minutes{where}") if fits else None
+                notes.append(ContextNote(effect, {"type": "context", "factor": "duration",
+                                                  "minutes": context.minutes,
+                                                  "duration_s": dur}, phrase))
+        if habit is not None and habit > 0.05:
+            when = " and ".join(x for x in [
+                present.part_of_day(context.hour) if context.hour is not None else "",
+                present.on_device(context.device) if context.device else ""] if x)
+            notes.append(ContextNote(habit, {
+                "type": "context", "factor": "habit", "interest": label},
+                f"you often turn to {label} {when}".rstrip()))
+        if intent_vector is not None and context.intent:
+            sim = float(self.catalog.vectors[row] @ intent_vector)
+            notes.append(ContextNote(pm.intent_weight * sim * pm.weights.cosine, {
+                "type": "context", "factor": "intent", "text": context.intent},
+                f"it suits “{context.intent}”"))
+        return notes
+
+
+def served_parts(model: Recommender) -> dict[str, Recommender]:
+    """The served model's parts by name (a single model is its own one part)."""
+    return dict(model.components) if isinstance(model, HybridModel) else {model.name: model}

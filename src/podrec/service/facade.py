@@ -1,0 +1,286 @@
+"""``Podrec``: the Python API, a thin facade over the service's components.
+
+- ``catalog`` (``CatalogService``): ingest, enrich, items;
+- ``listeners`` (``ListenerService``): accounts, people, events, profiles;
+- ``models`` (``ModelCache``): fitted and trained models, dropped by one change hook;
+- training (``podrec.train``) and recommending (``podrec.recommend.pipeline``).
+
+The CLI, the REST API and the web page call these methods, and nothing below them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from podrec.config import Config, load_config
+from podrec.enrich.embedders import TextEmbedder, make_embedder
+from podrec.enrich.pipeline import EnrichReport
+from podrec.model.base import Scored
+from podrec.model.content import ContentModel, ContentWeights
+from podrec.model.profile import ProfileModel
+from podrec.recommend.history import HistoryBuilder
+from podrec.recommend.request import RecommendRequest
+from podrec.recommend.results import Recommendation
+from podrec.records import EventRecord, IngestReport, Item
+from podrec.service.catalog import CatalogService
+from podrec.service.errors import NotFoundError
+from podrec.service.listeners import ListenerService
+from podrec.service.models import ModelCache
+from podrec.storage import Store
+from podrec.train.trainer import Trainer, TrainReport
+
+REQUEST_FIELDS = {f.name for f in fields(RecommendRequest)}
+
+
+class Podrec:
+    """podrec over one database: ingest, enrich, train, inspect, recommend."""
+
+    def __init__(self, config: Config | None = None, database_url: str | None = None,
+                 embedder: TextEmbedder | None = None,
+                 on_fit: Callable[[], None] | None = None) -> None:
+        self._config = config or load_config()
+        self.store = Store(database_url or self.config.database_url)
+        self._embedder = embedder
+        self._embed_lock = threading.Lock()
+        self.builder = HistoryBuilder(self._config.event_weights.as_dict(),
+                                      self._config.recommend.half_life_days)
+        self.catalog = CatalogService(self.store, self._config, self._get_embedder,
+                                      lambda: self.models.invalidate())
+        self.models = ModelCache(self.store, self._config, self.catalog, self._get_embedder,
+                                 self.builder, on_fit)
+        self.listeners = ListenerService(self.store, self.builder)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """A new configuration reaches every component; fitted models are dropped."""
+        self._config = self.catalog.config = self.models.config = config
+        self.builder.weights = config.event_weights.as_dict()
+        self.builder.half_life_days = config.recommend.half_life_days
+        self.models.invalidate()
+
+    # -- components, loaded on first use ---------------------------------------------------
+    def _get_embedder(self) -> TextEmbedder:
+        if self._embedder is None:
+            with self._embed_lock:
+                if self._embedder is None:
+                    cfg = self.config.embedder
+                    self._embedder = make_embedder(cfg.name, batch_size=cfg.batch_size)
+        return self._embedder
+
+    @property
+    def embedder(self) -> TextEmbedder:
+        return self._get_embedder()
+
+    @property
+    def embedder_model_id(self) -> str:
+        if self._embedder is not None:
+            return self._embedder.model_id
+        from podrec.enrich.embedders import EMBEDDERS
+
+        return EMBEDDERS[self.config.embedder.name].model_id
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- catalog ----------------------------------------------------------------------------
+    def ingest_feeds(self, sources: list[str], user_id: str | None = None) -> IngestReport:
+        return self.catalog.ingest_feeds(sources, user_id)
+
+    def ingest_catalog(self, path: str | Path, fmt: str | None = None) -> IngestReport:
+        return self.catalog.ingest_catalog(path, fmt)
+
+    def ingest_events(self, path: str | Path, fmt: str | None = None) -> IngestReport:
+        return self.catalog.ingest_events(path, fmt)
+
+    def enrich(self, kind: str | None = None, force: bool = False,
+               progress: Callable[[int], None] | None = None,
+               on_total: Callable[[int], None] | None = None) -> EnrichReport:
+        return self.catalog.enrich(kind, force, progress, on_total)
+
+    def get_item(self, item_id: str, kind: str | None = None) -> Item:
+        return self.catalog.get_item(item_id, kind)
+
+    def item_details(self, item_id: str, kind: str | None = None) -> dict[str, Any]:
+        return self.catalog.item_details(item_id, kind)
+
+    def list_items(self, kind: str | None = None, show_id: str | None = None,
+                   tag: str | None = None, limit: int | None = None,
+                   offset: int = 0) -> list[dict[str, Any]]:
+        return self.catalog.list_items(kind, show_id, tag, limit, offset)
+
+    def catalog_stats(self) -> dict[str, Any]:
+        return self.catalog.stats()
+
+    def content_weights(self) -> ContentWeights:
+        return self.catalog.content_weights()
+
+    def catalog_data(self, kind: str | None = "show"):  # noqa: ANN201 - CatalogData
+        return self.models.data(kind)
+
+    def model(self, kind: str | None = "show", metric: str | None = None) -> ContentModel:
+        """The fitted content model of one kind (similar items, onboarding)."""
+        return self.models.content(kind, metric)
+
+    def profile_model(self, kind: str = "show") -> ProfileModel:
+        return self.models.profile_model(kind)
+
+    # -- listeners --------------------------------------------------------------------------
+    def create_user(self, user_id: str) -> bool:
+        return self.listeners.create(user_id)
+
+    def link_users(self, user_ids: list[str], person_id: str | None = None) -> str:
+        return self.listeners.link(user_ids, person_id)
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        return self.listeners.export(user_id)
+
+    def delete_user(self, user_id: str) -> dict[str, Any]:
+        return self.listeners.delete(user_id)
+
+    def add_events(self, rows: list[dict[str, Any]], source: str = "request") -> IngestReport:
+        return self.listeners.add_events(rows, source)
+
+    def listener_events(self, user_id: str) -> list[EventRecord]:
+        return self.listeners.events(user_id)
+
+    def user_texts(self, user_id: str, limit: int = 5,
+                   events: list[EventRecord] | None = None) -> list[str]:
+        return self.listeners.texts(user_id, limit, events)
+
+    def profile(self, user_id: str, kind: str = "show",
+                now: datetime | None = None) -> dict[str, Any]:
+        def title_of(item_id: str) -> str | None:
+            item = self.store.get_item(item_id)
+            return item.title if item else None
+
+        return self.listeners.profile(user_id, self.models.profile_model(kind), now, title_of)
+
+    # -- training ---------------------------------------------------------------------------
+    def train(self, kind: str = "show", progress: Callable[[str], None] | None = None,
+              **overrides: Any) -> TrainReport:
+        """Choose and fit the served model of ``kind`` on the stored events (``[train]``,
+        with ``overrides`` of its keys) and save it as the newest version."""
+        from dataclasses import replace
+
+        config = replace(self.config.train, **overrides) if overrides else self.config.train
+        trainer = Trainer(self.store, config, self.config.event_weights.as_dict(),
+                          self.embedder, self.config.recommend.half_life_days)
+        report = trainer.train(self.models.data(kind), kind, progress)
+        self.models.invalidate()
+        return report
+
+    def served_model(self, kind: str = "show") -> dict[str, Any]:
+        """What is served for ``kind``: the trained version (None: the fallback) and its meta."""
+        served = self.models.pipeline(kind).served
+        return {"kind": kind, "version": served.version, "fallback": served.meta.get("fallback"),
+                "meta": served.meta}
+
+    # -- recommend --------------------------------------------------------------------------
+    def recommend(self, request: RecommendRequest | None = None, /, **fields_: Any
+                  ) -> list[Recommendation]:
+        """Recommendations for a ``RecommendRequest`` (or its fields as keywords): a known
+        listener's history, seed items and/or free text, through the served model."""
+        if request is None:
+            unknown = set(fields_) - REQUEST_FIELDS
+            if unknown:
+                raise TypeError(f"unknown request field(s): {', '.join(sorted(unknown))}")
+            request = RecommendRequest(**fields_)
+        self.models.refresh()
+        pipeline = self.models.pipeline(request.kind)
+        events = self.listeners.events(request.user_id) if request.user_id else []
+        for sid in request.seeds:
+            if pipeline.catalog.row_of(sid) is None and self.store.get_item(sid) is None:
+                raise NotFoundError(f"seed {sid!r} is not in the catalog")
+        return pipeline.recommend(request, events)
+
+    def search(self, text: str, k: int | None = None, kind: str = "show",
+               languages: list[str] | None = None) -> list[Recommendation]:
+        """Semantic search: items whose meaning is closest to ``text`` (any language)."""
+        return self.recommend(RecommendRequest(query=text, k=k, kind=kind,
+                                               languages=tuple(languages or ())))
+
+    def similar(self, item_id: str, k: int | None = None, metric: str | None = None,
+                kind: str | None = None) -> list[Recommendation]:
+        """Items most like ``item_id`` (of its own kind)."""
+        item = self.get_item(item_id, kind)
+        model = self.models.content(item.kind, metric)
+        row = model.catalog.row_of(item.id, item.kind)
+        if row is None:
+            raise NotFoundError(f"{item.kind} {item_id!r} has no embedding yet: run "
+                                "`podrec enrich`")
+        return self._results(model, model.similar_items(row, k or self.config.recommend.k))
+
+    def onboarding(self, k: int = 12, languages: list[str] | None = None
+                   ) -> list[Recommendation]:
+        """Popular shows to pick from on day one, spread over genres: the most popular show
+        of each genre in turn, most popular genres first."""
+        from podrec.recommend.filters import filter_mask
+
+        model = self.models.content("show")
+        c = model.catalog
+        mask = filter_mask(c, languages or ())
+        pop = np.nan_to_num(c.popularity, nan=0.0)
+        order = np.argsort(-pop, kind="stable")
+        if mask is not None:
+            order = order[mask[order]]
+        picked: list[int] = []
+        used: set[str] = set()
+        for r in order:  # first pass: one show per genre
+            genre = (c.categories[r] or ["(none)"])[0]
+            if genre not in used:
+                used.add(genre)
+                picked.append(int(r))
+            if len(picked) >= k:
+                break
+        for r in order:  # then fill with the most popular of the rest
+            if len(picked) >= k:
+                break
+            if int(r) not in picked:
+                picked.append(int(r))
+        picked.sort(key=lambda r: -pop[r])
+        rows = np.array(picked, dtype=np.int64)
+        return self._results(model, Scored(rows, pop[rows],
+                                           [{"popularity": float(pop[r])} for r in rows]))
+
+    def _results(self, model: ContentModel, scored: Scored) -> list[Recommendation]:
+        c = model.catalog
+        cards = self.models.cards(model, [int(c.pks[r]) for r in scored.rows])
+        out = []
+        for r, s, comp in zip(scored.rows, scored.scores, scored.components, strict=True):
+            card = cards[int(c.pks[r])]
+            out.append(Recommendation(
+                id=c.ids[r], kind=c.kinds[r], title=c.titles[r], score=float(s),
+                author=c.authors[r], categories=c.categories[r], language=c.languages[r],
+                components=comp, show_id=c.show_ids[r], image=card.image,
+                duration_s=card.duration_s, tags=list(card.tags)))
+        return out
+
+    # -- serving ----------------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        return self.models.generation
+
+    def refresh(self, force: bool = False) -> None:
+        self.models.refresh(force)
+
+    def drop_models(self) -> None:
+        self.models.invalidate()
+
+    def warm(self) -> None:
+        """Load the embedder and build the show pipeline now, not on the first request."""
+        try:
+            self.models.pipeline("show")
+        except NotFoundError:
+            pass
+        self.embedder.embed_queries(["warm up"])

@@ -1,0 +1,140 @@
+"""The listener side of the service: accounts, people, events and interest profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from podrec.ingest.events import event_from_row
+from podrec.ingest.normalize import FieldError
+from podrec.model.profile import ProfileModel
+from podrec.profile.labels import interest_label
+from podrec.recommend.history import HistoryBuilder
+from podrec.records import EventRecord, IngestReport
+from podrec.service.errors import NotFoundError
+from podrec.storage import Store
+
+
+class ListenerService:
+    """Listeners and their events. A change to a listener needs no model change: lists read
+    the listener's events on every request."""
+
+    def __init__(self, store: Store, builder: HistoryBuilder) -> None:
+        self.store = store
+        self.builder = builder
+
+    def create(self, user_id: str) -> bool:
+        """Create a listener with no events yet; False when they already existed."""
+        existed = self.store.user_exists(user_id)
+        self.store.ensure_user(user_id)
+        return not existed
+
+    def exists(self, user_id: str) -> bool:
+        return self.store.user_exists(user_id)
+
+    def link(self, user_ids: list[str], person_id: str | None = None) -> str:
+        """Link one person's accounts on several platforms; their events make one profile."""
+        return self.store.link_users(user_ids, person_id)
+
+    def accounts(self, user_id: str) -> list[str]:
+        return self.store.linked_accounts(user_id)
+
+    def person(self, user_id: str) -> str | None:
+        return self.store.person_of(user_id)
+
+    def export(self, user_id: str) -> dict[str, Any]:
+        data = self.store.export_user(user_id)
+        if not data:
+            raise NotFoundError(f"no listener with id {user_id!r}")
+        return data
+
+    def delete(self, user_id: str) -> dict[str, Any]:
+        """Delete an account and every event it sent (linked accounts stay)."""
+        if not self.store.user_exists(user_id):
+            raise NotFoundError(f"no listener with id {user_id!r}")
+        return {"user_id": user_id, "deleted_events": self.store.delete_user(user_id)}
+
+    def events(self, user_id: str) -> list[EventRecord]:
+        """Every event of a listener and of the accounts linked to them, oldest first."""
+        if not self.store.user_exists(user_id):
+            raise NotFoundError(f"no listener with id {user_id!r}")
+        return self.store.user_events(user_id)
+
+    def add_events(self, rows: list[dict[str, Any]], source: str = "request") -> IngestReport:
+        """Store events given as generic-format dicts (the REST API's body). Each bad row is
+        reported by its index and field and skipped; the rest go in."""
+        report = IngestReport()
+        good = []
+        for i, row in enumerate(rows):
+            try:
+                good.append(event_from_row(row))
+            except FieldError as exc:
+                field_name, _, message = str(exc).partition(": ")
+                report.fail(source, f"event {i}", field_name if message else None,
+                            message or str(exc))
+        self.store.add_events(good, report)
+        return report
+
+    def version(self, user_id: str) -> tuple[str, int, int] | None:
+        """The listener's version: what a kept list is keyed by (``Store.listener_version``)."""
+        return self.store.listener_version(user_id)
+
+    def texts(self, user_id: str, limit: int = 5,
+              events: list[EventRecord] | None = None) -> list[str]:
+        """What a listener searched for and wrote in favourable reviews, latest first."""
+        out = []
+        for ev in reversed(events if events is not None else self.store.user_events(user_id)):
+            favourable = ev.event == "search" or (
+                ev.event == "review" and (ev.value is None or ev.value >= 3))
+            if favourable and ev.text and ev.text.strip():
+                out.append(ev.text.strip()[:500])
+            if len(out) >= limit:
+                break
+        return out
+
+    def profile(self, user_id: str, pmodel: ProfileModel, now: datetime | None = None,
+                title_of: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+        """A listener's interest profile as plain data: each interest with its share, its
+        top items, genres, listening hours and devices, and a 2-D map position."""
+        now = now or datetime.now(UTC)
+        events = self.events(user_id)
+        c = pmodel.catalog
+        h = self.builder.build(events, c, now)
+        items = h.items()
+        profile = pmodel.build_profile(items, now.timestamp())
+        interests = [self._interest(pmodel, i) for i in profile.interests]
+        disliked = [c.ids[int(r)] for r in h.negative_rows]
+        return {"user_id": user_id, "person_id": self.store.person_of(user_id),
+                "accounts": self.store.linked_accounts(user_id),
+                "events": len(events),
+                "interests": interests,
+                "disliked": [{"id": i, "title": title_of(i) if title_of else None}
+                             for i in disliked],
+                "texts": self.texts(user_id, events=events)}
+
+    @staticmethod
+    def _interest(pmodel: ProfileModel, interest: Any) -> dict[str, Any]:
+        c = pmodel.catalog
+        centre = (interest.weights[:, None] * pmodel.centred[interest.rows]).sum(axis=0)
+        x, y = pmodel.map_2d(centre / max(float(np.linalg.norm(centre)), 1e-9))[0]
+        order = np.argsort(-interest.weights, kind="stable")
+        genres: dict[str, float] = {}
+        for r, w in zip(interest.rows, interest.weights, strict=True):
+            for g in c.categories[int(r)]:
+                genres[g] = genres.get(g, 0.0) + float(w)
+        hours = interest.hours / max(interest.hours.sum(), 1e-9)
+        return {
+            "label": interest_label(c, interest),
+            "weight": round(interest.share, 4), "x": round(float(x), 4),
+            "y": round(float(y), 4),
+            "items": [{"id": c.ids[int(interest.rows[i])],
+                       "title": c.titles[int(interest.rows[i])],
+                       "weight": round(float(interest.weights[i]), 4)} for i in order[:8]],
+            "tags": sorted(genres, key=lambda g: -genres[g])[:5],
+            "hours": [round(float(v), 4) for v in hours],
+            "weekdays": [round(float(d), 4) for d in
+                         interest.weekdays / max(interest.weekdays.sum(), 1e-9)],
+            "devices": {d: round(w, 4) for d, w in interest.devices.items()}}

@@ -1,0 +1,196 @@
+"""The service's fitted models, owned in one place and dropped by one change hook.
+
+Per kind of item: the content model (similar items, onboarding, explanations), the served
+model (the newest trained artefact, else the fallback) and the pipeline over them, plus the
+result cards of each fitted content model. ``invalidate`` is the one hook every change
+calls; ``refresh`` compares the store's catalog version (items, embeddings, tags, artefacts)
+at most once a second, so a change made by another process (ingest, enrich, ``podrec
+train``) reaches this one too. Fits and drops share one lock: a model fitted from old data
+cannot outlive a drop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from podrec.config import Config
+from podrec.enrich.embedders import TextEmbedder
+from podrec.model.base import CatalogData, Recommender
+from podrec.model.collaborative import PopularityModel
+from podrec.model.content import ContentModel
+from podrec.model.hybrid import HybridModel
+from podrec.model.profile import ProfileModel
+from podrec.recommend.history import HistoryBuilder
+from podrec.recommend.pipeline import RecommendPipeline
+from podrec.recommend.results import Card
+from podrec.service.catalog import CatalogService
+from podrec.storage import Store
+from podrec.train.artifacts import ServedModel, load_model
+from podrec.train.trainer import FALLBACK_BLEND
+
+VERSION_CHECK_SECONDS = 1.0
+
+
+class ModelCache:
+    """Fitted models per kind, kept until the catalog, its tags or the trained model
+    change."""
+
+    def __init__(self, store: Store, config: Config, catalog: CatalogService,
+                 embedder: Callable[[], TextEmbedder], builder: HistoryBuilder,
+                 on_fit: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.catalog = catalog
+        self._embedder = embedder
+        self.builder = builder
+        self.on_fit = on_fit
+        self.lock = threading.RLock()
+        self._data: dict[str | None, CatalogData] = {}
+        self._content: dict[tuple[str | None, str], ContentModel] = {}
+        self._pipelines: dict[str, RecommendPipeline] = {}
+        self._profiles: dict[str, ProfileModel] = {}
+        self._cards: weakref.WeakKeyDictionary[ContentModel, dict[int, Card]] = \
+            weakref.WeakKeyDictionary()
+        self._version: tuple[Any, ...] | None = None
+        self._checked = 0.0
+        self.generation = 0  # bumped whenever the fitted models are dropped
+
+    @property
+    def model_id(self) -> str:
+        return self._embedder().model_id
+
+    # -- the one change hook ---------------------------------------------------------------
+    def invalidate(self) -> None:
+        """Drop every fitted model (the next request refits from the store)."""
+        with self.lock:
+            self._data.clear()
+            self._content.clear()
+            self._pipelines.clear()
+            self._profiles.clear()
+            self.generation += 1
+
+    def refresh(self, force: bool = False) -> None:
+        """Drop the models when another process changed what they are built from."""
+        now = time.monotonic()
+        if not force and now - self._checked < VERSION_CHECK_SECONDS:
+            return
+        with self.lock:
+            if not force and now - self._checked < VERSION_CHECK_SECONDS:
+                return
+            version = self.store.catalog_version()
+            self._checked = time.monotonic()
+            if self._version is not None and version != self._version:
+                self.invalidate()
+            self._version = version
+
+    # -- fitted models ---------------------------------------------------------------------
+    def data(self, kind: str | None) -> CatalogData:
+        with self.lock:
+            if kind not in self._data:
+                self._data[kind] = self.catalog.data(self.model_id, kind)
+            return self._data[kind]
+
+    def content(self, kind: str | None = "show", metric: str | None = None) -> ContentModel:
+        metric = metric or self.config.recommend.metric
+        with self.lock:
+            key = (kind, metric)
+            if key not in self._content:
+                self._content[key] = ContentModel(self.catalog.content_weights(),
+                                                  metric=metric).fit(self.data(kind))
+                self._fitted()
+            return self._content[key]
+
+    def pipeline(self, kind: str = "show") -> RecommendPipeline:
+        with self.lock:
+            if kind not in self._pipelines:
+                served = self.served(kind)
+                content = self._explaining_content(served.model, kind)
+                self._pipelines[kind] = RecommendPipeline(
+                    served, content, self.builder, self._embed,
+                    lambda pks, c=content: self.cards(c, pks), self.config.recommend.k)
+                self._fitted()
+            return self._pipelines[kind]
+
+    def profile_model(self, kind: str = "show") -> ProfileModel:
+        """The served profile part, else one over the content model (for profiles)."""
+        with self.lock:
+            if kind not in self._profiles:
+                served = self.pipeline(kind).profile
+                self._profiles[kind] = served or self._fallback_profile(kind)
+            return self._profiles[kind]
+
+    def served(self, kind: str) -> ServedModel:
+        """The newest trained model of ``kind`` on today's catalog, else the fallback."""
+        data = self.data(kind)
+        loaded = load_model(self.store, kind, data, self._configure)
+        if loaded is not None:
+            return loaded
+        profile = self._fallback_profile(kind)
+        pop = PopularityModel().fit(data)  # no training yet: the catalog's own popularity
+        hybrid = HybridModel.assembled({"profile": profile, "pop": pop}, FALLBACK_BLEND,
+                                       np.zeros(len(data), bool))
+        return ServedModel(kind, hybrid, None, {
+            "fallback": "no trained model in the store (run `podrec train`): serving the "
+                        "profile (content) plus popularity"})
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _configure(self, name: str, model: Recommender) -> Recommender:
+        """Serving settings of a rebuilt part: the configured context and push weights."""
+        if isinstance(model, ProfileModel):
+            self._configured_profile(model)
+        return model
+
+    def _configured_profile(self, model: ProfileModel) -> ProfileModel:
+        r = self.config.recommend
+        model.context_weight = r.context_weight
+        model.duration_weight = r.duration_weight
+        model.intent_weight = r.intent_weight
+        model.negative_weight = r.negative_weight
+        return model
+
+    def _fallback_profile(self, kind: str) -> ProfileModel:
+        """The configured profile over the configured content model (no training yet)."""
+        r = self.config.recommend
+        return self._configured_profile(ProfileModel(
+            half_life_days=r.half_life_days, max_interests=r.max_interests,
+            distance_threshold=r.interest_distance, share_weight=r.interest_share_weight
+        )).fit_from(self.content(kind))
+
+    def _explaining_content(self, model: Recommender, kind: str) -> ContentModel:
+        """The content model explanations measure seeds with: the served profile's own."""
+        parts = model.components if isinstance(model, HybridModel) else {model.name: model}
+        for part in parts.values():
+            if isinstance(part, ProfileModel):
+                return part.content
+            if isinstance(part, ContentModel):
+                return part
+        return self.content(kind)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return self._embedder().embed_queries(texts)
+
+    def _fitted(self) -> None:
+        if self.on_fit is not None:
+            self.on_fit()
+
+    def cards(self, model: ContentModel, pks: list[int]) -> dict[int, Card]:
+        """Image, duration and tags of items, read once per fitted model: a model is refitted
+        whenever the catalog or its tags change, so its cards cannot go stale."""
+        known = self._cards.setdefault(model, {})
+        missing = [pk for pk in pks if pk not in known]
+        if missing:
+            items = self.store.items_by_pk(missing)
+            tags = self.store.tags_for(missing)
+            for pk in missing:
+                item = items.get(pk)
+                known[pk] = Card(item.image if item else None,
+                                 item.duration_s if item else None,
+                                 tuple([t["tag"] for t in tags.get(pk, [])
+                                        if t["source"] != "category"][:6]))
+        return {pk: known[pk] for pk in pks}
