@@ -7,7 +7,6 @@ from), else its site link; an episode's id is its GUID, else its enclosure URL, 
 from __future__ import annotations
 
 import hashlib
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,12 @@ import feedparser
 import listparser
 
 from podrec.ingest.catalog import record_from_row
+from podrec.ingest.fetch import FEED_SUFFIXES, OPML_SUFFIXES, USER_AGENT, fetch, is_url
 from podrec.ingest.normalize import FieldError
 from podrec.records import IngestReport, ItemRecord
 
-FEED_SUFFIXES = {".xml", ".rss", ".atom", ".feed"}
-OPML_SUFFIXES = {".opml"}
-USER_AGENT = "podrec/0.1 (+https://github.com/podrec)"
+__all__ = ["FEED_SUFFIXES", "OPML_SUFFIXES", "USER_AGENT", "Subscription", "expand_sources",
+           "fetch", "is_url", "parse_feed", "parse_opml", "read_source"]
 
 
 @dataclass
@@ -32,16 +31,6 @@ class Subscription:
 
     url: str
     title: str
-
-
-def is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
-
-
-def fetch(url: str, timeout: float = 20.0) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        return response.read()
 
 
 def _first(*values: Any) -> Any:

@@ -223,3 +223,43 @@ class Linked(BaseModel):
 class Deleted(BaseModel):
     user_id: str
     deleted_events: int
+
+
+# -- trained models -------------------------------------------------------------------------
+class TrainIn(_Strict):
+    kind: Kind = Field("show", description="which kind's model to train")
+
+
+class TrainReport(_Open):
+    """One training: the version saved and what it was chosen and fitted on."""
+
+    kind: Kind
+    version: str = Field(description="the new version (the UTC time of training); every "
+                         "worker serves it within a second")
+    model: str | None = Field(None, description="hybrid, or the one registry model served")
+    fallback: str | None = Field(None, description="why the fallback (the listener profile "
+                                 "plus popularity) was saved instead: too few events or "
+                                 "listeners; null when trained")
+    data: dict[str, int] | None = Field(None, description="the data snapshot: events, "
+                                        "listeners, items, pairs, newest_event_key")
+    validation: dict[str, Any] | None = Field(None, description="each part's validation "
+                                              "ndcg@10, and the blend per activity bucket")
+    params: dict[str, Any] | None = Field(None, description="each part's chosen parameters")
+    seconds: float | None = Field(None, description="how long the training took")
+
+
+class ServedModel(_Open):
+    """What a kind of item is served with now."""
+
+    kind: Kind
+    version: str | None = Field(description="the trained version served; null: no trained "
+                                "model yet, the fallback is served")
+    model: str | None = None
+    fallback: str | None = Field(None, description="why the fallback is served, if it is")
+    trained_at: datetime | None = None
+    data: dict[str, int] | None = Field(None, description="what it was trained on")
+    validation: dict[str, Any] | None = None
+
+
+class ServedModels(BaseModel):
+    models: list[ServedModel]

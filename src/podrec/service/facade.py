@@ -284,3 +284,57 @@ class Podrec:
         except NotFoundError:
             pass
         self.embedder.embed_queries(["warm up"])
+
+    # -- for the server ---------------------------------------------------------------------
+    @property
+    def dialect(self) -> str:
+        """The database's kind: ``sqlite`` or ``postgresql``."""
+        return self.store.engine.dialect.name
+
+    @property
+    def database_url(self) -> str:
+        return self.store.url
+
+    def item_counts(self) -> dict[str, int]:
+        """Stored items per kind (one read: what /health answers with)."""
+        return self.store.count_items()
+
+    def kinds_with_items(self) -> list[str]:
+        """The kinds of item stored (what a scheduled training trains)."""
+        counts = self.item_counts()
+        return [k for k in ("show", "episode") if counts.get(k)]
+
+    def ingest_file(self, path: str | Path, fmt: str | None = None) -> IngestReport:
+        """A feed or OPML file (by ``fmt`` or suffix) to feed ingest, else catalog ingest."""
+        from podrec.ingest.fetch import is_feed_file
+
+        path = Path(path)
+        if is_feed_file(path, fmt):
+            return self.ingest_feeds([str(path)])
+        return self.ingest_catalog(path, fmt)
+
+    def tag_counts(self, source: str | None = None, limit: int = 200
+                   ) -> list[tuple[str, int]]:
+        return self.catalog.tag_counts(source, limit)
+
+    def user_exists(self, user_id: str) -> bool:
+        return self.listeners.exists(user_id)
+
+    def listener_version(self, user_id: str) -> tuple[str, int, int] | None:
+        """What a kept list of ``user_id`` is keyed by; None: no such listener."""
+        return self.listeners.version(user_id)
+
+    def person_of(self, user_id: str) -> str | None:
+        return self.listeners.person(user_id)
+
+    def linked_accounts(self, user_id: str) -> list[str]:
+        return self.listeners.accounts(user_id)
+
+    def model_versions(self, kind: str = "show") -> list[dict[str, Any]]:
+        """The stored trained versions of ``kind``, newest first: version, created, meta."""
+        from podrec.train.artifacts import artifact_prefix
+
+        prefix = artifact_prefix(kind)
+        return [{"version": meta.get("version") or name.removeprefix(prefix),
+                 "created": created, "meta": meta}
+                for name, created, meta in self.store.artifact_versions(prefix)]

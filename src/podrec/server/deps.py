@@ -1,0 +1,80 @@
+"""What a route may depend on, as FastAPI dependencies over the worker's state (set up once
+by ``create_app``):
+
+- ``Service``: the worker's ``Podrec`` facade; ``FreshService``: the same, after checking
+  that no other process changed the catalog or the served model (at most one read a second);
+- ``Lists``: the worker's kept lists (``KeptLists``);
+- ``Settings``: the configuration;
+- ``Training``: the lock that lets one training run at a time over the database.
+
+The dependencies are async, so they cost no thread hand-off: a kept list is answered on the
+event loop. Routes are registered with ``ServeRoute``, which runs each sync route on a
+request thread limited to one BLAS/OpenMP thread (``one_thread``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
+
+from podrec.config import Config
+from podrec.server.lists import KeptLists
+from podrec.server.training import TrainLock
+from podrec.server.worker import ServedPodrec, one_thread
+
+
+async def get_podrec(request: Request) -> ServedPodrec:
+    return request.app.state.podrec
+
+
+async def get_fresh_podrec(request: Request) -> ServedPodrec:
+    podrec: ServedPodrec = request.app.state.podrec
+    podrec.refresh()
+    return podrec
+
+
+async def get_lists(request: Request) -> KeptLists:
+    return request.app.state.lists
+
+
+async def get_settings(request: Request) -> Config:
+    return request.app.state.config
+
+
+async def get_train_lock(request: Request) -> TrainLock:
+    return request.app.state.train_lock
+
+
+Service = Annotated[ServedPodrec, Depends(get_podrec)]
+FreshService = Annotated[ServedPodrec, Depends(get_fresh_podrec)]
+Lists = Annotated[KeptLists, Depends(get_lists)]
+Settings = Annotated[Config, Depends(get_settings)]
+Training = Annotated[TrainLock, Depends(get_train_lock)]
+
+
+def _on_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        one_thread()
+        return endpoint(*args, **kwargs)
+
+    return run
+
+
+class ServeRoute(APIRoute):
+    """A route whose sync endpoint first limits its request thread to one BLAS thread."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = _on_one_thread(endpoint)
+        super().__init__(path, endpoint, **kwargs)
+
+
+def router(tag: str) -> APIRouter:
+    """A resource's router: its OpenAPI tag, its routes run as ``ServeRoute``s."""
+    return APIRouter(tags=[tag], route_class=ServeRoute)

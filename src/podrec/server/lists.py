@@ -1,0 +1,97 @@
+"""Recommendation lists as answered: from the worker's kept lists when nothing changed, else
+computed on a request thread and kept (``ResponseCache``, server/cache.py).
+
+Whether the listener changed since a list was kept is known from the database (their
+version, one indexed read, part of the kept list's key) or, with ``server.cache_sync =
+"notify"`` on PostgreSQL, from the database's announcements (server/notify.py), which drop
+the listener's lists. The model generation is part of the key too, so a list computed before
+the catalog or the served model changed is never answered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Response
+from starlette.concurrency import run_in_threadpool
+
+from podrec.config import ServerConfig
+from podrec.recommend.results import Recommendation
+from podrec.server import metrics, schemas
+from podrec.server.cache import CachedResponse, ResponseCache
+from podrec.server.notify import ListenerChanges
+from podrec.server.worker import ServedPodrec, one_thread
+
+log = logging.getLogger("podrec.server")
+
+Compute = Callable[[ServedPodrec], list[Recommendation]]
+
+
+def _on_one_thread(compute: Compute, podrec: ServedPodrec) -> list[Recommendation]:
+    one_thread()
+    return compute(podrec)
+
+
+class KeptLists:
+    """The worker's kept lists and, with ``cache_sync = "notify"``, the thread that hears of
+    changed listeners."""
+
+    def __init__(self, server: ServerConfig, dialect: str, database_url: str) -> None:
+        self.cache = ResponseCache(server.cache_mb * 2**20, server.cache_seconds)
+        self.watcher: ListenerChanges | None = None
+        if self.cache.enabled and server.cache_sync == "notify":
+            if dialect == "postgresql":
+                self.watcher = ListenerChanges(database_url, self.cache.forget,
+                                               self.cache.clear)
+            else:
+                log.warning("server.cache_sync = \"notify\" needs PostgreSQL; on %s each "
+                            "listener's version is read instead", dialect)
+
+    @property
+    def mode(self) -> str:
+        """How kept lists learn of changed listeners now: off, notify or read."""
+        if not self.cache.enabled:
+            return "off"
+        return "notify" if self.watcher is not None and self.watcher.ready else "read"
+
+    def start(self) -> None:
+        if self.watcher is not None:
+            self.watcher.start()
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def forget(self, user_id: str, person: str | None = None) -> None:
+        """Drop this worker's lists of a listener (and their person) at once."""
+        self.cache.forget(user_id, person)
+
+    async def respond(self, podrec: ServedPodrec, endpoint: str, user_id: str | None,
+                      asked: str, compute: Compute) -> Response:
+        """The list for ``asked`` (the request, canonically serialised), kept or computed."""
+        key: tuple[Any, ...] | None = None
+        stamp: tuple[int, ...] | None = None
+        person = None
+        if self.cache.enabled:
+            watching = self.watcher is not None and self.watcher.ready
+            # Without announcements the listener's version is part of the key; with them it
+            # is read only on a miss, for their person (None: an unknown listener, 404).
+            version = podrec.listener_version(user_id) if user_id and not watching else ()
+            if version is not None:
+                key = (endpoint, asked, podrec.generation, version)
+                if (hit := self.cache.get(key)) is not None:
+                    metrics.served(endpoint, hit.n_items, cached=True)
+                    return Response(hit.body, media_type="application/json")
+                if user_id and watching:
+                    found = podrec.listener_version(user_id)
+                    key, person = (None, None) if found is None else (key, found[0] or None)
+                stamp = self.cache.stamp(user_id, person)  # before the events are read
+        items = await run_in_threadpool(_on_one_thread, compute, podrec)
+        body = schemas.RecommendationList.model_validate(
+            {"items": [r.to_dict() for r in items]}).model_dump_json().encode()
+        metrics.served(endpoint, len(items))
+        if key is not None:
+            self.cache.put(key, CachedResponse(body, len(items)), stamp, user_id, person)
+        return Response(body, media_type="application/json")

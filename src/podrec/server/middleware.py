@@ -1,0 +1,72 @@
+"""Request body limits and the request metrics: one pure ASGI middleware, so a body over the
+limit is refused before anything is parsed or stored."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import HTTPException
+
+from podrec.server import metrics
+from podrec.server.errors import error
+
+
+class ServeMiddleware:
+    """Request body limits (413, on Content-Length and on the bytes actually streamed), and
+    the request count and latency metrics by route and status."""
+
+    def __init__(self, app: Any, max_request_bytes: int, max_upload_bytes: int,
+                 upload_paths: tuple[str, ...] = ("/catalog/ingest",)) -> None:
+        self.app = app
+        self.max_request = max_request_bytes
+        self.max_upload = max_upload_bytes
+        self.upload_paths = upload_paths
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        limit = self.max_upload if scope["path"] in self.upload_paths else self.max_request
+        what = ("server.max_upload_bytes" if limit == self.max_upload
+                else "server.max_request_bytes")
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        received = 0
+
+        async def receiving() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, f"request body larger than {limit} bytes "
+                                        f"({what})")
+            return message
+
+        try:
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                detail = (f"request body of {int(length)} bytes is larger than {limit} "
+                          f"bytes ({what})" if length.isdigit() else "bad Content-Length")
+                response = error(413 if length.isdigit() else 400, detail)
+                response.headers["Connection"] = "close"
+                await response(scope, receive, sending)
+            else:
+                await self.app(scope, receiving, sending)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            if route is not None and route.__class__.__name__ == "Mount":
+                label += "/*"
+            code = str(status)
+            metrics.REQUESTS.labels(scope["method"], label, code).inc()
+            metrics.LATENCY.labels(scope["method"], label, code).observe(
+                time.perf_counter() - start)
