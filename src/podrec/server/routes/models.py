@@ -16,11 +16,13 @@ from podrec.service import NotFoundError, Podrec
 from podrec.train.trainer import TrainReport
 
 KINDS = ("show", "episode")
+UNAUTHORIZED = {401: {"description": "missing, invalid or revoked API key"}}
 
 routes = router("models")
 
 
-@routes.get("/models", response_model=schemas.ServedModels, dependencies=[CLIENT])
+@routes.get("/models", response_model=schemas.ServedModels, dependencies=[CLIENT],
+            responses=UNAUTHORIZED)
 def served_models(podrec: FreshService) -> Any:
     """What each kind of item is served with now: the trained version (null: none yet, the
     fallback, the listener profile plus popularity, is served) and what it was trained on."""
@@ -28,7 +30,8 @@ def served_models(podrec: FreshService) -> Any:
 
 
 @routes.post("/models/train", response_model=schemas.TrainReport, dependencies=[ADMIN],
-             responses={404: {"description": "no item of this kind is embedded yet"},
+             responses={**UNAUTHORIZED, 403: {"description": "not an admin key"},
+                        404: {"description": "no item of this kind is embedded yet"},
                         409: {"description": "a training is running already (this or "
                                              "another worker, or the schedule)"}})
 def train(podrec: Service, lock: Training, body: schemas.TrainIn | None = None) -> Any:
