@@ -132,12 +132,12 @@ class IndexConfig:
     """Nearest-neighbour search over item vectors (podrec/index/): exact or HNSW."""
 
     kind: str = "auto"  # auto (by catalog size) | exact (numpy) | ann (HNSW, hnswlib)
-    ann_threshold: int = 20000  # auto: HNSW from this many vectors up, exact below
+    ann_threshold: int = 10000  # auto: HNSW from this many vectors up, exact below
     # HNSW graph: links per node (memory ~ 2*m*4 bytes a vector), build beam, query beam
     # (higher: slower, closer to exact; raised to k when a search asks for more).
     m: int = 16
     ef_construction: int = 200
-    ef_search: int = 64
+    ef_search: int = 128
 
 
 @dataclass(frozen=True)

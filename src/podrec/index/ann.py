@@ -1,0 +1,273 @@
+"""Approximate nearest-neighbour search: an HNSW graph (hnswlib) behind ``VectorIndex``.
+
+hnswlib was chosen over faiss by measurement (benchmarks/README.md, "Vector index"): the same
+recall and query time at the same graph parameters, and it removes elements natively
+(``mark_deleted``; a later ``add`` reuses their slots) where faiss's HNSW cannot remove at
+all. The graph answers ``search``; the unit vectors are also kept in numpy so that
+``similarities`` (and the scores of any re-ranking) stay exact.
+
+Rows are hnswlib labels: numbered in insertion order, never reused. Removed rows are marked
+deleted in the graph and never returned again.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from podrec.index.vector_index import (
+    FORMAT,
+    RowStore,
+    check_metric,
+    pack,
+    prepare,
+    score_matrix,
+    similarities_of,
+    top_k,
+    top_k_batch,
+    unpack,
+)
+
+# Defaults measured in benchmarks/bench_index.py: recall@10 >= 0.95 against exact search at
+# 100k and 1M 384-d vectors (see benchmarks/README.md). Kept equal to config.IndexConfig.
+M = 16
+EF_CONSTRUCTION = 200
+EF_SEARCH = 128
+# Above this share of the live rows an excluded / requested set is cheaper to answer exactly.
+EXACT_FALLBACK_SHARE = 0.25
+
+
+def _hnswlib() -> Any:
+    try:
+        import hnswlib
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ImportError("ANNIndex needs hnswlib (pip install hnswlib==0.8.0)") from exc
+    return hnswlib
+
+
+class ANNIndex:
+    """HNSW search (hnswlib): inner product on unit vectors for cosine, L2 for euclidean.
+
+    ``m`` (graph degree), ``ef_construction`` (build beam) and ``ef_search`` (query beam,
+    raised to ``k`` when a search asks for more) trade memory and build time for recall.
+    """
+
+    kind = "ann"
+
+    def __init__(self, vectors: np.ndarray, metric: str = "cosine", m: int = M,
+                 ef_construction: int = EF_CONSTRUCTION, ef_search: int = EF_SEARCH,
+                 num_threads: int = -1, seed: int = 100) -> None:
+        self.metric = check_metric(metric)
+        self.m, self.ef_construction, self.ef_search = int(m), int(ef_construction), int(ef_search)
+        if self.m < 2 or self.ef_construction < 1 or self.ef_search < 1:
+            raise ValueError("m must be at least 2, ef_construction and ef_search at least 1")
+        self.num_threads = num_threads
+        v = np.asarray(vectors, dtype=np.float32)
+        v = prepare(v, metric, v.shape[1] if v.ndim == 2 else None)
+        self._rows = RowStore(v)
+        self._lock = threading.Lock()
+        self._seed = seed
+        self._graph: Any = None  # made on the first vectors (their dimension)
+        if v.shape[0]:
+            self._graph = self._new_graph(max(16, v.shape[0]), seed)
+            self._graph.add_items(v, np.arange(v.shape[0]), num_threads=num_threads)
+
+    def _new_graph(self, capacity: int, seed: int = 100) -> Any:
+        g = _hnswlib().Index(space="ip" if self.metric == "cosine" else "l2", dim=self.dim)
+        g.init_index(max_elements=capacity, M=self.m, ef_construction=self.ef_construction,
+                     random_seed=seed, allow_replace_deleted=True)
+        g.set_ef(self.ef_search)
+        return g
+
+    # -- reading ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._rows.n
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._rows.vectors
+
+    @property
+    def dim(self) -> int:
+        return self._rows.dim
+
+    @property
+    def removed(self) -> np.ndarray:
+        return self._rows.removed
+
+    @property
+    def live_count(self) -> int:
+        return self._rows.n - self._rows.n_removed
+
+    def vector(self, rows: Any) -> np.ndarray:
+        return self.vectors[rows]
+
+    def set_ef(self, ef_search: int) -> None:
+        """Query beam width: higher is slower and closer to exact."""
+        self.ef_search = int(ef_search)
+        if self._graph is not None:
+            self._graph.set_ef(self.ef_search)
+
+    def _sims(self, dist: np.ndarray) -> np.ndarray:
+        if self.metric == "cosine":
+            return (1.0 - dist).astype(np.float32)
+        return (-np.sqrt(np.maximum(dist, 0.0))).astype(np.float32)
+
+    def similarities(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        return similarities_of(self._rows, self.metric, query, rows)
+
+    def _knn(self, q: np.ndarray, k: int, num_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """hnswlib's k nearest live rows (k <= live count); ef raised to k when needed."""
+        if k <= self.ef_search:
+            labels, dist = self._graph.knn_query(q, k=k, num_threads=num_threads)
+            return labels.astype(np.int64), self._sims(dist)
+        with self._lock:  # ef is the graph's, shared: others see it raised, never lowered
+            self._graph.set_ef(k)
+            try:
+                labels, dist = self._graph.knn_query(q, k=k, num_threads=num_threads)
+            finally:
+                self._graph.set_ef(self.ef_search)
+        return labels.astype(np.int64), self._sims(dist)
+
+    def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        live = self.live_count
+        ex = None
+        if exclude is not None and len(exclude):
+            ex = np.unique(np.asarray(exclude, dtype=np.int64))
+            ex = ex[(ex >= 0) & (ex < len(self))]
+            ex = ex[~self.removed[ex]]
+        n_ex = 0 if ex is None else int(ex.size)
+        want = min(k + n_ex, live)
+        if k <= 0 or want - n_ex <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if want > live * EXACT_FALLBACK_SHARE:  # most live rows asked for: exact is cheaper
+            return top_k(self.similarities(query), k, ex)
+        try:
+            rows, sims = self._knn(prepare(query, self.metric, self.dim), want, 1)
+        except RuntimeError:  # hnswlib found fewer than asked (a graph cut by deletions)
+            return top_k(self.similarities(query), k, ex)
+        rows, sims = rows[0], sims[0]
+        if n_ex:
+            keep = ~np.isin(rows, ex)
+            rows, sims = rows[keep], sims[keep]
+        return rows[:k], sims[:k]
+
+    def search_batch(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = prepare(queries, self.metric, self.dim)
+        live = self.live_count
+        kk = min(k, live)
+        out_rows = np.full((q.shape[0], k), -1, dtype=np.int64)
+        out_sims = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+        if kk <= 0 or q.shape[0] == 0:
+            return out_rows, out_sims
+        if kk > live * EXACT_FALLBACK_SHARE:
+            return top_k_batch(self._exact_scores(q), k)
+        try:
+            rows, sims = self._knn(q, kk, self.num_threads)
+        except RuntimeError:
+            return top_k_batch(self._exact_scores(q), k)
+        out_rows[:, :kk], out_sims[:, :kk] = rows, sims
+        return out_rows, out_sims
+
+    def _exact_scores(self, q: np.ndarray) -> np.ndarray:
+        return score_matrix(self._rows, self.metric, q)
+
+    # -- changing ---------------------------------------------------------------------------
+    def add(self, vectors: np.ndarray) -> np.ndarray:
+        v = prepare(vectors, self.metric, self.dim if len(self) else None)
+        if v.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        with self._lock:
+            if self._graph is None:
+                self._rows = RowStore(np.zeros((0, v.shape[1]), dtype=np.float32))
+                self._graph = self._new_graph(max(16, v.shape[0]), self._seed)
+            # Slots of deleted elements are reused (replace_deleted); grow for the rest.
+            g = self._graph
+            deleted_slots = g.get_current_count() - self.live_count
+            need = g.get_current_count() - deleted_slots + v.shape[0]
+            if need > g.get_max_elements():
+                g.resize_index(max(need, g.get_max_elements() * 3 // 2))
+            rows = self._rows.append(v)
+            g.add_items(v, rows, num_threads=self.num_threads, replace_deleted=True)
+        return rows
+
+    def remove(self, rows: Any) -> None:
+        with self._lock:
+            for r in self._rows.mark_removed(rows):
+                self._graph.mark_deleted(int(r))
+
+    # -- persistence ------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        graph = np.zeros(0, dtype=np.uint8)
+        if self._graph is not None:
+            fd, tmp = tempfile.mkstemp(suffix=".hnsw")
+            os.close(fd)
+            try:
+                with self._lock:
+                    self._graph.save_index(tmp)
+                graph = np.fromfile(tmp, dtype=np.uint8)
+            finally:
+                os.unlink(tmp)
+        meta = {"format": FORMAT, "kind": self.kind, "metric": self.metric, "rows": len(self),
+                "dim": self.dim, "m": self.m, "ef_construction": self.ef_construction,
+                "ef_search": self.ef_search, "hnswlib": _hnswlib_version()}
+        # The graph holds the vectors too: they are read back from it (get_items) on load.
+        return pack(meta, {"graph": graph, "removed": self.removed})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, num_threads: int = -1) -> ANNIndex:
+        meta, npz = unpack(data)
+        if meta["kind"] != cls.kind:
+            raise ValueError(f"not an ANN index: {meta['kind']!r}")
+        idx = cls.__new__(cls)
+        idx.metric = meta["metric"]
+        idx.m, idx.ef_construction = int(meta["m"]), int(meta["ef_construction"])
+        idx.ef_search, idx.num_threads = int(meta["ef_search"]), num_threads
+        idx._lock = threading.Lock()
+        n, dim = int(meta["rows"]), int(meta["dim"])
+        removed = npz["removed"].astype(bool)
+        idx._seed = 100
+        idx._rows = RowStore(np.zeros((0, dim), dtype=np.float32))
+        idx._graph = None
+        if npz["graph"].size == 0:
+            return idx
+        fd, tmp = tempfile.mkstemp(suffix=".hnsw")
+        os.close(fd)
+        try:
+            npz["graph"].tofile(tmp)
+            g = _hnswlib().Index(space="ip" if idx.metric == "cosine" else "l2", dim=dim)
+            g.load_index(tmp, allow_replace_deleted=True)
+        finally:
+            os.unlink(tmp)
+        g.set_ef(idx.ef_search)
+        idx._graph = g
+        vectors = np.zeros((n, dim), dtype=np.float32)
+        live = np.flatnonzero(~removed)
+        for s in range(0, live.size, 65536):
+            part = live[s: s + 65536]
+            vectors[part] = np.asarray(g.get_items(part), dtype=np.float32)
+        idx._rows = RowStore(vectors)
+        idx._rows.set_removed(removed)
+        return idx
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ANNIndex:
+        return cls.from_bytes(Path(path).read_bytes())
+
+
+def _hnswlib_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hnswlib")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
