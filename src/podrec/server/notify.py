@@ -41,26 +41,26 @@ class ListenerChanges(threading.Thread):
         self.on_change = on_change
         self.on_reset = on_reset
         self._ready = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         import psycopg
 
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.on_reset()  # whatever was kept before now may have missed a change
                     self._ready.set()
                     log.info("listening to %s for changed listeners", CHANNEL)
-                    while not self._stop.is_set():
+                    while not self._halt.is_set():
                         for note in conn.notifies(timeout=1.0):
                             person, _, user = note.payload.partition("/")
                             self.on_change(user, person or None)
@@ -70,5 +70,5 @@ class ListenerChanges(threading.Thread):
                                 "database until it is back", CHANNEL, exc)
                 self._ready.clear()
                 self.on_reset()
-                self._stop.wait(RETRY_SECONDS)
+                self._halt.wait(RETRY_SECONDS)
         self._ready.clear()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from podrec.server.notify import libpq_url
 from podrec.service import NotFoundError, Podrec
+from podrec.storage import StoreError
 
 log = logging.getLogger("podrec.server")
 
@@ -68,7 +69,12 @@ class TrainLock:
         """A session advisory lock: the database drops it if this process dies."""
         import psycopg
 
-        with psycopg.connect(libpq_url(self.url), autocommit=True, connect_timeout=10) as conn:
+        try:
+            conn = psycopg.connect(libpq_url(self.url), autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot reach the database for the training lock: {exc}"
+                             ) from None
+        with conn:
             held = bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)
                                      ).fetchone()[0])
             try:
@@ -93,13 +99,14 @@ class TrainLock:
         with path.open("a") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
             except BlockingIOError:
-                yield False
-                return
+                held = False
             try:
-                yield True
+                yield held
             finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+                if held:
+                    fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class Retrainer(threading.Thread):
@@ -111,18 +118,18 @@ class Retrainer(threading.Thread):
         self.lock = lock
         self.interval = interval
         self.check_every = max(1.0, min(interval / 10, 60.0))
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 self.run_due()
             except Exception:  # noqa: BLE001 - a failed round is logged; the next one retries
                 log.exception("scheduled training failed")
-            self._stop.wait(self.check_every)
+            self._halt.wait(self.check_every)
 
     def due(self, kind: str) -> bool:
         """No stored model of ``kind``, or the newest is older than the interval."""
@@ -142,7 +149,7 @@ class Retrainer(threading.Thread):
             if not held:
                 return []
             for kind in kinds:
-                if self._stop.is_set() or not self.due(kind):  # trained meanwhile elsewhere
+                if self._halt.is_set() or not self.due(kind):  # trained meanwhile elsewhere
                     continue
                 try:
                     report = self.podrec.train(kind)
