@@ -34,28 +34,32 @@ def history_clause(items: list[dict[str, Any]], tags: list[str]) -> str:
     return text + (f" and like {' and '.join(tags)}" if tags else "")
 
 
-def sentence(history: str, words: str | None, collaborative: list[str], popular: bool,
-             context: list[str], interest: str | None = None) -> str:
-    """One reason from its parts, biggest first as the caller orders them. ``interest``:
-    the listener's interest the item fits, said when no single item or word stands out."""
+def content_clause(history: str, words: str | None, interest: str | None) -> str:
+    """"Because you finished “A”; it matches “your words”" (or the interest it fits)."""
     parts = []
-    if not history and not words and interest:
-        parts.append(f"It fits your interest in {interest}")
     if history:
-        parts.append("Because " + history)
+        parts.append("because " + history)
     if words:
-        parts.append(("it matches" if parts else "It matches") + f" “{words}”")
-    if collaborative:
-        lead = "listeners who like " if parts else "Listeners who like "
-        parts.append(lead + quoted(collaborative) + " also like this")
-    if popular and not parts:
-        parts.append("Popular with listeners")
-    elif popular:
-        parts.append("popular with listeners")
-    reason = "; ".join(parts) or "Popular with listeners"
+        parts.append(f"it matches “{words}”")
+    if not parts and interest:
+        parts.append(f"it fits your interest in {interest}")
+    return "; ".join(parts)
+
+
+def collaborative_clause(titles: list[str]) -> str:
+    return f"listeners who like {quoted(titles)} also like this" if titles else ""
+
+
+POPULAR = "popular with listeners"
+
+
+def sentence(clauses: list[str], context: list[str]) -> str:
+    """One reason: the clauses of the groups that drove the score, biggest first, then what
+    the context did."""
+    reason = "; ".join(c for c in clauses if c) or POPULAR
     if context:
         reason += "; " + "; ".join(context)
-    return reason + "."
+    return reason[0].upper() + reason[1:] + "."
 
 
 def rounded(value: Any, digits: int = 4) -> Any:

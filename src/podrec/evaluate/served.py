@@ -176,7 +176,11 @@ def _over_http(podrec: Any, cfg: Config, url: str, data: EvalData, fold: Fold,
     store; how many equal the in-process lists."""
     key = podrec.store.create_api_key("evaluate --served", "client")
     port = _free_port()
-    env = os.environ | {"PODREC_DB": url, "PODREC_EMBEDDER": cfg.embedder.name}
+    from podrec.enrich.embedders import EMBEDDERS
+
+    name = next((n for n, cls in EMBEDDERS.items() if cls.model_id == podrec.embedder_model_id),
+                cfg.embedder.name)
+    env = os.environ | {"PODREC_DB": url, "PODREC_EMBEDDER": name}
     proc = subprocess.Popen([sys.executable, "-m", "podrec.cli", "serve", "--host",
                              "127.0.0.1", "--port", str(port), "--db", url],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -146,44 +146,69 @@ class Explainer:
             return [{"type": "collaborative", "share": round(group_share, 3)}]
         links = links / links.sum() * group_share
         catalog = self.content.catalog
-        order = np.argsort(-links)[:3]
-        return [{"type": "collaborative", "id": catalog.ids[int(rows[i])],
-                 "title": catalog.titles[int(rows[i])], "share": round(float(links[i]), 3)}
-                for i in order if links[i] > 0]
+        order = [i for i in np.argsort(-links)[:3].tolist() if links[i] > 0]
+        out = [{"type": "collaborative", "id": catalog.ids[int(rows[i])],
+                "title": catalog.titles[int(rows[i])], "share": round(float(links[i]), 3)}
+               for i in order]
+        rest = float(links.sum() - links[order].sum())
+        if rest > 5e-4:  # the other history items, together
+            out.append({"type": "collaborative", "items": int((links > 0).sum()) - len(order),
+                        "share": round(rest, 3)})
+        return out
 
     def _sentence(self, row: int, evidence: list[dict[str, Any]], share: dict[str, float],
                   words: str | None, context: list[ContextNote] | None,
                   interest: str | None) -> str:
         catalog = self.content.catalog
         largest = max(share, key=lambda g: share[g])
-        named = {g for g, s in share.items() if s >= MIN_NAMED_SHARE or g == largest}
-        items = [e for e in evidence if e["type"] == "item"]
-        history = ""
-        said_words = None
-        if "content" in named:
+        clauses: dict[str, str] = {}
+        if share["content"] >= MIN_NAMED_SHARE or largest == "content":
+            items = [e for e in evidence if e["type"] == "item"]
             top = items[:1] + [e for e in items[1:self.max_items]
                                if e["share"] >= 0.15 * share["content"]]
             tags = _shared_tags(catalog.categories[row],
                                 [catalog.categories[catalog.row_of(e["id"])] for e in top])
             evidence += [{"type": "tag", "tag": t} for t in tags]
-            history = present.history_clause(top, tags)
             word_share = sum(e["share"] for e in evidence if e["type"] == "query")
-            if words and (word_share >= MIN_NAMED_SHARE * share["content"] or not top):
-                said_words = words
-        cf = [e["title"] for e in evidence if e["type"] == "collaborative" and "title" in e]
-        cf = cf[:self.max_items] if "collaborative" in named else []
+            said = words if words and (word_share >= MIN_NAMED_SHARE * share["content"]
+                                       or not top) else None
+            clauses["content"] = present.content_clause(present.history_clause(top, tags),
+                                                        said, interest)
+        if share["collaborative"] >= MIN_NAMED_SHARE or largest == "collaborative":
+            titles = [e["title"] for e in evidence
+                      if e["type"] == "collaborative" and "title" in e][:self.max_items]
+            clauses["collaborative"] = present.collaborative_clause(titles)
+        if largest == "popularity":
+            clauses["popularity"] = present.POPULAR
+        order = sorted(clauses, key=lambda g: -share[g])
         phrases = [n.phrase for n in context or [] if n.phrase and n.effect >= 0]
-        return present.sentence(history, said_words, cf, largest == "popularity", phrases,
-                                interest if "content" in named else None)
+        return present.sentence([clauses[g] for g in order], phrases)
+
+
+MAX_NAMED = 5  # evidence entries named one by one per group; the rest are summed
 
 
 def _scaled(parts: list[tuple[float, dict[str, Any]]], group_share: float
             ) -> list[dict[str, Any]]:
-    positive = [(v, e) for v, e in parts if v > 0]
+    """Positive parts as evidence with their share of the score: words and context each,
+    the ``MAX_NAMED`` strongest history items by name, the other history items summed."""
+    positive = sorted([(v, e) for v, e in parts if v > 0], key=lambda p: -p[0])
     total = sum(v for v, _ in positive)
     if total <= 0 or group_share <= 0:
         return []
-    return [e | {"share": round(v / total * group_share, 3)} for v, e in positive]
+    out, rest, n_rest = [], 0.0, 0
+    named = 0
+    for v, e in positive:
+        if e["type"] == "item" and named >= MAX_NAMED:
+            rest += v
+            n_rest += 1
+            continue
+        named += e["type"] == "item"
+        out.append(e | {"share": round(v / total * group_share, 3)})
+    if n_rest:
+        out.append({"type": "history", "items": n_rest,
+                    "share": round(rest / total * group_share, 3)})
+    return out
 
 
 def _shared_tags(own: list[str], others: list[list[str]]) -> list[str]:

@@ -92,6 +92,9 @@ class ModelCache:
     # -- fitted models ---------------------------------------------------------------------
     def data(self, kind: str | None) -> CatalogData:
         with self.lock:
+            if self._version is None:  # the baseline, taken before anything is fitted
+                self._version = self.store.catalog_version()
+                self._checked = time.monotonic()
             if kind not in self._data:
                 self._data[kind] = self.catalog.data(self.model_id, kind)
             return self._data[kind]
