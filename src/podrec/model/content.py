@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from podrec.index.vector_index import ExactIndex, top_k
+from podrec.index import make_index
+from podrec.index.vector_index import VectorIndex, top_k
 from podrec.model.base import CatalogData, Recommender, Scored, UserBatch, norm_name
 
 COMPONENTS = ("cosine", "lexical", "genre", "author", "popularity")
@@ -53,17 +54,21 @@ class ContentModel(Recommender):
     name = "content"
 
     def __init__(self, weights: ContentWeights | None = None, metric: str = "cosine",
-                 query_weight: float = 1.0) -> None:
+                 query_weight: float = 1.0, vector_index: VectorIndex | None = None) -> None:
         self.weights = weights or ContentWeights()
         self.metric = metric
         self.query_weight = query_weight
+        # nearest-neighbour search over the catalog's vectors in catalog row order (an HNSW
+        # index for a large catalog); None: exact search, built in ``fit``
+        self.vector_index = vector_index
 
     # -- fit ------------------------------------------------------------------------------
     def fit(self, catalog: CatalogData, interactions: Any = None) -> ContentModel:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.catalog = catalog
-        self.index = ExactIndex(catalog.vectors, metric=self.metric)
+        self.index = self.vector_index if self.vector_index is not None else \
+            make_index(catalog.vectors, self.metric, "exact")
         n = self._n_items = len(catalog)
         vocab: dict[str, int] = {}
         rows, cols = [], []
@@ -104,14 +109,15 @@ class ContentModel(Recommender):
         totals = np.asarray(h.sum(axis=1)).ravel()
         h = sparse.diags(1.0 / np.maximum(totals, 1e-9)) @ h
         w = self.weights.as_array()
-        profile = np.asarray(h @ self.index.vectors)
+        vectors = self.catalog.vectors
+        profile = np.asarray(h @ vectors)
         if batch.text_vectors is not None:
             text = np.asarray(batch.text_vectors, dtype=np.float32)
             has_text = (np.linalg.norm(text, axis=1) > 0)[:, None]
             has_items = (totals > 0)[:, None]
             mixed = np.where(has_items, 0.5 * profile + 0.5 * text, text)
             profile = np.where(has_text, mixed, profile)
-        scores = profile @ self.index.vectors.T * w[0]
+        scores = profile @ vectors.T * w[0]
         if w[1]:
             scores += np.asarray(((h @ self._tfidf) @ self._tfidf.T).todense()) * w[1]
         if w[2]:
@@ -134,9 +140,7 @@ class ContentModel(Recommender):
         if rows is None:
             cos = self.index.similarities(self.catalog.vectors[seed_row])
         else:
-            cos = self.index.vectors[rows] @ self.index.vectors[seed_row]
-            if self.metric != "cosine":
-                cos = self.index.similarities(self.catalog.vectors[seed_row])[rows]
+            cos = self.index.similarities(self.catalog.vectors[seed_row], rows)
         lex = np.asarray((self._tfidf[sel] @ self._tfidf[seed_row].T).toarray()).ravel()
         overlap = np.asarray((self._genres[sel] @ self._genres[seed_row].T).toarray()).ravel()
         union = self._genre_counts[sel] + self._genre_counts[seed_row] - overlap
@@ -165,7 +169,7 @@ class ContentModel(Recommender):
         for j, (rows, weights) in enumerate(groups):
             w[start:start + len(rows), j] = np.asarray(weights, dtype=np.float32)
             start += len(rows)
-        v = self.index.vectors
+        v = self.catalog.vectors
         if self.metric == "cosine":
             cos = v @ (v[seed_rows].T @ w)
         else:
@@ -187,7 +191,7 @@ class ContentModel(Recommender):
         """(len(rows), len(seed_rows)) fused scores of ``rows`` against several seeds at once:
         one matrix product per component instead of one pass per seed."""
         w = self.weights.as_array()
-        v = self.index.vectors
+        v = self.catalog.vectors
         if self.metric == "cosine":
             out = w[0] * (v[rows] @ v[seed_rows].T)
         else:
@@ -229,6 +233,8 @@ class ContentModel(Recommender):
         re-scored against the seed's nearest items too (the rest cannot catch up: expansion
         only adds to a candidate already close to the seed's neighbourhood)."""
         w = self.weights.as_array()
+        if getattr(self.index, "kind", "exact") == "ann":  # a large catalog: the graph's
+            return self._similar_from_graph(row, k, candidate_mask, pool)  # neighbours only
         parts = self.features(row)
         scores = parts @ w
         if not (self.weights.expand_k > 0 and self.weights.expand_weight):
@@ -247,6 +253,30 @@ class ContentModel(Recommender):
         mask[candidates] = True
         return self._finish(scores + expansion, k, np.array([row]), mask, parts,
                             {"neighbours": expansion})
+
+    def _similar_from_graph(self, row: int, k: int, candidate_mask: np.ndarray | None,
+                            pool: int) -> Scored:
+        """``similar_items`` over the approximate index's ``pool`` nearest items: the fused
+        score (and the expansion) is computed for them alone, not for the whole catalog."""
+        rows, _ = self.index.search(self.catalog.vectors[row], max(pool, k) + 1,
+                                    np.array([row]))
+        if candidate_mask is not None:
+            rows = rows[np.asarray(candidate_mask, bool)[rows]]
+        w = self.weights.as_array()
+        n = len(self.catalog)
+        parts = np.zeros((n, len(COMPONENTS)), np.float32)
+        parts[rows] = self.features(row, rows)
+        scores = np.full(n, -np.inf, np.float32)
+        scores[rows] = parts[rows] @ w
+        extra = {}
+        if self.weights.expand_k > 0 and self.weights.expand_weight and len(rows):
+            neighbours = rows[np.argsort(-scores[rows], kind="stable")][:self.weights.expand_k]
+            expansion = np.zeros(n, np.float32)
+            expansion[rows] = self.weights.expand_weight * self.block_scores(
+                neighbours, rows).mean(axis=1)
+            scores[rows] += expansion[rows]
+            extra = {"neighbours": expansion}
+        return self._finish(scores, k, np.array([row]), None, parts, extra)
 
     def recommend_seeds(self, seed_rows: np.ndarray, k: int = 10,
                         query_vectors: np.ndarray | None = None,

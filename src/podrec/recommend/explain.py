@@ -73,7 +73,8 @@ def content_parts(model: ContentModel, row: int, seeds: list[Seed], words: str |
                 "type": "item", "id": catalog.ids[seed.row], "title": catalog.titles[seed.row],
                 "event": seed.event}))
     if words_vector is not None and words:
-        value = float(model.index.vectors[row] @ np.asarray(words_vector).ravel())
+        value = float(model.index.similarities(np.asarray(words_vector).ravel(),
+                                               np.array([row]))[0])
         parts.append((value * model.weights.cosine * model.query_weight,
                       {"type": "query", "text": words}))
     return parts

@@ -21,6 +21,9 @@ import numpy as np
 
 from podrec.config import Config
 from podrec.enrich.embedders import TextEmbedder
+from podrec.index import choose_kind
+from podrec.index.catalog_rows import CatalogRowIndex
+from podrec.index.persist import StoredIndex
 from podrec.model.base import CatalogData, Recommender
 from podrec.model.collaborative import PopularityModel
 from podrec.model.content import ContentModel
@@ -104,8 +107,12 @@ class ModelCache:
         with self.lock:
             key = (kind, metric)
             if key not in self._content:
+                data = self.data(kind)
                 self._content[key] = ContentModel(self.catalog.content_weights(),
-                                                  metric=metric).fit(self.data(kind))
+                                                  metric=metric,
+                                                  vector_index=self._vector_index(data, kind,
+                                                                                  metric)
+                                                  ).fit(data)
                 self._fitted()
             return self._content[key]
 
@@ -143,6 +150,17 @@ class ModelCache:
                         "profile (content) plus popularity"})
 
     # -- helpers ---------------------------------------------------------------------------
+    def _vector_index(self, data: CatalogData, kind: str | None, metric: str
+                      ) -> CatalogRowIndex | None:
+        """The approximate index of a large catalog (``[index]``), kept in the store and
+        brought up to date in place; None: exact search (built by the model)."""
+        cfg = self.config.index
+        if choose_kind(len(data), cfg.kind, cfg.ann_threshold) != "ann" or data.pks is None:
+            return None
+        stored = StoredIndex(self.store, self.model_id, kind, cfg, metric)
+        stored.refresh(data.pks, data.vectors)
+        return CatalogRowIndex(stored, data.pks)
+
     def _configure(self, name: str, model: Recommender) -> Recommender:
         """Serving settings of a rebuilt part: the configured context and push weights."""
         if isinstance(model, ProfileModel):

@@ -700,8 +700,9 @@ class Store:
             n_items, newest = conn.execute(select(func.count(), func.max(items.c.updated_at))
                                            ).one()
             n_emb = conn.execute(select(func.count()).select_from(emb)).scalar()
-            n_art, art_newest = conn.execute(select(func.count(), func.max(art.c.created_at))
-                                             ).one()
+            n_art, art_newest = conn.execute(  # not the vector indexes: derived from vectors
+                select(func.count(), func.max(art.c.created_at))
+                .where(~art.c.name.startswith("index:"))).one()
             n_tags, tag_sum = conn.execute(select(func.count(), func.sum(schema.tags.c.score))
                                            ).one()
         return (int(n_items), str(newest), int(n_emb or 0), int(n_art or 0), str(art_newest),
