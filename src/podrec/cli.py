@@ -502,11 +502,41 @@ def evaluate_cmd(
 ) -> None:
     """Offline evaluation from files alone: every model on the same split, baselines included."""
     from podrec.enrich.embedders import make_embedder
-    from podrec.evaluate.harness import MODELS, evaluate, evaluate_platforms, prepare
-    from podrec.evaluate.protocols import PROTOCOLS, SplitConfig
+    from podrec.evaluate.protocols import SplitConfig
     from podrec.evaluate.report import markdown, write_results
-    from podrec.ingest.datasets import FormatError, read_catalog
-    from podrec.ingest.events import read_events
+
+    names, ks, cfg = _check_evaluate_args(models, protocol, text_evidence, k, config)
+    records, event_records = _read_evaluation_files(catalog, events, intents, catalog_format,
+                                                    events_format)
+    emb = make_embedder(embedder or cfg.embedder.name, cfg.embedder.batch_size)
+    split = SplitConfig(protocol, test_fraction, leave_n=leave_n, seed=seed)
+    with _progress() as bar:
+        task = bar.add_task("evaluating", total=None)
+
+        def step(message: str) -> None:
+            bar.update(task, description=message[:90])
+            bar.console.print(message, highlight=False)
+
+        try:
+            results = _run_evaluation(
+                records, event_records, emb, cache, cfg, split, names, ks, step,
+                text_evidence=text_evidence, mmr=mmr, profile_params=profile_params,
+                intents=intents, platforms=platforms, served=served, catalog=catalog,
+                catalog_format=catalog_format, out=out, http_sample=http_sample)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    results["files"] = {"catalog": str(catalog), "events": str(events)}
+    paths = write_results(results, out)
+    console.print(markdown(results))
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _check_evaluate_args(models: str, protocol: str, text_evidence: str, k: str,
+                         config: Path | None) -> tuple[list[str], list[int], Any]:
+    """Model names, cut-offs and the configuration, or one clear error line (exit 2)."""
+    from podrec.evaluate.harness import MODELS
+    from podrec.evaluate.protocols import PROTOCOLS
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     bad = [m for m in names if m not in MODELS]
@@ -525,6 +555,16 @@ def evaluate_cmd(
     except (ValueError, ConfigError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    return names, ks, cfg
+
+
+def _read_evaluation_files(catalog: Path, events: Path, intents: Path | None,
+                           catalog_format: str | None, events_format: str | None
+                           ) -> tuple[list[Any], list[Any]]:
+    """The catalog's items and the events, read as ingest reads them; bad records reported."""
+    from podrec.ingest.datasets import FormatError, read_catalog
+    from podrec.ingest.events import read_events
+
     report = IngestReport()
     for path in (catalog, events, *([intents] if intents else [])):
         if not path.is_file():
@@ -540,47 +580,38 @@ def evaluate_cmd(
         err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
     err.print(f"read {len(records)} items and {len(event_records)} events "
               f"({report.failed} records skipped)")
-    emb = make_embedder(embedder or cfg.embedder.name, cfg.embedder.batch_size)
-    with _progress() as bar:
-        task = bar.add_task("evaluating", total=None)
+    return records, event_records
 
-        def step(message: str) -> None:
-            bar.update(task, description=message[:90])
-            bar.console.print(message, highlight=False)
 
-        try:
-            levels = [float(x) for x in mmr.split(",") if x.strip()]
-            if any(not 0 < lvl <= 1 for lvl in levels):
-                raise ValueError(f"--mmr levels must be in (0, 1], got {mmr!r}")
-            fixed = {"profile": _parse_params(profile_params)} if profile_params else None
-            data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step,
-                           event_weights=cfg.event_weights.as_dict(), seed=seed)
-            split = SplitConfig(protocol, test_fraction, leave_n=leave_n, seed=seed)
-            if intents is not None:
-                from podrec.evaluate.intent import evaluate_intents, read_intents
+def _run_evaluation(records: list[Any], event_records: list[Any], emb: Any, cache: Path,
+                    cfg: Any, split: Any, names: list[str], ks: list[int], step: Any,
+                    **opts: Any) -> dict[str, Any]:
+    """The study the options ask for: intents, platforms, served, or the plain comparison."""
+    from podrec.evaluate.harness import evaluate, evaluate_platforms, prepare
 
-                results = evaluate_intents(data, read_intents(intents), ks, emb, cache,
-                                           seed=seed, progress=step)
-            elif served:
-                from podrec.evaluate.served import evaluate_served
+    levels = [float(x) for x in opts["mmr"].split(",") if x.strip()]
+    if any(not 0 < lvl <= 1 for lvl in levels):
+        raise ValueError(f"--mmr levels must be in (0, 1], got {opts['mmr']!r}")
+    fixed = {"profile": _parse_params(opts["profile_params"])} if opts["profile_params"] \
+        else None
+    data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step,
+                   event_weights=cfg.event_weights.as_dict(), seed=split.seed)
+    if opts["intents"] is not None:
+        from podrec.evaluate.intent import evaluate_intents, read_intents
 
-                results = evaluate_served(data, event_records, catalog, catalog_format, split,
-                                          ks, emb, cache, out / "served-store", cfg,
-                                          parts=cfg.train.parts, text_evidence=text_evidence,
-                                          http_sample=http_sample, progress=step)
-            elif platforms:
-                results = evaluate_platforms(data, split, names, ks, emb, cache,
-                                             progress=step)
-            else:
-                results = evaluate(data, split, names, ks, emb, cache, progress=step,
-                                   text_evidence=text_evidence, mmr_levels=levels, fixed=fixed)
-        except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
-    results["files"] = {"catalog": str(catalog), "events": str(events)}
-    paths = write_results(results, out)
-    console.print(markdown(results))
-    console.print("wrote " + ", ".join(str(p) for p in paths))
+        return evaluate_intents(data, read_intents(opts["intents"]), ks, emb, cache,
+                                seed=split.seed, progress=step)
+    if opts["platforms"]:
+        return evaluate_platforms(data, split, names, ks, emb, cache, progress=step)
+    if opts["served"]:
+        from podrec.evaluate.served import evaluate_served
+
+        return evaluate_served(data, event_records, opts["catalog"], opts["catalog_format"],
+                               split, ks, emb, cache, opts["out"] / "served-store", cfg,
+                               parts=cfg.train.parts, text_evidence=opts["text_evidence"],
+                               http_sample=opts["http_sample"], progress=step)
+    return evaluate(data, split, names, ks, emb, cache, progress=step,
+                    text_evidence=opts["text_evidence"], mmr_levels=levels, fixed=fixed)
 
 
 def _parse_params(text: str) -> dict[str, float | int]:

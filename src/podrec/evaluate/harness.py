@@ -162,6 +162,35 @@ def _only(sel: Any, name: str) -> Any:
     return replace(sel, chosen={name: sel.chosen[name]})
 
 
+def _test_singles(data: EvalData, fold: Fold, sel: Any, singles: Sequence[str],
+                  ks: Sequence[int], seed: int, mmr_levels: Sequence[float], say: Progress
+                  ) -> tuple[dict[str, Any], dict[str, Recommender]]:
+    """Each chosen single model refitted on the fold's training pairs and scored on its test
+    listeners (and re-ranked by MMR at ``mmr_levels``)."""
+    results: dict[str, Any] = {}
+    fitted: dict[str, Recommender] = {}
+    n_users, vectors, kmax = data.interactions.n_users, data.catalog.vectors, max(ks)
+    for name in singles:
+        t0 = time.perf_counter()
+        model = fit_chosen(data.catalog, fold.train, _only(sel, name), seed)[name]
+        fit_s = time.perf_counter() - t0
+        fitted[name] = model
+        t0 = time.perf_counter()
+        lists = rank(model, fold, kmax)
+        infer_s = time.perf_counter() - t0
+        results[name] = score_lists(lists, fold, ks, vectors, n_users) | {
+            "fit_seconds": round(fit_s, 3), "inference_seconds": round(infer_s, 3),
+            "params": model.params(),
+            "validation_ndcg@10": sel.chosen[name]["validation_ndcg@10"]}
+        say(f"test {name}: ndcg@10 {results[name]['ndcg@10']:.4f}")
+        if mmr_levels:
+            _, diverse = rank(model, fold, kmax, mmr_levels=mmr_levels, vectors=vectors)
+            for lvl, dl in diverse.items():
+                results[f"{name} mmr={lvl:g}"] = score_lists(dl, fold, ks, vectors, n_users) | {
+                    "fit_seconds": round(fit_s, 3), "params": {"mmr": lvl}}
+    return results, fitted
+
+
 def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
              ks: Sequence[int], embedder: TextEmbedder, cache_dir: Path,
              max_validation_users: int = 1000, progress: Progress | None = None,
@@ -189,28 +218,7 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
         f"validation listeners {len(val.users)}")
     singles = single_models(model_names)
     sel = choose(data.catalog, val, singles, split.seed, fixed, "hybrid" in model_names, say)
-    results: dict[str, Any] = {}
-    fitted: dict[str, Recommender] = {}
-    for name in singles:
-        t0 = time.perf_counter()
-        model = fit_chosen(data.catalog, fold.train, _only(sel, name), split.seed)[name]
-        fit_s = time.perf_counter() - t0
-        fitted[name] = model
-        t0 = time.perf_counter()
-        lists = rank(model, fold, kmax)
-        infer_s = time.perf_counter() - t0
-        results[name] = score_lists(lists, fold, ks, data.catalog.vectors, pairs.n_users) | {
-            "fit_seconds": round(fit_s, 3), "inference_seconds": round(infer_s, 3),
-            "params": model.params(),
-            "validation_ndcg@10": sel.chosen[name]["validation_ndcg@10"]}
-        say(f"test {name}: ndcg@10 {results[name]['ndcg@10']:.4f}")
-        if mmr_levels:
-            _, diverse = rank(model, fold, kmax, mmr_levels=mmr_levels,
-                              vectors=data.catalog.vectors)
-            for lvl, dl in diverse.items():
-                results[f"{name} mmr={lvl:g}"] = score_lists(
-                    dl, fold, ks, data.catalog.vectors, pairs.n_users) | {
-                    "fit_seconds": round(fit_s, 3), "params": {"mmr": lvl}}
+    results, fitted = _test_singles(data, fold, sel, singles, ks, split.seed, mmr_levels, say)
     if "hybrid" in model_names:
         hybrid = assemble_hybrid(data.catalog, fold.train, fitted, sel)
         t0 = time.perf_counter()
