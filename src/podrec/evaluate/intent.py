@@ -201,6 +201,40 @@ def _top(scores: np.ndarray, seen: sparse.csr_matrix, k: int) -> list[np.ndarray
     return out
 
 
+def _choose_weight(run: Any, idx: np.ndarray, targets: np.ndarray, say: Progress
+                   ) -> tuple[float, float, dict[str, float]]:
+    """The intent weight with the best validation NDCG@10 (and every weight's figure)."""
+    chosen, best = INTENT_WEIGHTS[0], -1.0
+    validation = {}
+    for w in (0.0, *INTENT_WEIGHTS):
+        q = _scores(run(w, idx), targets, [10])["ndcg@10"]
+        validation[f"{w:g}"] = round(q, 4)
+        say(f"validation profile+intent intent_weight={w:g}: ndcg@10 {q:.4f}")
+        if w > 0 and q > best:
+            chosen, best = w, q
+    return chosen, best, validation
+
+
+def _compare(per: dict[str, dict[str, np.ndarray]], groups: list[Any], seed: int,
+             say: Progress) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Mean figures per ranking, and profile + intent against the others with listener-
+    bootstrap intervals."""
+    models = {name: {m: float(v.mean()) for m, v in values.items()}
+              | {"ndcg@10 per listener": _per_listener(values["ndcg@10"], groups)}
+              for name, values in per.items()}
+    for name, m in models.items():
+        say(f"test {name}: ndcg@10 {m['ndcg@10']:.4f}, hit@10 {m['hit@10']:.4f}")
+    gain = {}
+    for other in ("profile (no context)", "intent text alone"):
+        d, lo, hi = paired_bootstrap(per["profile + intent"]["ndcg@10"],
+                                     per[other]["ndcg@10"], groups, seed)
+        gain[f"profile + intent - {other}"] = {"ndcg@10": round(d, 4),
+                                                "ci95": [round(lo, 4), round(hi, 4)]}
+        say(f"ndcg@10 profile + intent - {other}: {d:+.4f} (95% CI {lo:+.4f}..{hi:+.4f}, "
+            "listeners resampled)")
+    return models, gain
+
+
 def evaluate_intents(data: EvalData, requests: Sequence[IntentRequest], ks: Sequence[int],
                      embedder: TextEmbedder, cache_dir: Path, seed: int = 0,
                      min_history: int = 5, profile_params: dict[str, Any] | None = None,
@@ -240,14 +274,7 @@ def evaluate_intents(data: EvalData, requests: Sequence[IntentRequest], ks: Sequ
     def run(weight: float, idx: np.ndarray) -> list[np.ndarray]:
         return _top(plain[idx] + weight * base.weights.cosine * sims[idx], seen[idx], kmax)
 
-    chosen, best = INTENT_WEIGHTS[0], -1.0
-    validation = {}
-    for w in (0.0, *INTENT_WEIGHTS):
-        q = _scores(run(w, val_idx), fold.targets[val_idx], [10])["ndcg@10"]
-        validation[f"{w:g}"] = round(q, 4)
-        say(f"validation profile+intent intent_weight={w:g}: ndcg@10 {q:.4f}")
-        if w > 0 and q > best:
-            chosen, best = w, q
+    chosen, best, validation = _choose_weight(run, val_idx, fold.targets[val_idx], say)
     base.intent_weight = chosen
     targets = fold.targets[test_idx]
     per = {"profile (no context)": _per_request(run(0.0, test_idx), targets, ks),
@@ -255,19 +282,7 @@ def evaluate_intents(data: EvalData, requests: Sequence[IntentRequest], ks: Sequ
            "intent text alone": _per_request(_top(sims[test_idx], seen[test_idx], kmax),
                                              targets, ks)}
     groups = [users[i] for i in test_idx]
-    models = {name: {m: float(v.mean()) for m, v in values.items()}
-              | {"ndcg@10 per listener": _per_listener(values["ndcg@10"], groups)}
-              for name, values in per.items()}
-    for name, m in models.items():
-        say(f"test {name}: ndcg@10 {m['ndcg@10']:.4f}, hit@10 {m['hit@10']:.4f}")
-    gain = {}
-    for other in ("profile (no context)", "intent text alone"):
-        d, lo, hi = paired_bootstrap(per["profile + intent"]["ndcg@10"],
-                                     per[other]["ndcg@10"], groups, seed)
-        gain[f"profile + intent - {other}"] = {"ndcg@10": round(d, 4),
-                                                "ci95": [round(lo, 4), round(hi, 4)]}
-        say(f"ndcg@10 profile + intent - {other}: {d:+.4f} (95% CI {lo:+.4f}..{hi:+.4f}, "
-            "listeners resampled)")
+    models, gain = _compare(per, groups, seed, say)
     return {"protocol": {"protocol": "intent", "seed": seed, "min_history": min_history,
                          "session_seconds": SESSION_SECONDS},
             "ks": list(ks),

@@ -85,29 +85,16 @@ def _score(ranker: Callable[[int], np.ndarray], truth: dict[int, set[int]],
     return {name: value / len(sources) for name, value in sums.items()}
 
 
-def evaluate_similar(catalog: CatalogData, data_dir: Path, ks: tuple[int, ...] = (10, 20),
-                     seed: int = 0, embedder_name: str = "",
-                     default_weights: ContentWeights | None = None,
-                     progress: Callable[[str], None] | None = None) -> SimilarResult:
-    import time
-
+def _baselines(catalog: CatalogData, kmax: int) -> dict[str, Callable[[int], np.ndarray]]:
+    """The reference rankers: most popular, most popular in the seed's genre, TF-IDF."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    truth = load_truth(data_dir, catalog)
-    sources = sorted(truth)
-    rng = np.random.default_rng(seed)
-    rng.shuffle(sources)
-    half = len(sources) // 2
-    validation, test = sorted(sources[:half]), sorted(sources[half:])
-    kmax = max(ks)
-    n = len(catalog)
     pop = np.nan_to_num(np.asarray(catalog.popularity, dtype=np.float64))
     genre = [norm_name(c[0]) if c else "" for c in catalog.categories]
+    genre_arr = np.array(genre)
 
     def popular(src: int) -> np.ndarray:
         return top_k(pop.astype(np.float32), kmax, np.array([src]))[0]
-
-    genre_arr = np.array(genre)
 
     def popular_genre(src: int) -> np.ndarray:
         boost = (genre_arr == genre[src]) & (genre_arr != "")
@@ -121,6 +108,26 @@ def evaluate_similar(catalog: CatalogData, data_dir: Path, ks: tuple[int, ...] =
         sims = np.asarray((tfidf @ tfidf[src].T).toarray()).ravel().astype(np.float32)
         return top_k(sims, kmax, np.array([src]))[0]
 
+    return {"most popular (num_ratings)": popular,
+            "most popular in the same genre": popular_genre,
+            "TF-IDF cosine (same text)": tfidf_rank}
+
+
+def evaluate_similar(catalog: CatalogData, data_dir: Path, ks: tuple[int, ...] = (10, 20),
+                     seed: int = 0, embedder_name: str = "",
+                     default_weights: ContentWeights | None = None,
+                     progress: Callable[[str], None] | None = None) -> SimilarResult:
+    import time
+
+    truth = load_truth(data_dir, catalog)
+    sources = sorted(truth)
+    rng = np.random.default_rng(seed)
+    rng.shuffle(sources)
+    half = len(sources) // 2
+    validation, test = sorted(sources[:half]), sorted(sources[half:])
+    kmax = max(ks)
+    n = len(catalog)
+    baselines = _baselines(catalog, kmax)
     cosine_only = ContentModel(ContentWeights(1.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0)).fit(catalog)
     t0 = time.perf_counter()
     learned, _ = fit_weights(cosine_only, [(s, truth[s]) for s in validation],
@@ -130,10 +137,7 @@ def evaluate_similar(catalog: CatalogData, data_dir: Path, ks: tuple[int, ...] =
     no_expansion = ContentModel(replace(learned, expand_k=0, expand_weight=0.0)).fit(catalog)
     defaults = ContentModel(default_weights or ContentWeights()).fit(catalog)
 
-    methods: dict[str, Callable[[int], np.ndarray]] = {
-        "most popular (num_ratings)": popular,
-        "most popular in the same genre": popular_genre,
-        "TF-IDF cosine (same text)": tfidf_rank,
+    methods: dict[str, Callable[[int], np.ndarray]] = baselines | {
         "podrec embedding cosine only": lambda s: cosine_only.similar_items(s, kmax).rows,
         "podrec fused, no neighbour expansion":
             lambda s: no_expansion.similar_items(s, kmax).rows,
