@@ -22,6 +22,7 @@ import numpy as np
 
 from podrec.index.vector_index import (
     FORMAT,
+    RowReads,
     RowStore,
     check_metric,
     pack,
@@ -50,7 +51,7 @@ def _hnswlib() -> Any:
     return hnswlib
 
 
-class ANNIndex:
+class ANNIndex(RowReads):
     """HNSW search (hnswlib): inner product on unit vectors for cosine, L2 for euclidean.
 
     ``m`` (graph degree), ``ef_construction`` (build beam) and ``ef_search`` (query beam,
@@ -84,29 +85,7 @@ class ANNIndex:
         g.set_ef(self.ef_search)
         return g
 
-    # -- reading ----------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return self._rows.n
-
-    @property
-    def vectors(self) -> np.ndarray:
-        return self._rows.vectors
-
-    @property
-    def dim(self) -> int:
-        return self._rows.dim
-
-    @property
-    def removed(self) -> np.ndarray:
-        return self._rows.removed
-
-    @property
-    def live_count(self) -> int:
-        return self._rows.n - self._rows.n_removed
-
-    def vector(self, rows: Any) -> np.ndarray:
-        return self.vectors[rows]
-
+    # -- reading (the rest: RowReads) -------------------------------------------------------
     def set_ef(self, ef_search: int) -> None:
         """Query beam width: higher is slower and closer to exact."""
         self.ef_search = int(ef_search)

@@ -256,18 +256,11 @@ def load_index(path: str | Path) -> VectorIndex:
     return index_from_bytes(Path(path).read_bytes())
 
 
-class ExactIndex:
-    """Brute-force search. Cosine similarity, or negative Euclidean distance as similarity."""
+class RowReads:
+    """What both indexes read straight from their ``RowStore`` (``self._rows``)."""
 
-    kind = "exact"
+    _rows: RowStore
 
-    def __init__(self, vectors: np.ndarray, metric: str = "cosine") -> None:
-        self.metric = check_metric(metric)
-        v = np.asarray(vectors, dtype=np.float32)
-        dim = v.shape[1] if v.ndim == 2 else None
-        self._rows = RowStore(prepare(v, metric, dim))
-
-    # -- reading ----------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._rows.n
 
@@ -292,6 +285,19 @@ class ExactIndex:
     def vector(self, rows: Any) -> np.ndarray:
         return self.vectors[rows]
 
+
+class ExactIndex(RowReads):
+    """Brute-force search. Cosine similarity, or negative Euclidean distance as similarity."""
+
+    kind = "exact"
+
+    def __init__(self, vectors: np.ndarray, metric: str = "cosine") -> None:
+        self.metric = check_metric(metric)
+        v = np.asarray(vectors, dtype=np.float32)
+        dim = v.shape[1] if v.ndim == 2 else None
+        self._rows = RowStore(prepare(v, metric, dim))
+
+    # -- reading ----------------------------------------------------------------------------
     def similarities(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         return similarities_of(self._rows, self.metric, query, rows)
 
