@@ -21,6 +21,7 @@ from scipy import sparse
 from podrec.enrich.embedders import TextEmbedder
 from podrec.model.base import CatalogData, Recommender, UserBatch
 from podrec.model.interactions import Interactions
+from podrec.model.seeding import id_keys
 from podrec.recommend.history import HistoryBuilder, TextEvent, own_words
 
 Progress = Callable[[str], None]
@@ -77,7 +78,8 @@ def make_fold(data: EvalData, pairs: Interactions, test_mask: np.ndarray,
         relevant.setdefault(u, set()).add(i)
     users = np.array(sorted(relevant), dtype=np.int64)
     if max_users and len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+        keys = id_keys([pairs.user_ids[u] for u in users.tolist()], seed, "sample")
+        users = np.sort(users[np.argsort(keys, kind="stable")[:max_users]])  # by id, not order
     matrix = train.matrix()
     matrix.sort_indices()
     keep = train.confidence > 0

@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from podrec.model.base import CatalogData, Recommender, UserBatch
 from podrec.model.interactions import Interactions
+from podrec.model.seeding import id_keys, uniform_rows
 
 
 def _binary(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -170,13 +171,32 @@ class _ImplicitModel(Recommender):
 
     def fit(self, catalog: CatalogData | None, interactions: Interactions | None = None
             ) -> _ImplicitModel:
+        """Fit on the pairs in a canonical order (listeners and items sorted by a seeded hash
+        of their ids) and map the factors back: the result depends on the pairs, not on the
+        order they came in (the harness's files or the store)."""
         assert interactions is not None
         matrix = self._fit_matrix(interactions)
         self._n_items = matrix.shape[1]
         self._train = matrix
+        users = np.argsort(id_keys(interactions.user_ids, self.seed, "fit-u"), kind="stable")
+        items = np.argsort(id_keys(interactions.item_ids, self.seed, "fit-i"), kind="stable")
+        self._start(interactions, users, items)
         with threadpool_limits(1, "blas"):  # implicit parallelises itself
-            self._model.fit(matrix, show_progress=False)
+            self._model.fit(matrix[users][:, items], show_progress=False)
+        m = self._model
+        user_factors, item_factors = np.asarray(m.user_factors), np.asarray(m.item_factors)
+        m.user_factors = np.empty_like(user_factors)
+        m.user_factors[users] = user_factors
+        m.item_factors = np.empty_like(item_factors)
+        m.item_factors[items] = item_factors
+        for cached in ("_YtY", "_XtX"):
+            if hasattr(m, cached):
+                setattr(m, cached, None)
         return self
+
+    def _start(self, interactions: Interactions, users: np.ndarray, items: np.ndarray) -> None:
+        """Set the starting factors before fitting (None: the library's own)."""
+        self._model.user_factors = self._model.item_factors = None
 
     def _user_factors(self, histories: sparse.csr_matrix,
                       user_rows: np.ndarray | None) -> np.ndarray:
@@ -224,6 +244,15 @@ class ALSModel(_ImplicitModel):
                 factors=factors, regularization=regularization, alpha=alpha,
                 iterations=iterations, random_state=seed)
 
+    def _start(self, interactions: Interactions, users: np.ndarray, items: np.ndarray) -> None:
+        """Each item's and listener's starting factors are drawn from its own id, so adding an
+        item nobody touched does not move everyone else's starting point."""
+        f = self.factors
+        self._model.user_factors = 0.01 * uniform_rows(
+            [interactions.user_ids[u] for u in users.tolist()], self.seed, f, "als-u")
+        self._model.item_factors = 0.01 * uniform_rows(
+            [interactions.item_ids[i] for i in items.tolist()], self.seed, f, "als-i")
+
     def params(self) -> dict[str, Any]:
         return {"factors": self.factors, "regularization": self.regularization,
                 "alpha": self.alpha, "iterations": self.iterations}
@@ -241,9 +270,9 @@ class BPRModel(_ImplicitModel):
 
         self.factors, self.learning_rate = factors, learning_rate
         self.regularization, self.iterations, self.seed = regularization, iterations, seed
-        self._model = BayesianPersonalizedRanking(
+        self._model = BayesianPersonalizedRanking(  # one thread: the same seed, the same fit
             factors=factors, learning_rate=learning_rate, regularization=regularization,
-            iterations=iterations, random_state=seed)
+            iterations=iterations, random_state=seed, num_threads=1)
 
     def _fit_matrix(self, interactions: Interactions) -> sparse.csr_matrix:
         return _binary(interactions.matrix())
