@@ -158,7 +158,9 @@ def evaluate_served(data: EvalData, events: Sequence[EventRecord], catalog_path:
     say(f"harness hybrid ndcg@10 {h['ndcg@10']:.4f}, served {served['ndcg@10']:.4f} "
         f"({ratio:.3f}×)")
     return {"protocol": harness["protocol"], "ks": list(ks), "data": harness["data"],
-            "models": harness["models"] | {"served": served | {"params": report.meta}},
+            "models": harness["models"] | {"served": served | {
+                "params": report.meta, "fit_seconds": round(timings["train_s"], 3),
+                "inference_seconds": round(timings["serve_s"], 3)}},
             "served": {"ndcg@10 ratio served/harness": ratio, "seconds": timings,
                        "http": http, "train": report.meta}}
 
