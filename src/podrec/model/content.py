@@ -79,6 +79,7 @@ class ContentModel(Recommender):
         self._genres = sparse.csr_matrix(
             (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, max(len(vocab), 1)))
         self._genre_counts = np.asarray(self._genres.sum(axis=1)).ravel()
+        self._genre_set, self._set_jaccard = _genre_sets(self._genres)
         authors: dict[str, int] = {}
         self._author = np.array([authors.setdefault(norm_name(a), len(authors)) if norm_name(a)
                                  else -1 for a in catalog.authors], dtype=np.int64)
@@ -176,16 +177,30 @@ class ContentModel(Recommender):
             sims = np.column_stack([self.index.similarities(v[s]) for s in seed_rows])
             cos = sims @ w
         lex = np.asarray(self._tfidf @ np.asarray(self._tfidf[seed_rows].T @ w))
-        overlap = (self._genres @ self._genres[seed_rows].T).toarray()
-        union = self._genre_counts[:, None] + self._genre_counts[seed_rows][None, :] - overlap
-        genre = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0) @ w
+        genre = self._grouped_genre(seed_rows, w)
+        # same producer: each producer's summed seed weight, read off by every item's producer
         authors = self._author[seed_rows]
-        same = (self._author[:, None] == authors[None, :]) & (authors[None, :] >= 0)
-        author = same.astype(np.float32) @ w
+        per_author = np.zeros((max(int(self._author.max()) + 2, 1), w.shape[1]), np.float32)
+        np.add.at(per_author, authors[authors >= 0], w[authors >= 0])
+        author = np.where((self._author >= 0)[:, None], per_author[self._author], 0.0)
         totals = w.sum(axis=0)
         return [np.column_stack([cos[:, j], lex[:, j], genre[:, j], author[:, j],
                                  self._popularity * float(totals[j])]).astype(np.float32)
                 for j in range(len(groups))]
+
+    def _grouped_genre(self, seed_rows: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Σ_s w[s, j] · Jaccard(genres of item, genres of seed s), for every item and group.
+        Items share few distinct genre sets, so the Jaccard of every pair of sets is computed
+        once (in ``fit``) and the seeds' weights are summed per set: the cost follows the
+        number of sets, not items × seeds."""
+        if self._set_jaccard is None:  # too many distinct sets: item by seed
+            overlap = (self._genres @ self._genres[seed_rows].T).toarray()
+            union = self._genre_counts[:, None] + self._genre_counts[seed_rows][None, :] \
+                - overlap
+            return np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0) @ w
+        per_set = np.zeros((self._set_jaccard.shape[0], w.shape[1]), np.float32)
+        np.add.at(per_set, self._genre_set[seed_rows], w)
+        return (self._set_jaccard @ per_set)[self._genre_set]
 
     def block_scores(self, seed_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """(len(rows), len(seed_rows)) fused scores of ``rows`` against several seeds at once:
@@ -377,3 +392,23 @@ def _recall_with_expansion(model: ContentModel, weights: ContentWeights,
         return total / len(pairs)
     finally:
         model.weights = saved
+
+
+MAX_GENRE_SETS = 4000  # distinct genre sets up to which their pairwise Jaccard is kept
+
+
+def _genre_sets(genres: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the distinct genre set of every item, the Jaccard of every pair of distinct sets),
+    or None for the matrix when there are too many sets to keep it."""
+    keys = [tuple(genres.indices[genres.indptr[r]:genres.indptr[r + 1]].tolist())
+            for r in range(genres.shape[0])]
+    index: dict[tuple[int, ...], int] = {}
+    of_item = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+    if len(index) > MAX_GENRE_SETS:
+        return of_item, None
+    sets = genres[np.unique(of_item, return_index=True)[1]]
+    overlap = (sets @ sets.T).toarray()
+    counts = np.asarray(sets.sum(axis=1)).ravel()
+    union = counts[:, None] + counts[None, :] - overlap
+    jaccard = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
+    return of_item, jaccard.astype(np.float32)
