@@ -404,7 +404,9 @@ class Server:
     """`podrec serve` in a subprocess, ready once /health answers."""
 
     def __init__(self, url: str, workers: int, config: Path, log: Path,
-                 extra: list[str] | None = None) -> None:
+                 extra: list[str] | None = None, python: str | None = None) -> None:
+        """``python``: the interpreter of another checkout's venv (its own podrec), e.g. a
+        baseline commit's; default this one."""
         import httpx
 
         self.port = free_port()
@@ -412,9 +414,11 @@ class Server:
         self.log = log
         self._out = log.open("wb")
         self.proc = subprocess.Popen(
-            [*PODREC, "serve", "--db", url, "--config", str(config), "--port", str(self.port),
-             "--workers", str(workers), "--log-level", "warning", *(extra or [])],
-            stdout=self._out, stderr=subprocess.STDOUT, env=embedder_env())
+            [*podrec_cmd(python), "serve", "--db", url, "--config", str(config), "--port",
+             str(self.port), "--workers", str(workers), "--log-level", "warning",
+             *(extra or [])],
+            stdout=self._out, stderr=subprocess.STDOUT, env=embedder_env(),
+            cwd=checkout_of(python))
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -438,18 +442,33 @@ class Server:
         self._out.close()
 
 
-def create_key(url: str) -> str:
-    out = subprocess.run([*PODREC, "keys", "create", "--scope", "client", "--name", "bench",
-                          "--db", url], capture_output=True, text=True, env=embedder_env(),
-                         timeout=120)
+def podrec_cmd(python: str | None = None) -> list[str]:
+    """The podrec CLI of this checkout, or of the one whose venv ``python`` belongs to."""
+    return [python, "-m", "podrec.cli"] if python else PODREC
+
+
+def checkout_of(python: str | None) -> str | None:
+    """The repository root of a venv's interpreter (``ROOT/.venv/bin/python``); None: here."""
+    if not python:
+        return None
+    root = Path(python).absolute().parent.parent.parent
+    return str(root) if (root / "src" / "podrec").is_dir() else None
+
+
+def create_key(url: str, python: str | None = None) -> str:
+    out = subprocess.run([*podrec_cmd(python), "keys", "create", "--scope", "client", "--name",
+                          "bench", "--db", url], capture_output=True, text=True,
+                         env=embedder_env(), timeout=120, cwd=checkout_of(python))
     if out.returncode != 0:
         raise RuntimeError(f"podrec keys create failed: {out.stderr}")
     return out.stdout.strip().splitlines()[-1]
 
 
-def prepare(server: Server, key: str, events: list[dict[str, Any]], workers: int) -> None:
+def prepare(server: Server, key: str, events: list[dict[str, Any]], workers: int,
+            users: list[str] | None = None) -> None:
     """Send the listeners' events (POST /events/batch) and warm every worker up: each one
-    fits its model and loads the embedder on its first requests."""
+    fits its model and loads the embedder on its first requests (``users``: the listeners
+    to warm with, default those of ``events``)."""
     import httpx
 
     headers = {"Authorization": f"Bearer {key}"}
@@ -457,7 +476,7 @@ def prepare(server: Server, key: str, events: list[dict[str, Any]], workers: int
         for i in range(0, len(events), 1000):
             r = c.post("/events/batch", json={"events": events[i:i + 1000]})
             r.raise_for_status()
-    users = sorted({e["user_id"] for e in events})
+    users = users or sorted({e["user_id"] for e in events})
     for round_ in range(8 * workers):  # new connections land on different workers
         with httpx.Client(base_url=server.url, headers=headers, timeout=120) as c:
             for j in range(5):
@@ -516,6 +535,162 @@ def in_process(url: str, listeners: list[str], n: int, seed: int) -> dict[str, A
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
     return {"n": n, "p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
             "mean_ms": float(ms.mean())}
+
+
+# -- the trained hybrid against a baseline checkout (issue 10) --------------------------------
+def build_trained(cached: Path, data: Path, listeners: int, seed: int, console: Any) -> Path:
+    """A copy of the catalog database with events and a trained hybrid (``trained_store.py``:
+    the Apple reviews plus ``listeners`` synthetic co-subscription listeners, then
+    ``Podrec.train``), built once and cached beside it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from trained_store import describe, ensure_trained, served_summary
+
+    from podrec.service import Podrec
+
+    db = cached.with_name(f"{cached.stem}-trained-{listeners}-{seed}.db")
+    if not db.exists():
+        tmp = db.with_suffix(".building.db")
+        copy_sqlite(cached, tmp)
+        app = Podrec(bench_config(), database_url=f"sqlite:///{tmp}")
+        ensure_trained(app, data, listeners, seed, console.print, force=True)
+        app.close()
+        copy_sqlite(tmp, db)
+        for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            p.unlink(missing_ok=True)
+    app = Podrec(bench_config(), database_url=f"sqlite:///{db}")
+    summary = served_summary(app)
+    app.close()
+    console.print(f"trained store {db}:\n{describe(summary)}")
+    return db
+
+
+def compare_main(args: argparse.Namespace, console: Any,
+                 scenarios: list[tuple[str, int]]) -> None:
+    """This checkout's server (trained hybrid served) and ``--baseline-python``'s server, each
+    on its own copy of the same store, under the same load, scenario by scenario, alternating
+    which goes first each round."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from trained_store import LISTENER_PREFIX, served_summary
+
+    from podrec.service import Podrec
+
+    cached = build_sqlite(args.data, args.db_cache, console)
+    trained = build_trained(cached, args.data, args.trained_listeners, args.trained_seed,
+                            console)
+    app = Podrec(bench_config(), database_url=f"sqlite:///{trained}")
+    served = served_summary(app)
+    app.close()
+    shows, items = catalog_ids(f"sqlite:///{trained}")
+    listeners = [f"{LISTENER_PREFIX}{u:04d}" for u in range(args.trained_listeners)]
+    label = args.baseline_label
+    console.print(f"catalog: {len(shows)} shows and {len(items) - len(shows)} episodes "
+                  f"({EMBEDDER}); load on {len(listeners)} trained listeners; baseline "
+                  f"{label}: {args.baseline_python}")
+    quiet = wait_for_quiet(args.wait, console)
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    caches = [c.strip() for c in args.cache.split(",") if c.strip()]
+    tmp = Path(tempfile.mkdtemp(prefix="podrec-bench-compare-"))
+    cfg = tmp / "podrec.toml"
+    cfg.write_text(f'[embedder]\nname = "{EMBEDDER}"\n\n[server]\nreports_dir = "{tmp}"\n')
+    for mode, line in (("off", "cache_mb = 0"), ("read", 'cache_sync = "read"')):
+        cfg.with_name(f"podrec-{mode}.toml").write_text(cfg.read_text() + line + "\n")
+    rows: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    try:
+        for workers in worker_counts:
+            for cache in caches:
+                servers: dict[str, tuple[Server, str]] = {}
+                try:
+                    for name, python in (("current", None), (label, args.baseline_python)):
+                        db = tmp / f"{name}-{workers}-{cache}.db"
+                        copy_sqlite(trained, db)
+                        url = f"sqlite:///{db}"
+                        key = create_key(url, python)
+                        server = Server(url, workers, cfg.with_name(f"podrec-{cache}.toml"),
+                                        tmp / f"serve-{name}-{workers}-{cache}.log",
+                                        extra=args.serve_arg, python=python)
+                        servers[name] = (server, key)
+                        t0 = time.perf_counter()
+                        prepare(server, key, [], workers, users=listeners)
+                        console.print(f"{name}: {workers} worker(s), list cache {cache}, warm "
+                                      f"({time.perf_counter() - t0:.0f}s)")
+                    for i, (scenario, conc) in enumerate(scenarios):
+                        for rnd in range(args.rounds):
+                            order = list(servers) if rnd % 2 == 0 else list(servers)[::-1]
+                            for name in order:
+                                server, key = servers[name]
+                                spec = {"url": server.url, "key": key, "scenario": scenario,
+                                        "concurrency": conc, "duration": args.duration,
+                                        "warmup": args.warmup, "timeout": 60.0,
+                                        "seed": args.seed + i + 100 * rnd,
+                                        "listeners": listeners, "items": items,
+                                        "server_pid": server.proc.pid,
+                                        "serial_start": (workers * 100 + i * 10 + rnd) * 10**7,
+                                        "batch_min": args.batch_min,
+                                        "batch_max": args.batch_max}
+                                res = summarise(run_load(spec))
+                                row = {"backend": f"sqlite {name}", "server": name,
+                                       "workers": workers, "cache": cache,
+                                       "scenario": scenario, "concurrency": conc,
+                                       "round": rnd, **res, "loadavg": os.getloadavg()}
+                                rows.append(row)
+                                errs = {s: n for s, n in res["statuses"].items() if s != "200"}
+                                console.print(
+                                    f"  {name:8} w={workers} cache={cache:4} {scenario:9} "
+                                    f"c={conc:<3} {res['req_per_s']:7.1f} lists/s  p50 "
+                                    f"{res['p50_ms']:7.1f}  p99 {res['p99_ms']:7.1f} ms"
+                                    + (f"  errors {errs}" if errs else "")
+                                    + f"  (load {os.getloadavg()[0]:.1f})")
+                finally:
+                    for server, _ in servers.values():
+                        server.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print_table(console, rows, f"Trained hybrid (this checkout) vs {label}, "
+                f"{len(shows)} shows, {args.duration:.0f}s per run after {args.warmup:.0f}s "
+                "warm-up")
+    console.print(loadavg() + ("" if quiet else "; `podrec evaluate` was running"))
+    ratios = []
+    for workers in worker_counts:
+        for cache in caches:
+            for scenario, conc in scenarios:
+                def pick(name: str, w: int = workers, c: str = cache, sc: str = scenario,
+                         cc: int = conc) -> list[dict[str, Any]]:
+                    return [r for r in rows if r["server"] == name and r["workers"] == w
+                            and r["cache"] == c and r["scenario"] == sc
+                            and r["concurrency"] == cc]
+                cur, base = pick("current"), pick(label)
+                if not cur or not base:
+                    continue
+                mean = {n: {m: sum(r[m] for r in rs) / len(rs)
+                            for m in ("req_per_s", "p50_ms", "p99_ms")}
+                        for n, rs in (("current", cur), (label, base))}
+                ratio = mean["current"]["req_per_s"] / mean[label]["req_per_s"]
+                ratios.append({"workers": workers, "cache": cache, "scenario": scenario,
+                               "concurrency": conc, **{f"{n}_{m}": v for n, d in mean.items()
+                                                       for m, v in d.items()},
+                               "lists_per_s_ratio": ratio})
+                console.print(
+                    f"{scenario}:{conc}, {workers} worker(s), cache {cache}: current "
+                    f"{mean['current']['req_per_s']:.1f} lists/s (p50 "
+                    f"{mean['current']['p50_ms']:.0f}, p99 {mean['current']['p99_ms']:.0f} ms)"
+                    f" vs {label} {mean[label]['req_per_s']:.1f} lists/s (p50 "
+                    f"{mean[label]['p50_ms']:.0f}, p99 {mean[label]['p99_ms']:.0f} ms): "
+                    f"{ratio:.2f}x; aim >= 5x -> {'met' if ratio >= 5 else 'NOT met'}")
+    console.print(f"total {time.perf_counter() - t_start:.0f}s")
+    if args.json:
+        meta = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
+                "cpus": os.cpu_count(), "loadavg_end": os.getloadavg(), "embedder": EMBEDDER,
+                "shows": len(shows), "episodes": len(items) - len(shows),
+                "listeners": len(listeners), "duration_s": args.duration,
+                "warmup_s": args.warmup, "rounds": args.rounds,
+                "evaluate_running": not quiet, "serve_args": args.serve_arg,
+                "baseline": {"label": label, "python": args.baseline_python},
+                "served": served}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"meta": meta, "results": rows, "ratios": ratios},
+                                        indent=2, default=str) + "\n")
+        console.print(f"wrote {args.json}")
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -633,6 +808,18 @@ def main(argv: list[str] | None = None) -> None:
                     help="seconds to wait for running `podrec evaluate` jobs to finish")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--baseline-python",
+                    help="the python of another checkout's venv (e.g. "
+                    "/work/baseline-d1f194a/.venv/bin/python): run its `podrec serve` beside "
+                    "this one's, on copies of one store with a trained hybrid, SQLite only")
+    ap.add_argument("--baseline-label", default="baseline", help="its name in the output")
+    ap.add_argument("--trained-listeners", type=int, default=2000,
+                    help="synthetic listeners the compared store is trained on")
+    ap.add_argument("--trained-seed", type=int, default=0,
+                    help="seed of those synthetic listeners (the trained store is cached per "
+                    "listeners and seed)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --baseline-python: runs of each scenario per server")
     args = ap.parse_args(argv)
     if args.load:
         load_main()
@@ -647,6 +834,11 @@ def main(argv: list[str] | None = None) -> None:
     caches = [c.strip() for c in args.cache.split(",") if c.strip()]
     if bad := set(caches) - {"off", "read", "notify"}:
         ap.error(f"--cache: expected off, read or notify, got {', '.join(sorted(bad))}")
+    if args.baseline_python:
+        if "notify" in caches:
+            ap.error("--baseline-python runs on SQLite: --cache off and/or read")
+        compare_main(args, console, scenarios)
+        return
 
     cached = build_sqlite(args.data, args.db_cache, console)
     shows, items = catalog_ids(f"sqlite:///{cached}")
