@@ -29,6 +29,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -475,11 +476,15 @@ class Store:
     def user_events(self, user_id: str, linked: bool = True) -> list[EventRecord]:
         """A listener's events, oldest first; with ``linked`` those of every account linked
         to the same person too (one profile across platforms)."""
-        ev = schema.events
-        ids = self.linked_accounts(user_id) if linked else [user_id]
+        ev, us = schema.events, schema.users
+        if linked:  # one statement: the account and every account of the same person
+            person = select(us.c.person_id).where(us.c.id == user_id).scalar_subquery()
+            same = select(us.c.id).where(us.c.person_id == person)
+            who = or_(ev.c.user_id == user_id, ev.c.user_id.in_(same))
+        else:
+            who = ev.c.user_id == user_id
         with self.engine.connect() as conn:
-            rows = conn.execute(select(ev).where(ev.c.user_id.in_(ids))
-                                .order_by(ev.c.timestamp, ev.c.pk)).all()
+            rows = conn.execute(select(ev).where(who).order_by(ev.c.timestamp, ev.c.pk)).all()
         return [EventRecord(user_id=r.user_id, event=r.event, timestamp=_utc(r.timestamp),
                             item_id=r.item_id, item_kind=r.item_kind, value=r.value, text=r.text,
                             platform=r.platform, device=r.device, context=dict(r.context or {}))
