@@ -119,12 +119,11 @@ class ContentModel(Recommender):
             mixed = np.where(has_items, 0.5 * profile + 0.5 * text, text)
             profile = np.where(has_text, mixed, profile)
         scores = profile @ vectors.T * w[0]
-        if w[1]:
-            scores += np.asarray(((h @ self._tfidf) @ self._tfidf.T).todense()) * w[1]
-        if w[2]:
-            scores += np.asarray(((h @ self._genres_unit) @ self._genres_unit.T).todense()) * w[2]
-        if w[3]:
-            scores += np.asarray(((h @ self._authors) @ self._authors.T).todense()) * w[3]
+        # each sparse component as (items x features) @ dense (features x listeners): one
+        # sparse-dense product, rather than a sparse product and a densified result
+        for weight, m in ((w[1], self._tfidf), (w[2], self._genres_unit), (w[3], self._authors)):
+            if weight:
+                scores += weight * (m @ np.asarray((h @ m).todense()).T).T
         scores += self._popularity[None, :] * w[4] * (totals > 0)[:, None]
         return scores.astype(np.float32)
 
