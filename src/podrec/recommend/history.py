@@ -81,15 +81,12 @@ class ListenerHistory:
               intent_vector: np.ndarray | None = None, user_row: int = -1) -> UserBatch:
         """This history as a one-listener ``UserBatch`` over ``n_items`` items."""
         order = np.argsort(self.rows, kind="stable")
-        rows = self.rows[order]
-        zeros = np.zeros(len(rows), np.int64)
-        hist = sparse.csr_matrix((self.confidence[order].astype(np.float32), (zeros, rows)),
-                                 shape=(1, n_items))
-        times = sparse.csr_matrix((self.times[order].astype(np.float64), (zeros, rows)),
-                                  shape=(1, n_items))
-        neg = sparse.csr_matrix((self.negative_weights.astype(np.float32),
-                                 (np.zeros(len(self.negative_rows), np.int64),
-                                  self.negative_rows)), shape=(1, n_items))
+        hist = _one_row(self.rows[order], self.confidence[order], n_items, np.float32)
+        times = _one_row(self.rows[order], self.times[order], n_items, np.float64)
+        neg_order = np.argsort(self.negative_rows, kind="stable")
+        neg = _one_row(self.negative_rows[neg_order], self.negative_weights[neg_order], n_items,
+                       np.float32)
+        seen = np.sort(self.seen_rows)
 
         def one(v: np.ndarray | None) -> np.ndarray | None:
             return None if v is None else np.asarray(v, np.float32).reshape(1, -1)
@@ -97,9 +94,7 @@ class ListenerHistory:
         return UserBatch(hist, np.array([user_row]), one(text_vector), times,
                          None if now is None else np.array([now], np.float64),
                          one(intent_vector), negatives=neg,
-                         seen=sparse.csr_matrix((np.ones(len(self.seen_rows), np.float32),
-                                                 (np.zeros(len(self.seen_rows), np.int64),
-                                                  self.seen_rows)), shape=(1, n_items)),
+                         seen=_one_row(seen, np.ones(len(seen)), n_items, np.float32),
                          history_items=[self.items()])
 
     def items(self) -> list[HistoryItem]:
@@ -108,6 +103,12 @@ class ListenerHistory:
                 for r, w, t, hr, wd, d in zip(self.rows, self.confidence, self.times,
                                               self.hours, self.weekdays, self.devices,
                                               strict=True)]
+
+
+def _one_row(cols: np.ndarray, values: np.ndarray, n: int, dtype: type) -> sparse.csr_matrix:
+    """A 1 x n CSR row from sorted, distinct columns (built from its arrays directly)."""
+    return sparse.csr_matrix((np.asarray(values, dtype), np.asarray(cols, np.int32),
+                              np.array([0, len(cols)], np.int32)), shape=(1, n))
 
 
 class HistoryBuilder:

@@ -38,6 +38,8 @@ from podrec.train.artifacts import ServedModel, load_model
 from podrec.train.trainer import FALLBACK_BLEND
 
 VERSION_CHECK_SECONDS = 1.0
+# catalogs up to this size have every result card read when their pipeline is built
+PREFETCH_CARDS = 20_000
 
 
 class ModelCache:
@@ -124,6 +126,8 @@ class ModelCache:
                 self._pipelines[kind] = RecommendPipeline(
                     served, content, self.builder, self._embed,
                     lambda pks, c=content: self.cards(c, pks), self.config.recommend.k)
+                if content.catalog.pks is not None and len(content.catalog) <= PREFETCH_CARDS:
+                    self.cards(content, content.catalog.pks.tolist())  # two reads, not many
                 self._fitted()
             return self._pipelines[kind]
 
