@@ -18,6 +18,25 @@ def part_of_day(hour: int) -> str:
             "in the afternoon" if hour < 17 else "in the evening" if hour < 22 else "at night")
 
 
+def duration_phrase(duration_s: float, minutes: float, device: str | None) -> str | None:
+    """"at 18 minutes it fits your 20 minutes in the car" (None when it does not fit)."""
+    if duration_s > 60 * minutes:
+        return None
+    where = f" {on_device(device)}" if device else ""
+    return f"at {round(duration_s / 60)} minutes it fits your {minutes:g} minutes{where}"
+
+
+def habit_phrase(label: str | None, hour: int | None, device: str | None) -> str:
+    """"you often turn to Sports in the morning and in the car"."""
+    when = " and ".join(x for x in [part_of_day(hour) if hour is not None else "",
+                                    on_device(device) if device else ""] if x)
+    return f"you often turn to {label} {when}".rstrip()
+
+
+def intent_phrase(intent: str) -> str:
+    return f"it suits “{intent}”"
+
+
 def quoted(titles: list[str]) -> str:
     return " and ".join(f"“{t}”" for t in titles)
 

@@ -195,25 +195,19 @@ class RecommendPipeline:
             if np.isfinite(dur):
                 effect = pm.duration_weight * float(duration_fit(np.array([dur]),
                                                                  context.minutes)[0])
-                fits = dur <= 60 * context.minutes
-                where = f" {present.on_device(context.device)}" if context.device else ""
-                phrase = (f"at {round(dur / 60)} minutes it fits your {context.minutes:g} "
-                          f"minutes{where}") if fits else None
+                phrase = present.duration_phrase(dur, context.minutes, context.device)
                 notes.append(ContextNote(effect, {"type": "context", "factor": "duration",
                                                   "minutes": context.minutes,
                                                   "duration_s": dur}, phrase))
         if habit is not None and habit > 0.05:
-            when = " and ".join(x for x in [
-                present.part_of_day(context.hour) if context.hour is not None else "",
-                present.on_device(context.device) if context.device else ""] if x)
             notes.append(ContextNote(habit, {
                 "type": "context", "factor": "habit", "interest": label},
-                f"you often turn to {label} {when}".rstrip()))
+                present.habit_phrase(label, context.hour, context.device)))
         if intent_vector is not None and context.intent:
             sim = float(self.catalog.vectors[row] @ intent_vector)
             notes.append(ContextNote(pm.intent_weight * sim * pm.weights.cosine, {
                 "type": "context", "factor": "intent", "text": context.intent},
-                f"it suits “{context.intent}”"))
+                present.intent_phrase(context.intent)))
         return notes
 
 
