@@ -136,7 +136,12 @@ def test_a_listener_known_only_by_their_words_hears_them_in_the_reason(sample_ap
 
 def test_collaborative_evidence_names_the_history_items_behind_it(trained):
     user = _active_listener(trained)
-    recs = trained.recommend(RecommendRequest(user_id=user, k=10, explain=True))
+    served = trained.models.pipeline("show").served.model
+    served.blend = [{"ease": 1.0, "itemknn": 1.0, "pop": 0.2}] * 3  # collaborative parts lead
+    try:
+        recs = trained.recommend(RecommendRequest(user_id=user, k=10, explain=True))
+    finally:
+        trained.models.invalidate()  # the trained blend again
     heard = {ev.item_id for ev in trained.store.user_events(user)}
     named = [e for r in recs for e in r.evidence if e["type"] == "collaborative" and "id" in e]
     assert named and all(e["id"] in heard for e in named)
