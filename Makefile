@@ -49,6 +49,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_latency.py
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_feedback.py
+	$(BIN)/python benchmarks/bench_lists.py
+	$(BIN)/python benchmarks/bench_index.py
 	$(BIN)/python benchmarks/bench_server.py
 
 clean:
