@@ -73,7 +73,9 @@ def training_events(data: EvalData, events: Sequence[EventRecord], test_mask: np
     for ev in events:
         if (ev.user_id, ev.item_id) not in test:
             out.append(ev)
-        elif text_evidence == "all" and ev.text:
+        elif text_evidence == "all" and ev.text and (ev.event == "search" or (
+                ev.event == "review" and (ev.value is None or ev.value >= 3))):
+            # a favourable review is the listener's own words, as the harness counts them
             out.append(replace(ev, event="search", item_id=None, item_kind=None, value=None))
     return out
 
