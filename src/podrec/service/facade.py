@@ -22,7 +22,7 @@ import numpy as np
 from podrec.config import Config, load_config
 from podrec.enrich.embedders import TextEmbedder, make_embedder
 from podrec.enrich.pipeline import EnrichReport
-from podrec.model.base import Scored
+from podrec.model.base import CatalogData, Scored
 from podrec.model.content import ContentModel, ContentWeights
 from podrec.model.profile import ProfileModel
 from podrec.recommend.history import HistoryBuilder
@@ -125,7 +125,8 @@ class Podrec:
     def content_weights(self) -> ContentWeights:
         return self.catalog.content_weights()
 
-    def catalog_data(self, kind: str | None = "show"):  # noqa: ANN201 - CatalogData
+    def catalog_data(self, kind: str | None = "show") -> CatalogData:
+        """The embedded items of one kind as arrays (what models are fit on)."""
         return self.models.data(kind)
 
     def model(self, kind: str | None = "show", metric: str | None = None) -> ContentModel:
