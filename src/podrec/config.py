@@ -113,6 +113,7 @@ class TrainConfig:
     test_fraction: float = 0.2
     leave_n: int = 1
     seed: int = 1
+    model_seed: int = -1  # the factor models' seed (-1: the split's seed)
     max_validation_users: int = 1000
     # Below this many events or listeners there is nothing to learn a blend from: the served
     # model is the fallback, the listener profile (content) plus popularity.

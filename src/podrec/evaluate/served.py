@@ -130,7 +130,8 @@ def evaluate_served(data: EvalData, events: Sequence[EventRecord], catalog_path:
                   tagger=replace(config.tagger, keyphrases=0),
                   train=replace(config.train, model="hybrid", parts=tuple(parts),
                                 protocol=split.protocol, test_fraction=split.test_fraction,
-                                leave_n=split.leave_n, seed=split.seed + 1, min_events=1,
+                                leave_n=split.leave_n, seed=split.seed + 1,
+                                model_seed=split.seed, min_events=1,
                                 min_listeners=1))
     cached = CachedEmbedder(embedder, data.catalog.texts, data.catalog.vectors)
     podrec = Podrec(cfg, database_url=url, embedder=cached)  # type: ignore[arg-type]

@@ -77,6 +77,11 @@ class Trainer:
         self.embedder = embedder
         self.half_life_days = half_life_days
 
+    @property
+    def model_seed(self) -> int:
+        """The seed the factor models start from (``train.model_seed``, else the split's)."""
+        return self.config.seed if self.config.model_seed < 0 else self.config.model_seed
+
     def split(self) -> SplitConfig:
         c = self.config
         return SplitConfig(protocol=c.protocol, test_fraction=c.test_fraction,
@@ -135,7 +140,7 @@ class Trainer:
         if unknown:
             raise ValueError(f"train: unknown model(s) {', '.join(unknown)}; expected "
                              f"{', '.join(REGISTRY)}")
-        return choose(catalog, val, names, self.config.seed, None,
+        return choose(catalog, val, names, self.model_seed, None,
                       self.config.model == "hybrid", say,
                       extra={"ease": {"max_items": self.config.ease_max_items}})
 
@@ -150,7 +155,7 @@ class Trainer:
         rebuilt when the model is loaded)."""
         cf = Selection(chosen={n: c for n, c in sel.chosen.items() if n not in CATALOG_PARTS})
         say(f"fitting {', '.join(cf.chosen) or 'nothing'} on {len(pairs.users)} pairs")
-        return fit_chosen(catalog, pairs, cf, self.config.seed)
+        return fit_chosen(catalog, pairs, cf, self.model_seed)
 
     def _payload(self, catalog: CatalogData, pairs: Interactions, sel: Selection,
                  fitted: dict[str, Recommender], model_name: str) -> dict[str, Any]:
@@ -158,7 +163,7 @@ class Trainer:
         counts = np.diff(matrix.indptr)
         sums = np.asarray(matrix.sum(axis=1)).ravel()
         users = {u: (n, int(counts[n]), float(sums[n])) for n, u in enumerate(pairs.user_ids)}
-        return {"model": model_name, "seed": self.config.seed,
+        return {"model": model_name, "seed": self.model_seed,
                 "params": {n: c["params"] for n, c in sel.chosen.items()},
                 "fitted": fitted, "blend": sel.blend,
                 "buckets": list(DEFAULT_BUCKETS),
