@@ -537,7 +537,7 @@ def in_process(url: str, listeners: list[str], n: int, seed: int) -> dict[str, A
             "mean_ms": float(ms.mean())}
 
 
-# -- the trained hybrid against a baseline checkout (issue 10) --------------------------------
+# -- the trained hybrid against a baseline checkout ------------------------------------------
 def build_trained(cached: Path, data: Path, listeners: int, seed: int, console: Any) -> Path:
     """A copy of the catalog database with events and a trained hybrid (``trained_store.py``:
     the Apple reviews plus ``listeners`` synthetic co-subscription listeners, then

@@ -1,4 +1,4 @@
-"""A store with a *trained* hybrid served, for the benchmarks of the serving path (issue 10).
+"""A store with a *trained* hybrid served, for the benchmarks of the serving path.
 
 Shared by ``bench_feedback.py``, ``bench_lists.py`` and ``bench_server.py``. If a store's
 newest trained model is missing (or is the fallback), ``ensure_trained``:
