@@ -608,7 +608,7 @@ def _run_evaluation(records: list[Any], event_records: list[Any], emb: Any, cach
 
         return evaluate_served(data, event_records, opts["catalog"], opts["catalog_format"],
                                split, ks, emb, cache, opts["out"] / "served-store", cfg,
-                               parts=cfg.train.parts, text_evidence=opts["text_evidence"],
+                               text_evidence=opts["text_evidence"],
                                http_sample=opts["http_sample"], progress=step)
     return evaluate(data, split, names, ks, emb, cache, progress=step,
                     text_evidence=opts["text_evidence"], mmr_levels=levels, fixed=fixed)

@@ -81,9 +81,8 @@ def prepare(records: Sequence[ItemRecord], events: Sequence[EventRecord],
     users = {u: n for n, u in enumerate(interactions.user_ids)}
     user_texts: dict[int, list[TextEvent]] = {}
     for ev in events:
-        if ev.text and ev.user_id in users and ev.event in ("search", "review"):
-            user_texts.setdefault(users[ev.user_id], []).append(TextEvent(
-                ev.timestamp.timestamp(), ev.text, ev.item_id or "", ev.event, ev.value))
+        if ev.user_id in users and (words := TextEvent.of(ev)) is not None:
+            user_texts.setdefault(users[ev.user_id], []).append(words)
     return EvalData(catalog, interactions, user_texts)
 
 

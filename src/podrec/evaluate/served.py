@@ -32,7 +32,6 @@ from podrec.enrich.embedders import TextEmbedder
 from podrec.evaluate.folds import EvalData, Fold, make_fold
 from podrec.evaluate.harness import evaluate, score_lists
 from podrec.evaluate.protocols import SplitConfig, split_pairs
-from podrec.model.registry import DEFAULT_HYBRID
 from podrec.recommend.request import RecommendRequest
 from podrec.records import EventRecord
 
@@ -107,13 +106,14 @@ def served_lists(podrec: Any, data: EvalData, fold: Fold, k: int,
 def evaluate_served(data: EvalData, events: Sequence[EventRecord], catalog_path: Path,
                     catalog_format: str | None, split: SplitConfig, ks: Sequence[int],
                     embedder: TextEmbedder, cache_dir: Path, workdir: Path, config: Config,
-                    parts: Sequence[str] = (*DEFAULT_HYBRID, "profile"),
+                    parts: Sequence[str] | None = None,
                     text_evidence: str = "train", http_sample: int = 50,
                     progress: Progress | None = None) -> dict[str, Any]:
     """The harness's hybrid and the served lists on one split, side by side."""
     from podrec.service import Podrec
 
     say = progress or (lambda _m: None)
+    parts = tuple(parts or config.train.parts)  # the served hybrid's parts by default
     names = [*parts, "hybrid"]
     say("the harness: " + ", ".join(names))
     harness = evaluate(data, split, names, ks, embedder, cache_dir, progress=say,

@@ -34,6 +34,11 @@ def bucket_of(counts: np.ndarray, edges: Sequence[int] = DEFAULT_BUCKETS) -> np.
     return np.searchsorted(np.asarray(edges), counts, side="left")
 
 
+def parts_of(model: Recommender) -> dict[str, Recommender]:
+    """A served model's parts by name (a single model is its own one part)."""
+    return dict(model.components) if isinstance(model, HybridModel) else {model.name: model}
+
+
 class HybridModel(Recommender):
     """Weighted sum of standardised component scores, weights per activity bucket."""
 

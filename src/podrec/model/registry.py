@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from podrec.config import TrainConfig
 from podrec.model.base import Recommender
 from podrec.model.collaborative import (
     ALSModel,
@@ -82,8 +83,8 @@ PROFILE_MODELS = tuple(n for n, s in REGISTRY.items() if s.profile_study)
 # Models that score a listener from their history alone, so a history from another platform
 # can be handed to them at request time.
 HISTORY_MODELS = tuple(n for n, s in REGISTRY.items() if s.history_only)
-# The hybrid's parts when nobody names them: every model but the profile studies.
-DEFAULT_HYBRID = tuple(n for n in REGISTRY if n not in PROFILE_MODELS)
+# The hybrid's parts when nobody names them: the served hybrid's (``train.parts``).
+DEFAULT_HYBRID = TrainConfig().parts
 
 
 def make_model(name: str, params: dict[str, Any], seed: int = 0) -> Recommender:

@@ -80,14 +80,6 @@ def content_parts(model: ContentModel, row: int, seeds: list[Seed], words: str |
     return parts
 
 
-def explain(model: ContentModel, row: int, seeds: list[Seed], query: str | None = None,
-            query_vector: np.ndarray | None = None, max_items: int = 2,
-            context: list[ContextNote] | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """(reason, evidence) for a row scored by the content model alone."""
-    return Explainer(model, {}, max_items).explain(
-        row, {"content": 1.0}, seeds, query, query_vector, context)
-
-
 class Explainer:
     """Names the largest real contributors of an item's score (see the module doc)."""
 

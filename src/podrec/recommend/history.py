@@ -41,6 +41,13 @@ class TextEvent:
     event: str
     value: float | None = None
 
+    @classmethod
+    def of(cls, ev: EventRecord) -> TextEvent | None:
+        """What ``ev`` says in words: a search's or a review's text (None for other events)."""
+        if not ev.text or ev.event not in ("search", "review"):
+            return None
+        return cls(ev.timestamp.timestamp(), ev.text, ev.item_id or "", ev.event, ev.value)
+
     @property
     def favourable(self) -> bool:
         return self.event == "search" or (self.event == "review" and (
@@ -130,8 +137,8 @@ class HistoryBuilder:
         texts: list[TextEvent] = []
         for ev in events:
             t = ev.timestamp.timestamp()
-            if ev.text and ev.event in ("search", "review"):
-                texts.append(TextEvent(t, ev.text, ev.item_id or "", ev.event, ev.value))
+            if (words := TextEvent.of(ev)) is not None:
+                texts.append(words)
             if not ev.item_id:
                 continue
             row = catalog.row_of(ev.item_id, ev.item_kind) if ev.item_kind else None

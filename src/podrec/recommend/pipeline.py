@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from podrec import present
-from podrec.model.base import CatalogData, Recommender, UserBatch
+from podrec.model.base import CatalogData, UserBatch
 from podrec.model.content import ContentModel
-from podrec.model.hybrid import HybridModel
+from podrec.model.hybrid import HybridModel, parts_of
 from podrec.model.profile import ProfileModel
 from podrec.profile.interests import UserProfile
 from podrec.profile.labels import interest_label
@@ -60,7 +60,7 @@ class RecommendPipeline:
         self.cards = cards
         self.default_k = default_k
         model = served.model
-        parts = model.components if isinstance(model, HybridModel) else {model.name: model}
+        parts = parts_of(model)
         self.profile: ProfileModel | None = next(
             (m for m in parts.values() if isinstance(m, ProfileModel)), None)
         self.explainer = Explainer(content, {n: m for n, m in parts.items()
@@ -210,7 +210,3 @@ class RecommendPipeline:
                 present.intent_phrase(context.intent)))
         return notes
 
-
-def served_parts(model: Recommender) -> dict[str, Recommender]:
-    """The served model's parts by name (a single model is its own one part)."""
-    return dict(model.components) if isinstance(model, HybridModel) else {model.name: model}

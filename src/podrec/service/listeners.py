@@ -12,7 +12,7 @@ from podrec.ingest.events import event_from_row
 from podrec.ingest.normalize import FieldError
 from podrec.model.profile import ProfileModel
 from podrec.profile.labels import interest_label
-from podrec.recommend.history import HistoryBuilder
+from podrec.recommend.history import HistoryBuilder, TextEvent
 from podrec.records import EventRecord, IngestReport
 from podrec.service.errors import NotFoundError
 from podrec.storage import Store
@@ -89,10 +89,9 @@ class ListenerService:
         """What a listener searched for and wrote in favourable reviews, latest first."""
         out = []
         for ev in reversed(events if events is not None else self.store.user_events(user_id)):
-            favourable = ev.event == "search" or (
-                ev.event == "review" and (ev.value is None or ev.value >= 3))
-            if favourable and ev.text and ev.text.strip():
-                out.append(ev.text.strip()[:500])
+            words = TextEvent.of(ev)
+            if words is not None and words.favourable and words.text.strip():
+                out.append(words.text.strip()[:500])
             if len(out) >= limit:
                 break
         return out

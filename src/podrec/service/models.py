@@ -27,7 +27,7 @@ from podrec.index.persist import StoredIndex
 from podrec.model.base import CatalogData, Recommender
 from podrec.model.collaborative import PopularityModel
 from podrec.model.content import ContentModel
-from podrec.model.hybrid import HybridModel
+from podrec.model.hybrid import HybridModel, parts_of
 from podrec.model.profile import ProfileModel
 from podrec.recommend.history import HistoryBuilder
 from podrec.recommend.pipeline import RecommendPipeline
@@ -189,8 +189,7 @@ class ModelCache:
 
     def _explaining_content(self, model: Recommender, kind: str) -> ContentModel:
         """The content model explanations measure seeds with: the served profile's own."""
-        parts = model.components if isinstance(model, HybridModel) else {model.name: model}
-        for part in parts.values():
+        for part in parts_of(model).values():
             if isinstance(part, ProfileModel):
                 return part.content
             if isinstance(part, ContentModel):

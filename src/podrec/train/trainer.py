@@ -56,9 +56,8 @@ def events_on(catalog: CatalogData, events: Iterable[EventRecord]
     kinds = set(catalog.kinds)
     kept, texts = [], {}
     for ev in events:
-        if ev.text and ev.event in ("search", "review"):
-            texts.setdefault(ev.user_id, []).append(TextEvent(
-                ev.timestamp.timestamp(), ev.text, ev.item_id or "", ev.event, ev.value))
+        if (words := TextEvent.of(ev)) is not None:
+            texts.setdefault(ev.user_id, []).append(words)
         if not ev.item_id or (ev.item_kind and ev.item_kind not in kinds):
             continue
         if catalog.row_of(ev.item_id, ev.item_kind) is not None:
