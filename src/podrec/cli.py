@@ -117,6 +117,11 @@ def _progress() -> Progress:
 def enrich(
     kind: Annotated[str | None, typer.Option(help="show or episode (default: both)")] = None,
     force: Annotated[bool, typer.Option(help="re-embed everything")] = False,
+    llm_tags: Annotated[bool, typer.Option("--llm-tags", help="also write generated topical "
+                                           "tags with the [llm] generator (seconds an item "
+                                           "on the local model; cached)")] = False,
+    llm_limit: Annotated[int | None, typer.Option(min=1, help="generate tags for only the "
+                                                  "N most popular items")] = None,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Embed and tag items whose text is new or changed."""
@@ -125,12 +130,38 @@ def enrich(
         report = podrec.enrich(kind=kind, force=force,
                                progress=lambda n: bar.advance(task, n),
                                on_total=lambda n: bar.update(task, total=n))
+        summary: dict[str, Any] = report.summary()
+        if llm_tags:
+            summary["llm_tags"] = _generate_tags(podrec, bar, kind, llm_limit)
     if as_json:
-        print(json.dumps(report.summary()))
-    else:
-        s = report.summary()
-        console.print(f"embedded {s['embedded']}, reused {s['reused']} (same text), "
-                      f"unchanged {s['unchanged']}, tagged {s['tagged']}")
+        print(json.dumps(summary))
+        return
+    s = summary
+    console.print(f"embedded {s['embedded']}, reused {s['reused']} (same text), "
+                  f"unchanged {s['unchanged']}, tagged {s['tagged']}")
+    if llm_tags:
+        t = s["llm_tags"]
+        console.print(f"generated tags with {t['model']}: {t['generated']} generated, "
+                      f"{t['cached']} cached, {t['fell_back']} fell back "
+                      f"{t['reasons'] or ''} in {t['seconds']} s")
+
+
+def _generate_tags(podrec: Podrec, bar: Progress, kind: str | None,
+                   limit: int | None) -> dict[str, Any]:
+    """`enrich --llm-tags`: generated tags for the catalog, with their own progress bar."""
+    from podrec.enrich.generated import generate_tags
+    from podrec.llm import make_generator
+
+    generator = make_generator(podrec.config, podrec.store)
+    task = bar.add_task(f"tagging with {generator.model_id}", total=None)
+    try:
+        report = generate_tags(podrec.store, generator, kind=kind, limit=limit,
+                               topics=podrec.config.llm.tags,
+                               progress=lambda n: bar.advance(task, n),
+                               on_total=lambda n: bar.update(task, total=n))
+    finally:
+        generator.close()
+    return {"model": generator.model_id, **report.summary()}
 
 
 @app.command()
@@ -395,7 +426,8 @@ def catalog_show(
 
 @app.command()
 def tags(
-    source: Annotated[str | None, typer.Option(help="category, taxonomy or keyphrase")] = None,
+    source: Annotated[str | None, typer.Option(help="category, taxonomy, keyphrase or "
+                                               "generated")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 30,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:

@@ -142,6 +142,28 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class LLMConfig:
+    """The generative model (podrec/llm/): generated tags and reading requests into intents."""
+
+    # auto: the bundled local model when llama-cpp-python and its parts are installed, else
+    # none | none: rules only | local: the bundled Qwen2.5-Coder-0.5B-Instruct (or model_path)
+    # | gguf: the GGUF file at model_path | endpoint: an OpenAI-compatible server.
+    backend: str = "auto"
+    model_path: str = ""  # a GGUF file (gguf; optional for local)
+    endpoint: str = ""  # base URL of an OpenAI-compatible server (endpoint)
+    model: str = ""  # the model name sent to the endpoint
+    api_key: str = ""  # sent as a bearer token to the endpoint, when set
+    threads: int = 2  # CPU threads of the local model
+    context: int = 2048  # the local model's context window, in tokens
+    max_tokens: int = 96  # most tokens one answer may have
+    timeout_s: float = 60.0  # longest one background generation may take
+    request_timeout_s: float = 5.0  # longest a generation on the request path may take
+    cache_dir: str = ""  # where the assembled default model is kept ("": $PODREC_HOME/models
+    # or ~/.cache/podrec/models)
+    tags: int = 4  # generated topical tags per item (podrec tag)
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str = "sqlite:///podrec.db"
     language_whitelist: tuple[str, ...] = (
@@ -155,6 +177,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
 
 
 ENV_KEYS = {
@@ -167,6 +190,12 @@ ENV_KEYS = {
     "PODREC_WORKERS": ("server", "workers"),
     "PODREC_INDEX": ("index", "kind"),
     "PODREC_ANN_THRESHOLD": ("index", "ann_threshold"),
+    "PODREC_LLM": ("llm", "backend"),
+    "PODREC_LLM_MODEL_PATH": ("llm", "model_path"),
+    "PODREC_LLM_ENDPOINT": ("llm", "endpoint"),
+    "PODREC_LLM_MODEL": ("llm", "model"),
+    "PODREC_LLM_API_KEY": ("llm", "api_key"),
+    "PODREC_LLM_THREADS": ("llm", "threads"),
 }
 
 
@@ -174,9 +203,11 @@ ENV_KEYS = {
 CHOICES = {"recommend.metric": ("cosine", "euclidean"), "server.cache_sync": ("read", "notify"),
            "train.protocol": ("temporal", "leave-last", "user-holdout", "random")}
 CHOICES["index.kind"] = ("auto", "exact", "ann")
+CHOICES["llm.backend"] = ("auto", "none", "local", "gguf", "endpoint")
 # Keys that must be at least this.
 MINIMUMS = {"index.ann_threshold": 0, "index.m": 2, "index.ef_construction": 1,
-            "index.ef_search": 1}
+            "index.ef_search": 1, "llm.threads": 1, "llm.context": 256, "llm.max_tokens": 1,
+            "llm.timeout_s": 0.0, "llm.request_timeout_s": 0.0, "llm.tags": 0}
 
 
 def _coerce(value: Any, template: Any, where: str) -> Any:

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from podrec.enrich.embedders import TextEmbedder
-from podrec.enrich.tagger import KeyphraseExtractor, TaxonomyTagger
+from podrec.enrich.tagger import (
+    KeyphraseExtractor,
+    TaxonomyTagger,
+    clean_phrases,
+    taxonomy_vocabulary,
+)
 from podrec.records import Item
 from podrec.storage import Store
 
@@ -59,6 +64,7 @@ class Enricher:
         self.max_chars, self.batch_size = max_chars, batch_size
         self.taxonomy_top_k, self.taxonomy_min_score = taxonomy_top_k, taxonomy_min_score
         self.keyphrases = keyphrases
+        self._vocab = taxonomy_vocabulary()
 
     def plan(self, kind: str | None = None, force: bool = False
              ) -> tuple[list[tuple[Item, str, str]], int]:
@@ -89,7 +95,8 @@ class Enricher:
         cached = {} if force else self.store.vectors_for_hashes(model_id,
                                                                  sorted({h for _, _, h in todo}))
         tagger = TaxonomyTagger(self.embedder, self.taxonomy_top_k, self.taxonomy_min_score)
-        keyphraser = KeyphraseExtractor(self.keyphrases)
+        # Twice as many candidates as kept: cleaning drops generic words and title fragments.
+        keyphraser = KeyphraseExtractor(self.keyphrases * 2)
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start:start + self.batch_size]
             need = [(i, text) for i, (_, text, h) in enumerate(batch) if h not in cached]
@@ -114,6 +121,9 @@ class Enricher:
             entries = [("category", c, 1.0) for c in item.categories]
             entries += [("taxonomy", tag, score) for tag, score in labels]
             text = f"{item.title}. {item.description}"
-            entries += [("keyphrase", kw, s) for kw, s in keyphraser.extract(text, item.language)]
+            phrases = clean_phrases(keyphraser.extract(text, item.language), item.title,
+                                    [*item.categories, *(t for t, _ in labels)], self._vocab,
+                                    item.author or "")
+            entries += [("keyphrase", kw, s) for kw, s in phrases[: self.keyphrases]]
             tagged[item.pk] = entries
         self.store.replace_tags(tagged, sources=("category", "taxonomy", "keyphrase"))

@@ -81,3 +81,88 @@ class KeyphraseExtractor:
         keywords = self._yake_for(language or "en").extract_keywords(text[: self.max_chars])
         # yake: lower is better; turn into a 0..1 score where higher is better.
         return [(kw, float(1.0 / (1.0 + score * 10))) for kw, score in keywords]
+
+
+# -- cleaning ---------------------------------------------------------------------------------
+
+# A single word says little on a card ("True", "worst", "Scale"): it is kept only when it names
+# a topic on its own (a taxonomy word, one of these, or an acronym such as NBA or AI).
+TOPIC_WORDS = {
+    "ai", "anime", "archaeology", "astrology", "bitcoin", "blockchain", "boxing", "buddhism",
+    "cannabis", "chess", "climate", "coding", "cooking", "cosplay", "crypto", "cryptocurrency",
+    "cycling", "dating", "design", "dinosaurs", "economics", "ecology", "entrepreneurship",
+    "evolution", "fantasy", "feminism", "finance", "fishing", "football", "gaming",
+    "gardening", "genealogy", "geography", "geology", "hiking", "horror", "hunting", "jazz",
+    "journalism", "law", "linguistics", "literature", "marketing", "meditation", "mindfulness",
+    "mma", "mythology", "neuroscience", "nutrition", "parenting", "photography", "poetry",
+    "politics", "productivity", "programming", "psychology", "real estate", "retirement",
+    "sailing", "skateboarding", "sleep", "sociology", "startups", "stocks", "surfing", "tarot",
+    "theology", "travel", "vegan", "wine", "wrestling", "yoga", "zoology",
+}
+CJK_STOPWORDS = {
+    "播客", "节目", "我们", "你们", "他们", "大家", "一个", "什么", "这个", "那个", "没有", "自己",
+    "就是", "可以", "时候", "主播", "本期", "欢迎", "收听", "关注", "喜欢", "分享", "内容", "一起",
+    "今天", "每周", "更新", "听众", "朋友", "一期", "这期", "嘉宾", "聊聊", "如何", "为什么",
+    "以及", "还有", "如果", "因为", "所以", "但是", "这些", "那些", "时间", "问题", "生活", "世界",
+}
+_WORD = re.compile(r"[\w'’-]+", re.UNICODE)
+_MINOR = {"a", "an", "the", "of", "and", "or", "in", "on", "for", "to", "with", "by", "at",
+          "podcast", "podcasts", "show", "the show", "episode", "episodes"}
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower().strip("'’-") for w in _WORD.findall(text or "")]
+
+
+def _significant(words: list[str]) -> set[str]:
+    return {w for w in words if w and w not in _MINOR}
+
+
+def generic_single_word(phrase: str, vocabulary: set[str]) -> bool:
+    """True for a one-word phrase that names no topic by itself."""
+    phrase = phrase.strip()
+    if _CJK.search(phrase):
+        return len(phrase) < 2 or phrase in CJK_STOPWORDS
+    words = _words(phrase)
+    if len(words) != 1:
+        return False
+    word = phrase.strip("'’-")
+    if word.isupper() and 2 <= len(word) <= 5:
+        return False  # an acronym: NBA, AI, NFL
+    return words[0] not in vocabulary and words[0] not in TOPIC_WORDS
+
+
+def taxonomy_vocabulary(taxonomy: dict[str, list[str]] | None = None) -> set[str]:
+    """Every taxonomy label, and each word of one, lower-cased (words that name a topic)."""
+    out: set[str] = set()
+    for tag, _ in taxonomy_labels(taxonomy):
+        out.add(tag.lower())
+        out.update(w for w in _words(tag) if w not in _MINOR)
+    return out
+
+
+def clean_phrases(phrases: list[tuple[str, float]], title: str = "",
+                  other_tags: list[str] | tuple[str, ...] = (),
+                  vocabulary: set[str] | None = None, author: str = ""
+                  ) -> list[tuple[str, float]]:
+    """Keyphrases fit for a card: no single generic words, no fragments of the show's own
+    title or author, no duplicates by case or inclusion (among themselves or of the item's
+    other tags); of two overlapping phrases the better-scored stays."""
+    vocabulary = vocabulary if vocabulary is not None else taxonomy_vocabulary()
+    own = _significant(_words(title)) | _significant(_words(author))
+    kept: list[tuple[str, float, set[str]]] = []
+    taken = [_significant(_words(t)) or {t.lower()} for t in other_tags]
+    for phrase, score in sorted(phrases, key=lambda p: -p[1]):
+        phrase = " ".join(phrase.split())
+        words = _significant(_words(phrase)) or {phrase.lower()}
+        if not phrase or generic_single_word(phrase, vocabulary):
+            continue
+        if _CJK.search(phrase):
+            if any(phrase in t or t in phrase for t in [title, *other_tags] if t) or \
+                    any(phrase == p or phrase in p or p in phrase for p, _, _ in kept):
+                continue
+        elif words <= own or any(words <= t or t <= words for t in taken) or \
+                any(words <= w or w <= words for _, _, w in kept):
+            continue
+        kept.append((phrase, score, words))
+    return [(p, s) for p, s, _ in kept]

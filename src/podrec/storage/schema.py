@@ -117,6 +117,18 @@ artifacts = Table(
     Column("payload", LargeBinary),
 )
 
+# Generated text by input hash (model id, prompt, schema): a generation is computed once.
+generations = Table(
+    "generations",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("model_id", String(200), nullable=False),
+    Column("task", String(32), nullable=False),  # tags | intent | ...
+    Column("output", Text, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

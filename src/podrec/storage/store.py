@@ -659,6 +659,37 @@ class Store:
                  "created_at": _utc(r.created_at).isoformat(),
                  "revoked_at": r.revoked_at and _utc(r.revoked_at).isoformat()} for r in rows]
 
+    # -- generations (podrec/llm: outputs by input hash) -----------------------------------
+    def get_generations(self, keys: Sequence[str]) -> dict[str, str]:
+        """Stored outputs of the given input hashes (absent keys are left out)."""
+        g = schema.generations
+        out: dict[str, str] = {}
+        keys = list(dict.fromkeys(keys))
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), CHUNK):
+                rows = conn.execute(select(g.c.key, g.c.output)
+                                    .where(g.c.key.in_(keys[i:i + CHUNK])))
+                out.update({k: o for k, o in rows})
+        return out
+
+    def put_generation(self, key: str, model_id: str, task: str, output: str,
+                       seconds: float) -> None:
+        """Keep one output under its input hash (a second write of the same key replaces it)."""
+        g = schema.generations
+        with self.engine.begin() as conn:
+            conn.execute(delete(g).where(g.c.key == key))
+            conn.execute(g.insert().values(key=key, model_id=model_id[:200], task=task[:32],
+                                           output=output, seconds=float(seconds),
+                                           created_at=datetime.now(UTC)))
+
+    def count_generations(self, task: str | None = None) -> int:
+        g = schema.generations
+        q = select(func.count()).select_from(g)
+        if task:
+            q = q.where(g.c.task == task)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
     # -- artefacts ------------------------------------------------------------------------
     def put_artifact(self, name: str, meta: dict[str, Any], payload: bytes | None = None) -> None:
         a = schema.artifacts

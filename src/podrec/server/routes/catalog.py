@@ -90,7 +90,8 @@ def item(podrec: Service, kind: schemas.Kind, item_id: str) -> dict[str, Any]:
 
 @routes.get("/tags", response_model=schemas.TagList, dependencies=[CLIENT])
 def tags(podrec: Service,
-         source: Annotated[str | None, Query(pattern="^(category|taxonomy|keyphrase)$")] = None,
+         source: Annotated[str | None,
+                           Query(pattern="^(category|taxonomy|keyphrase|generated)$")] = None,
          limit: Annotated[int, Query(ge=1, le=1000)] = 30) -> Any:
     """The most used tags, with how many items carry each."""
     return {"tags": [{"tag": t, "count": n} for t, n in podrec.tag_counts(source, limit)]}
