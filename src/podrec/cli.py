@@ -58,16 +58,21 @@ def _open(config: Path | None, db: str | None) -> Any:
 def _print_report(report: IngestReport, as_json: bool, max_problems: int = 50) -> None:
     if as_json:
         print(json.dumps({**report.summary(), "duplicates": report.duplicates,
-                          "problems": [str(p) for p in report.problems]}, ensure_ascii=False))
+                          "problems": [str(p) for p in report.problems],
+                          "repairs": [str(p) for p in report.repairs]}, ensure_ascii=False))
         return
     for problem in report.problems[:max_problems]:
         err.print(f"[yellow]skipped[/yellow] {problem}", markup=True, highlight=False)
     if len(report.problems) > max_problems:
         err.print(f"… and {len(report.problems) - max_problems} more problems")
+    for note in report.repairs[:max_problems]:
+        err.print(f"[cyan]repaired[/cyan] {note}", markup=True, highlight=False)
+    if len(report.repairs) > max_problems:
+        err.print(f"… and {len(report.repairs) - max_problems} more repairs")
     s = report.summary()
     console.print(f"added {s['added']}, updated {s['updated']}, skipped {s['skipped']} "
                   f"({report.duplicates} duplicates, {report.unchanged} unchanged), "
-                  f"failed {s['failed']}")
+                  f"failed {s['failed']}, repaired {s['repaired']}")
 
 
 @ingest_app.command("feeds")

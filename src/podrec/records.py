@@ -122,6 +122,13 @@ class IngestReport:
     duplicates: int = 0
     failed: int = 0
     problems: list[IngestProblem] = field(default_factory=list)
+    # Records taken after a repair (NUL removed, a missing title or GUID derived, ...).
+    repairs: list[IngestProblem] = field(default_factory=list)
+
+    def repair(self, source: str, location: str, field_name: str | None, message: str
+               ) -> None:
+        """Note a repair of a record that was taken (not a failure)."""
+        self.repairs.append(IngestProblem(source, location, field_name, message))
 
     def fail(self, source: str, location: str, field_name: str | None, message: str) -> None:
         self.failed += 1
@@ -134,6 +141,7 @@ class IngestReport:
         self.duplicates += other.duplicates
         self.failed += other.failed
         self.problems.extend(other.problems)
+        self.repairs.extend(other.repairs)
 
     @property
     def skipped(self) -> int:
@@ -142,4 +150,4 @@ class IngestReport:
 
     def summary(self) -> dict[str, int]:
         return {"added": self.added, "updated": self.updated, "skipped": self.skipped,
-                "failed": self.failed}
+                "failed": self.failed, "repaired": len(self.repairs)}

@@ -25,7 +25,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from podrec.ingest.catalog import CSV_SUFFIXES, csv_header, read_rows, records_from_rows
+from podrec.ingest.catalog import (
+    CSV_SUFFIXES,
+    csv_header,
+    read_rows,
+    read_text,
+    records_from_rows,
+)
 from podrec.records import IngestReport, ItemRecord
 
 Mapper = Callable[[dict[str, Any]], dict[str, Any]]
@@ -179,14 +185,13 @@ class FormatError(ValueError):
 def _columns(path: Path) -> set[str]:
     if path.suffix.lower() in CSV_SUFFIXES:
         return set(csv_header(path))
-    head = path.read_bytes()[:200_000].decode("utf-8", errors="replace")
-    stripped = head.lstrip()
+    stripped = read_text(path, limit=200_000).lstrip("\ufeff \t\r\n")
     try:
         if stripped.startswith("["):
             m = re.search(r"\{.*?\}", stripped, re.S)
             return set(json.loads(m.group(0))) if m else set()
         return set(json.loads(stripped.splitlines()[0])) if stripped else set()
-    except (json.JSONDecodeError, AttributeError, IndexError):
+    except (json.JSONDecodeError, AttributeError, IndexError, RecursionError):
         return set()
 
 

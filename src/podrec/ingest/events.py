@@ -26,8 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from podrec.ingest.catalog import CSV_SUFFIXES, csv_header, read_rows
+from podrec.ingest.catalog import CSV_SUFFIXES, csv_header, read_rows, report_notes
 from podrec.ingest.datasets import FormatError
+from podrec.ingest.limits import (
+    EVENT_LENGTHS,
+    MAX_JSON_DEPTH,
+    check_lengths,
+    finite,
+    finite_json,
+    max_depth,
+    safe_loads,
+    strip_nul,
+)
 from podrec.ingest.normalize import FieldError, parse_datetime, parse_float
 from podrec.records import EVENT_TYPES, KINDS, EventRecord, IngestReport
 
@@ -42,7 +52,11 @@ def _opt(value: Any) -> str | None:
     return text or None
 
 
-def event_from_row(row: Mapping[str, Any]) -> EventRecord:
+def event_from_row(row: Mapping[str, Any], notes: list[str] | None = None) -> EventRecord:
+    """One generic-format event; FieldError('field: message') when it cannot be stored.
+    NUL characters are removed (noted in ``notes``); numbers must be finite and ids fit
+    their columns, so SQLite and PostgreSQL take the same events."""
+    row = {str(k): strip_nul(v, str(k), notes) for k, v in row.items()}
     user = _opt(row.get("user_id"))
     if user is None:
         raise FieldError("user_id: required, but missing or empty")
@@ -65,20 +79,40 @@ def event_from_row(row: Mapping[str, Any]) -> EventRecord:
         value = parse_float(row.get("value"))
     except FieldError as exc:
         raise FieldError(f"value: {exc}") from None
-    context = row.get("context")
+    rec = EventRecord(user_id=user, event=event, timestamp=timestamp, item_id=item,
+                      item_kind=kind, value=value, text=_opt(row.get("text")),
+                      platform=_opt(row.get("platform")), device=_opt(row.get("device")),
+                      context=_context(row.get("context")))
+    check_event(rec)
+    return rec
+
+
+def _context(context: Any) -> dict[str, Any]:
+    """The context column: a JSON object (or its text), nested at most MAX_JSON_DEPTH deep,
+    every number finite (NaN or infinity cannot be written back as JSON)."""
     if isinstance(context, str) and context.strip():
         try:
-            context = json.loads(context)
-        except json.JSONDecodeError:
-            raise FieldError("context: expected a JSON object") from None
+            context = safe_loads(context, json.loads)
+        except ValueError as exc:
+            raise FieldError(f"context: expected a JSON object ({exc})") from None
     if context in (None, ""):
-        context = {}
+        return {}
     if not isinstance(context, dict):
         raise FieldError("context: expected a JSON object")
-    return EventRecord(user_id=user, event=event, timestamp=timestamp, item_id=item,
-                       item_kind=kind, value=value, text=_opt(row.get("text")),
-                       platform=_opt(row.get("platform")), device=_opt(row.get("device")),
-                       context=context)
+    try:
+        too_deep = max_depth(json.dumps(context, default=str)) > MAX_JSON_DEPTH
+    except (RecursionError, ValueError):
+        too_deep = True
+    if too_deep:
+        raise FieldError(f"context: nested deeper than {MAX_JSON_DEPTH} levels")
+    return finite_json(context, "context")
+
+
+def check_event(rec: EventRecord) -> None:
+    """FieldError when an event of any format cannot be stored as it is."""
+    check_lengths({"user_id": rec.user_id, "item_id": rec.item_id, "event": rec.event,
+                   "platform": rec.platform, "device": rec.device}, EVENT_LENGTHS)
+    finite(rec.value, "value")
 
 
 def _digits(text: str) -> bool:
@@ -202,8 +236,16 @@ def read_events(path: Path, report: IngestReport, fmt: str | None = None) -> Ite
                               f"{', '.join(sorted(missing))}, which the file lacks")
     parse = EVENT_FORMATS[fmt]
     for location, row in read_rows(path, report):
+        notes: list[str] = []
         try:
-            yield parse(row)
+            rec = parse({str(k): strip_nul(v, str(k), notes) for k, v in row.items()})
+            check_event(rec)
         except FieldError as exc:
             field_name, _, message = str(exc).partition(": ")
             report.fail(str(path), location, field_name or None, message or str(exc))
+            continue
+        except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+            report.fail(str(path), location, None, f"cannot read this event: {exc}")
+            continue
+        report_notes(report, str(path), location, list(dict.fromkeys(notes)))
+        yield rec

@@ -7,6 +7,7 @@ report the file, the record and the field.
 from __future__ import annotations
 
 import html
+import math
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -84,33 +85,49 @@ def clean_title(value: Any) -> str:
     return clean_text(value, strip_boilerplate=False)
 
 
+# The largest duration stored: an INTEGER column (32 bits on PostgreSQL).
+MAX_DURATION_S = 2**31 - 1
+
+
 def parse_duration(value: Any) -> int | None:
-    """'3600', '1:00:00', '60:00', 3600.0, '1h 2m' → seconds; empty → None."""
+    """'3600', '1:00:00', '60:00', 3600.0, '1h 2m' → seconds; empty → None. Non-finite,
+    negative or past 2³¹−1 seconds is a FieldError (it could not be stored)."""
     if value is None:
         return None
     if isinstance(value, bool):
         raise FieldError(f"expected a duration, got {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise FieldError(f"expected a non-negative duration, got {value!r}")
-        return int(round(value))
+        return _seconds(float(value) if isinstance(value, float) else value, value)
     text = str(value).strip()
     if not text:
         return None
-    if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return int(round(float(text)))
+    if len(text) > 40:
+        raise FieldError(f"expected a duration, got {len(text)} characters")
+    if re.fullmatch(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?", text):
+        return _seconds(int(text) if text.isdigit() else float(text), text)
     if re.fullmatch(r"\d+(?::\d{1,2}){1,2}(?:\.\d+)?", text):
-        parts = [float(p) for p in text.split(":")]
         seconds = 0.0
-        for part in parts:
-            seconds = seconds * 60 + part
-        return int(round(seconds))
+        for part in text.split(":"):
+            seconds = seconds * 60 + float(part)
+        return _seconds(seconds, text)
     m = re.fullmatch(r"(?:(\d+)\s*h(?:ours?|rs?)?)?\s*(?:(\d+)\s*m(?:in(?:utes?)?)?)?\s*"
                      r"(?:(\d+)\s*s(?:ec(?:onds?)?)?)?", text, re.IGNORECASE)
     if m and any(m.groups()):
         h, mi, s = (int(g or 0) for g in m.groups())
-        return h * 3600 + mi * 60 + s
+        return _seconds(h * 3600 + mi * 60 + s, text)
     raise FieldError(f"expected a duration in seconds, HH:MM:SS or MM:SS, got {text!r}")
+
+
+def _seconds(value: int | float, raw: Any) -> int:
+    """A whole number of seconds within what can be stored, else FieldError."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FieldError(f"expected a finite duration, got {raw!r}")
+    if value < 0:
+        raise FieldError(f"expected a non-negative duration, got {raw!r}")
+    if value > MAX_DURATION_S:
+        raise FieldError(f"expected a duration of at most {MAX_DURATION_S} seconds, "
+                         f"got {str(raw)[:40]!r}")
+    return int(round(value))
 
 
 def parse_datetime(value: Any) -> datetime | None:
@@ -118,16 +135,18 @@ def parse_datetime(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _to_utc(value, value)
     if isinstance(value, bool):
         raise FieldError(f"expected a date, got {value!r}")
     if isinstance(value, int | float):
-        return _from_unix(float(value))
+        return _from_unix(value)
     text = str(value).strip()
     if not text:
         return None
+    if len(text) > 80:
+        raise FieldError(f"expected a date, got {len(text)} characters")
     if re.fullmatch(r"-?\d+(?:\.\d+)?", text):
-        return _from_unix(float(text))
+        return _from_unix(float(text) if "." in text else int(text))
     iso = text.replace("Z", "+00:00").replace("z", "+00:00")
     if re.search(r"[+-]\d\d$", iso):  # '2017-12-01 00:09:47+00' (PostgreSQL style)
         iso += ":00"
@@ -136,20 +155,40 @@ def parse_datetime(value: Any) -> datetime | None:
     except ValueError:
         try:
             dt = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             raise FieldError(
                 f"expected an ISO 8601 date, an RFC 822 date or Unix seconds, got {text!r}"
             ) from None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return _to_utc(dt, text)
 
 
-def _from_unix(seconds: float) -> datetime:
-    if seconds > 1e11:  # milliseconds
-        seconds /= 1000.0
+def _to_utc(dt: datetime, raw: Any) -> datetime:
+    """``dt`` in UTC (naive: taken as UTC). A time whose UTC date falls outside years
+    1..9999 (9999-12-31T23:59:59-01:00) is a FieldError, not an OverflowError."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:
+        raise FieldError(f"expected a date between years 1 and 9999 in UTC, got {raw!r}"
+                         ) from None
+
+
+# Unix times of 10**12 and more are milliseconds: every millisecond time since 2001-09-09 is
+# that large, and no time in seconds before the year 33658 is. Below it, seconds (so
+# 253402300799 is 9999-12-31T23:59:59Z, and a second more is out of range).
+MILLISECONDS_FROM = 10**12
+
+
+def _from_unix(stamp: int | float) -> datetime:
+    if isinstance(stamp, float) and not math.isfinite(stamp):
+        raise FieldError(f"expected a finite Unix time, got {stamp!r}")
+    seconds = stamp / 1000 if abs(stamp) >= MILLISECONDS_FROM else stamp
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        raise FieldError(f"Unix time {seconds!r} is out of range") from None
+        raise FieldError(f"Unix time {stamp!r} is out of range (years 1 to 9999; "
+                         f"{MILLISECONDS_FROM} and more are milliseconds)") from None
 
 
 def parse_bool(value: Any) -> bool | None:
@@ -200,9 +239,12 @@ def parse_float(value: Any) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise FieldError(f"expected a number, got {value!r}") from None
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise FieldError(f"expected a number, got {str(value)[:40]!r}") from None
+    if not math.isfinite(number):
+        raise FieldError(f"expected a finite number, got {str(value)[:40]!r}")
+    return number
 
 
 def normalise_language(value: Any) -> str | None:

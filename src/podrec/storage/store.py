@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import text as sql_text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError, StatementError
 
 from podrec.records import EventRecord, IngestReport, Item, ItemRecord
 from podrec.storage import schema
@@ -226,12 +226,13 @@ class Store:
             pending[key] = row
             known.remember(rec, -1, chash, norm)
             counts.added += 1
-        with self.engine.begin() as conn:
-            if inserts:
-                conn.execute(t.insert(), [row for _, row in inserts])
-            if updates:
-                values = {name: bindparam(name) for name in updates[0] if name != "b_pk"}
-                conn.execute(update(t).where(t.c.pk == bindparam("b_pk")).values(values), updates)
+        try:
+            with self.engine.begin() as conn:
+                self._item_writes(conn, [row for _, row in inserts], updates)
+        except OperationalError:
+            raise
+        except StatementError:  # the database refused a record: find it, keep the rest
+            inserts = self._items_one_by_one(inserts, updates, known, counts)
         if inserts:  # learn the new row keys so later chunks can match against them
             with self.engine.connect() as conn:
                 ids = [rec.id for rec, _ in inserts]
@@ -242,6 +243,48 @@ class Store:
                         if (kind, id_) in known.by_id:
                             known.by_id[(kind, id_)] = (pk, chash)
         report.merge(counts)
+
+    @staticmethod
+    def _item_writes(conn: Connection, inserts: list[dict[str, Any]],
+                     updates: list[dict[str, Any]]) -> None:
+        t = schema.items
+        if inserts:
+            conn.execute(t.insert(), inserts)
+        if updates:
+            values = {name: bindparam(name) for name in updates[0] if name != "b_pk"}
+            conn.execute(update(t).where(t.c.pk == bindparam("b_pk")).values(values), updates)
+
+    def _items_one_by_one(self, inserts: list[tuple[ItemRecord, dict[str, Any]]],
+                          updates: list[dict[str, Any]], known: _Known,
+                          counts: IngestReport) -> list[tuple[ItemRecord, dict[str, Any]]]:
+        """A chunk the database refused, written record by record: only the records it
+        refuses are lost (each reported), and the inserts that went in are returned."""
+        kept = []
+        for rec, row in inserts:
+            if self._try_write(lambda c, row=row: self._item_writes(c, [row], []),
+                               counts, f"{rec.kind} {rec.id[:80]!r}"):
+                kept.append((rec, row))
+            else:
+                counts.added -= 1
+                known.by_id.pop((rec.kind, rec.id), None)
+        for row in updates:
+            if not self._try_write(lambda c, row=row: self._item_writes(c, [], [row]),
+                                   counts, f"{row['kind']} {row['id'][:80]!r}"):
+                counts.updated -= 1
+        return kept
+
+    def _try_write(self, write: Any, report: IngestReport, what: str) -> bool:
+        """Run ``write(conn)`` in its own transaction; a refusal is reported, not raised."""
+        try:
+            with self.engine.begin() as conn:
+                write(conn)
+            return True
+        except OperationalError:
+            raise
+        except StatementError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+            report.fail("database", what, None, f"refused by the database: {reason}")
+            return False
 
     def _item_from_row(self, row: Any) -> Item:
         data = dict(row._mapping)
@@ -438,32 +481,76 @@ class Store:
         return report
 
     def _write_events(self, batch: list[EventRecord], report: IngestReport) -> None:
-        ev, us = schema.events, schema.users
         keyed = {}
         for rec in batch:
             keyed.setdefault(rec.dedupe_key(), rec)
         report.unchanged += len(batch) - len(keyed)
-        with self.engine.begin() as conn:
-            keys = list(keyed)
-            stored = set(conn.execute(select(ev.c.dedupe_key)
-                                      .where(ev.c.dedupe_key.in_(keys))).scalars())
-            new = [(k, r) for k, r in keyed.items() if k not in stored]
-            report.unchanged += len(stored)
-            user_ids = sorted({r.user_id for _, r in new})
-            have = set(conn.execute(select(us.c.id).where(us.c.id.in_(user_ids))).scalars())
-            now = datetime.now(UTC)
-            missing = [{"id": u, "created_at": now, "attrs": {}} for u in user_ids
-                       if u not in have]
-            if missing:  # another writer may create the same listener meanwhile: fine
-                conn.execute(self._insert_ignoring_duplicates(us), missing)
-            if new:
-                conn.execute(ev.insert(), [
-                    {"user_id": r.user_id, "item_kind": r.item_kind, "item_id": r.item_id,
-                     "event": r.event, "value": r.value, "text": r.text,
-                     "timestamp": _utc(r.timestamp), "platform": r.platform,
-                     "device": r.device, "context": r.context or {}, "dedupe_key": k}
-                    for k, r in new])
-            report.added += len(new)
+        try:
+            with self.engine.begin() as conn:
+                added, unchanged = self._event_writes(conn, keyed)
+        except OperationalError:
+            raise
+        except StatementError:  # a record refused, or another writer stored one meanwhile
+            added = unchanged = 0
+            for key, rec in keyed.items():
+                counts = [0, 0]
+
+                def write(conn: Connection, key: str = key, rec: EventRecord = rec,
+                          counts: list[int] = counts) -> None:
+                    counts[:] = self._event_writes(conn, {key: rec})
+
+                what = f"event of {rec.user_id[:80]!r} at {rec.timestamp.isoformat()}"
+                if self._try_event(write, report, what, key):
+                    added, unchanged = added + counts[0], unchanged + counts[1]
+                else:
+                    unchanged += int(self._event_stored(key))
+        report.added += added
+        report.unchanged += unchanged
+
+    def _try_event(self, write: Any, report: IngestReport, what: str, key: str) -> bool:
+        """One event in its own transaction; another writer's copy is no failure."""
+        try:
+            with self.engine.begin() as conn:
+                write(conn)
+            return True
+        except IntegrityError:
+            if self._event_stored(key):
+                return False
+            return self._try_write(write, report, what)
+        except OperationalError:
+            raise
+        except StatementError:
+            return self._try_write(write, report, what)
+
+    def _event_stored(self, key: str) -> bool:
+        ev = schema.events
+        with self.engine.connect() as conn:
+            return conn.execute(select(ev.c.pk).where(ev.c.dedupe_key == key)).first() \
+                is not None
+
+    def _event_writes(self, conn: Connection, keyed: dict[str, EventRecord]
+                      ) -> tuple[int, int]:
+        """Insert the events not yet stored and their new listeners: (added, unchanged)."""
+        ev, us = schema.events, schema.users
+        keys = list(keyed)
+        stored = set(conn.execute(select(ev.c.dedupe_key)
+                                  .where(ev.c.dedupe_key.in_(keys))).scalars())
+        new = [(k, r) for k, r in keyed.items() if k not in stored]
+        user_ids = sorted({r.user_id for _, r in new})
+        have = set(conn.execute(select(us.c.id).where(us.c.id.in_(user_ids))).scalars())
+        now = datetime.now(UTC)
+        missing = [{"id": u, "created_at": now, "attrs": {}} for u in user_ids
+                   if u not in have]
+        if missing:  # another writer may create the same listener meanwhile: fine
+            conn.execute(self._insert_ignoring_duplicates(us), missing)
+        if new:
+            conn.execute(ev.insert(), [
+                {"user_id": r.user_id, "item_kind": r.item_kind, "item_id": r.item_id,
+                 "event": r.event, "value": r.value, "text": r.text,
+                 "timestamp": _utc(r.timestamp), "platform": r.platform,
+                 "device": r.device, "context": r.context or {}, "dedupe_key": k}
+                for k, r in new])
+        return len(new), len(stored)
 
     def _insert_ignoring_duplicates(self, table: Any) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING, in this database's dialect."""
