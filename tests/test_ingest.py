@@ -72,15 +72,17 @@ def test_atom_feed(store, detector):
     assert ep.published == datetime(2017, 12, 14, 14, 41, 47, tzinfo=UTC)
 
 
-def test_folder_with_a_broken_feed_reports_it_and_takes_the_rest(store, detector):
+def test_folder_with_a_broken_feed_repairs_it_and_takes_the_rest(store, detector):
     report = ingest_feeds(store, [str(FEEDS)], detector)
-    assert report.added == 7
-    assert report.failed == 1
+    # broken.xml's show is taken; its one item, empty once read, is reported
+    assert (report.added, report.failed) == (8, 1)
     problem = report.problems[0]
-    assert problem.source.endswith("broken.xml") and "malformed XML" in str(problem)
-    assert problem.location.startswith("line ")
+    assert problem.source.endswith("broken.xml") and problem.location == "item 1"
+    repair = next(r for r in report.repairs if r.source.endswith("broken.xml"))
+    assert "not well-formed XML (line 2" in repair.message and "tolerant" in repair.message
+    assert store.get_item("file:broken.xml").title == "Broken"
     again = ingest_feeds(store, [str(FEEDS)], detector)
-    assert (again.added, again.updated, again.unchanged) == (0, 0, 7)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 8)
 
 
 def test_feeds_by_url_and_opml_subscriptions_for_a_listener(store, detector, feed_server,
