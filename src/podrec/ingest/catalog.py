@@ -21,6 +21,7 @@ from podrec.ingest.limits import (
     ITEM_LENGTHS,
     MAX_FIELD_CHARS,
     MAX_JSON_DEPTH,
+    MAX_URL_CHARS,
     check_lengths,
     finite_json,
     json_too_deep,
@@ -89,6 +90,7 @@ def record_from_row(row: Mapping[str, Any], source: str,
     if isinstance(row.get("extra"), dict):
         extra.update(row["extra"])
     extra = finite_json(extra, "extra", notes, drop=True)
+    urls = {name: _url_field(row, name, notes) for name in ("image", "audio_url", "feed_url")}
     return ItemRecord(
         id=item_id,
         kind=kind,
@@ -98,9 +100,9 @@ def record_from_row(row: Mapping[str, Any], source: str,
         author=clean_title(row.get("author")) or None,
         categories=field("categories", parse_categories),
         language=normalise_language(row.get("language")),
-        image=_str(row.get("image")),
-        audio_url=_str(row.get("audio_url")),
-        feed_url=_str(row.get("feed_url")),
+        image=urls["image"],
+        audio_url=urls["audio_url"],
+        feed_url=urls["feed_url"],
         guid=_str(row.get("guid")),
         duration_s=field("duration_s", parse_duration),
         published=field("published", parse_datetime),
@@ -109,6 +111,17 @@ def record_from_row(row: Mapping[str, Any], source: str,
         extra=extra,
         source=source,
     )
+
+
+def _url_field(row: Mapping[str, Any], name: str, notes: list[str] | None) -> str | None:
+    """A URL field; one longer than MAX_URL_CHARS (no real URL is; feed_url is indexed) is
+    left out, with a note."""
+    url = _str(row.get(name))
+    if url is not None and len(url) > MAX_URL_CHARS:
+        if notes is not None:
+            notes.append(f"{name}: {len(url)} characters, more than {MAX_URL_CHARS}; left out")
+        return None
+    return url
 
 
 # A byte that is not UTF-8, as decoded with errors="surrogateescape".

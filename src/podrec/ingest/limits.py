@@ -21,6 +21,8 @@ MAX_JSON_DEPTH = 64
 # Largest CSV field and JSON line, in characters: far above any real description, far below
 # what would exhaust memory on a 2-core box.
 MAX_FIELD_CHARS = 4 * 1024 * 1024
+# Longest URL kept (feed_url is indexed; PostgreSQL's index entries hold about 2,700 bytes).
+MAX_URL_CHARS = 2000
 # duration_s is an INTEGER column (32 bits on PostgreSQL).
 MAX_INT = 2**31 - 1
 

@@ -39,6 +39,7 @@ def ingest_feeds(store: Store, sources: list[str], detector: LanguageDetector | 
     that listener's subscriptions (matched to stored shows by feed URL, then by title)."""
     report = IngestReport()
     subscriptions = []
+    known = store.item_matcher()  # read once: each feed then costs the same
     for kind, src in expand_sources(sources, report):
         data = read_source(src, report)
         if data is None:
@@ -47,16 +48,17 @@ def ingest_feeds(store: Store, sources: list[str], detector: LanguageDetector | 
             subs = parse_opml(data, src, report)
             subscriptions.extend(subs)
             for sub in subs:
-                if store.find_show(feed_url=sub.url) is not None:
+                if known.has_feed(sub.url):
                     continue  # already stored: nothing to fetch
                 feed = read_source(sub.url, report)
                 if feed is not None:
                     store.upsert_items(with_language(
-                        parse_feed(feed, sub.url, report, feed_url=sub.url), detector), report)
+                        parse_feed(feed, sub.url, report, feed_url=sub.url), detector), report,
+                        known)
         else:
             feed_url = src if src.startswith(("http://", "https://")) else None
             store.upsert_items(with_language(parse_feed(data, src, report, feed_url=feed_url),
-                                             detector), report)
+                                             detector), report, known)
     if user_id and subscriptions:
         now = datetime.now(UTC)
         events = []

@@ -56,6 +56,7 @@ items = Table(
 )
 Index("ix_items_show_id", items.c.show_id)
 Index("ix_items_norm_key", items.c.norm_key)
+Index("ix_items_feed_url", items.c.feed_url)  # URLs are kept to MAX_URL_CHARS at ingest
 
 tags = Table(
     "tags",

@@ -94,6 +94,10 @@ class _Known:
     by_audio: dict[str, tuple[int, str | None]]
     by_norm: dict[tuple[str, str], int]
 
+    def has_feed(self, feed_url: str) -> bool:
+        """Whether a show with this feed URL is stored."""
+        return feed_url in self.by_feed
+
     def match(self, rec: ItemRecord, norm: str) -> int | None:
         """The pk of a stored item that is the same as ``rec`` under another id, if any."""
         if rec.kind == "show" and rec.feed_url and rec.feed_url in self.by_feed:
@@ -175,11 +179,18 @@ class Store:
                 known.remember(rec, pk, chash, norm or "")
         return known
 
+    def item_matcher(self) -> _Known:
+        """What is stored, in memory, for matching: read once and handed to every
+        ``upsert_items`` of one job (an OPML list of thousands of feeds) so each feed costs
+        the same however many are stored. It learns what those calls write."""
+        return self._known()
+
     def upsert_items(self, records: Iterable[ItemRecord],
-                     report: IngestReport | None = None) -> IngestReport:
+                     report: IngestReport | None = None,
+                     known: _Known | None = None) -> IngestReport:
         """Insert new items, update changed ones, skip unchanged ones and duplicates."""
         report = report or IngestReport()
-        known = self._known()
+        known = known if known is not None else self._known()
         batch: list[ItemRecord] = []
         for rec in records:
             batch.append(rec)
