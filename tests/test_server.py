@@ -113,7 +113,8 @@ def served(sample_app, tmp_path_factory) -> Iterator[dict]:
     (tmp / "secret.json").write_text("{}")
     config = tmp / "podrec.toml"
     config.write_text(f'[server]\nmax_upload_bytes = {UPLOAD_LIMIT}\n'
-                      f'reports_dir = "{reports.as_posix()}"\n')
+                      f'reports_dir = "{reports.as_posix()}"\n'
+                      'fetch_allow = ["127.0.0.0/8"]\n')  # the test feed server
     keys = {}
     for scope in ("admin", "client"):
         out = cli("keys", "create", "--name", f"test {scope}", "--scope", scope, "--db", db)
@@ -537,6 +538,29 @@ def test_ingest_upload_and_url(api, admin, feed_server):
                               422)
     assert admin.post("/catalog/ingest", content=b"x", headers={
         "content-type": "text/plain"}).status_code == 415
+
+
+def test_an_uploaded_opml_cannot_make_the_server_read_its_files(admin, api, feed_server,
+                                                                tmp_path):
+    """Outlines naming server files (present or not) are refused with one message that says
+    nothing about them; the http outline beside them is fetched."""
+    feed = tmp_path / "local_feed.xml"
+    feed.write_bytes((FIXTURES / "feeds" / "et_yoga.rss.xml").read_bytes())
+    outlines = [f"file://{feed}", str(feed), "file:///etc/passwd", "/etc/hostname",
+                "/no/such/file.xml", f"{feed_server}/polite_conversations.atom"]
+    opml = ('<?xml version="1.0"?><opml version="2.0"><body>' + "".join(
+        f'<outline text="o{i}" type="rss" xmlUrl="{u}"/>' for i, u in enumerate(outlines))
+        + "</body></opml>").encode()
+    report = admin.post("/catalog/ingest", files={"file": ("subs.opml", opml)}).json()
+    refused = [p for p in report["problems"] if p["location"] == "outline"]
+    assert [p["source"] for p in refused] == outlines[:5]
+    assert {p["message"] for p in refused} == {
+        "refused: local paths and file:// URLs are not read by the server; expected an "
+        "http(s) URL"}
+    assert "Traceback" not in json.dumps(report) and "Errno" not in json.dumps(report)
+    shows = api.get("/items", params={"kind": "show", "limit": 1000}).json()["items"]
+    assert not any((s.get("feed_url") or "").startswith("file") or s["id"].startswith("file:")
+                   and "local_feed" in s["id"] for s in shows)
 
 
 # -- reports and metrics -----------------------------------------------------------------------

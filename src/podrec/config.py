@@ -6,6 +6,7 @@ step. Precedence (last wins): built-in default < TOML file < PODREC_* environmen
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -96,6 +97,14 @@ class ServerConfig:
     cache_seconds: float = 300.0  # the longest a kept list is served
     cache_sync: str = "read"  # how a worker learns a listener changed: read | notify
     key_cache_seconds: float = 1.0  # how long a worker trusts an API key it checked
+    # What the server fetches for POST /catalog/ingest (URLs, and the feeds an uploaded OPML
+    # names): http(s) only; loopback, private, link-local and other non-public addresses
+    # only in these networks ("10.0.0.0/8"); at most this many bytes and seconds per
+    # download and this many redirects, each hop checked again.
+    fetch_allow: tuple[str, ...] = ()
+    fetch_max_bytes: int = 52_428_800
+    fetch_timeout: float = 30.0
+    fetch_max_redirects: int = 5
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,10 @@ CHOICES["llm.backend"] = ("auto", "none", "local", "gguf", "endpoint")
 MINIMUMS = {"index.ann_threshold": 0, "index.m": 2, "index.ef_construction": 1,
             "index.ef_search": 1, "llm.threads": 1, "llm.context": 256, "llm.max_tokens": 1,
             "llm.timeout_s": 0.0, "llm.request_timeout_s": 0.0, "llm.tags": 0}
+MINIMUMS.update({"server.fetch_max_bytes": 1, "server.fetch_timeout": 0.1,
+                 "server.fetch_max_redirects": 0})
+# Keys that hold IP networks.
+NETWORKS = {"server.fetch_allow"}
 
 
 def _coerce(value: Any, template: Any, where: str) -> Any:
@@ -240,6 +253,15 @@ def _coerce(value: Any, template: Any, where: str) -> Any:
     return value
 
 
+def _check_networks(values: tuple[str, ...], where: str) -> None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(f"{where}: expected IP networks such as \"10.0.0.0/8\", "
+                              f"got {value!r}") from None
+
+
 def _apply(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> Any:
     """Overlay ``data`` on a config dataclass; errors name the source and the dotted key."""
     known = {f.name: f for f in fields(obj)}
@@ -259,6 +281,8 @@ def _apply(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> Any:
             if allowed and changes[key] not in allowed:
                 raise ConfigError(f"{where}: {prefix}{key}: expected one of "
                                   f"{', '.join(allowed)}, got {changes[key]!r}")
+            if prefix + key in NETWORKS:
+                _check_networks(changes[key], f"{where}: {prefix}{key}")
             least = MINIMUMS.get(prefix + key)
             if least is not None and changes[key] < least:
                 raise ConfigError(f"{where}: {prefix}{key}: expected at least {least}, "

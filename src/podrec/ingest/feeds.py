@@ -21,7 +21,16 @@ import feedparser
 import listparser
 
 from podrec.ingest.catalog import record_from_row, sniff_encoding
-from podrec.ingest.fetch import FEED_SUFFIXES, OPML_SUFFIXES, USER_AGENT, fetch, is_url
+from podrec.ingest.fetch import (
+    FEED_SUFFIXES,
+    OPML_SUFFIXES,
+    USER_AGENT,
+    Refused,
+    TooLarge,
+    fetch,
+    is_url,
+    read_local,
+)
 from podrec.ingest.limits import ITEM_LENGTHS
 from podrec.ingest.normalize import (
     FieldError,
@@ -404,9 +413,18 @@ def expand_sources(sources: list[str], report: IngestReport) -> Iterator[tuple[s
             report.fail(src, "path", None, "no such file, folder or URL")
 
 
-def read_source(src: str, report: IngestReport) -> bytes | None:
+def read_source(src: str, report: IngestReport, outline: bool = False) -> bytes | None:
+    """The bytes of a feed or OPML source: a URL is fetched under the fetch policy in force;
+    a path given on the command line is read; a path or file:// URL named by an OPML
+    outline only where the policy allows local paths (the CLI, not the server)."""
     try:
-        return fetch(src) if is_url(src) else Path(src).read_bytes()
+        if is_url(src):
+            return fetch(src)
+        return read_local(src) if outline else Path(src).read_bytes()
+    except Refused as exc:
+        report.fail(src, "fetch" if is_url(src) else "outline", None, f"refused: {exc}")
+    except TooLarge as exc:
+        report.fail(src, "fetch", None, f"{exc} (server.fetch_max_bytes)")
     except OSError as exc:  # URLError and HTTPError are OSErrors
         report.fail(src, "fetch" if is_url(src) else "file", None, f"cannot read: {exc}")
-        return None
+    return None

@@ -50,7 +50,7 @@ def ingest_feeds(store: Store, sources: list[str], detector: LanguageDetector | 
             for sub in subs:
                 if known.has_feed(sub.url):
                     continue  # already stored: nothing to fetch
-                feed = read_source(sub.url, report)
+                feed = read_source(sub.url, report, outline=True)
                 if feed is not None:
                     store.upsert_items(with_language(
                         parse_feed(feed, sub.url, report, feed_url=sub.url), detector), report,

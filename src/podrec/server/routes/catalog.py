@@ -47,13 +47,15 @@ async def ingest(request: Request, podrec: Service, settings: Settings) -> Any:
     Bad records are reported and skipped; the rest go in. Admin only."""
     ctype = request.headers.get("content-type", "").lower()
     with tempfile.TemporaryDirectory(prefix="podrec-ingest-") as tmp:
+        policy = fetch.server_policy(settings.server)
         if ctype.startswith("multipart/form-data"):
-            report, rename, enrich = await _ingest_upload(request, podrec, Path(tmp))
+            report, rename, enrich = await _ingest_upload(request, podrec, Path(tmp), policy)
         elif ctype.startswith("application/json") or not ctype:
             req = await _url_request(request)
             fmt, enrich = _format(req.format), req.enrich
             report, rename = await run_in_threadpool(
-                _ingest_url, podrec, req, fmt, Path(tmp), settings.server.max_upload_bytes)
+                _ingest_url, podrec, req, fmt, Path(tmp), settings.server.max_upload_bytes,
+                policy)
         else:
             return error(415, "send multipart/form-data with a file, or JSON {\"url\": ..., "
                          "\"type\": \"feed\"|\"opml\"|\"catalog\"}")
@@ -122,7 +124,8 @@ def _format(fmt: str | None) -> str | None:
         raise invalid(("body", "format"), str(exc)) from None
 
 
-async def _ingest_upload(request: Request, podrec: ServedPodrec, tmpdir: Path
+async def _ingest_upload(request: Request, podrec: ServedPodrec, tmpdir: Path,
+                         policy: fetch.FetchPolicy
                          ) -> tuple[IngestReport, dict[str, str], bool]:
     """The multipart upload saved (under a suffix that says its format) and ingested."""
     form = await request.form(max_files=1, max_fields=10)
@@ -139,7 +142,7 @@ async def _ingest_upload(request: Request, podrec: ServedPodrec, tmpdir: Path
         while chunk := await upload.read(1 << 20):
             out.write(chunk)
     await upload.close()
-    report = await run_in_threadpool(_ingest_file, podrec, path, fmt)
+    report = await run_in_threadpool(_ingest_file, podrec, path, fmt, policy)
     return report, {str(path): name}, enrich
 
 
@@ -160,15 +163,26 @@ async def _url_request(request: Request) -> schemas.IngestURL:
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
 
 
-def _ingest_file(podrec: ServedPodrec, path: Path, fmt: str | None) -> IngestReport:
+def _ingest_file(podrec: ServedPodrec, path: Path, fmt: str | None,
+                 policy: fetch.FetchPolicy) -> IngestReport:
+    """An uploaded file; the feeds an uploaded OPML names are fetched under ``policy``
+    (local paths and file:// refused, non-public addresses only where allowed)."""
     one_thread()
-    return podrec.ingest_file(path, fmt)
+    with fetch.fetch_policy(policy):
+        return podrec.ingest_file(path, fmt)
 
 
 def _ingest_url(podrec: ServedPodrec, req: schemas.IngestURL, fmt: str | None, tmpdir: Path,
-                limit: int) -> tuple[IngestReport, dict[str, str]]:
-    """A feed URL goes to feed ingest as it is; anything else is downloaded first."""
+                limit: int, policy: fetch.FetchPolicy) -> tuple[IngestReport, dict[str, str]]:
+    """A URL fetched under the server's fetch ``policy``."""
     one_thread()
+    with fetch.fetch_policy(policy):
+        return _ingest_url_policed(podrec, req, fmt, tmpdir, limit)
+
+
+def _ingest_url_policed(podrec: ServedPodrec, req: schemas.IngestURL, fmt: str | None,
+                        tmpdir: Path, limit: int) -> tuple[IngestReport, dict[str, str]]:
+    """A feed URL goes to feed ingest as it is; anything else is downloaded first."""
     if req.type == "feed" and fmt in (None, "feed"):
         return podrec.ingest_feeds([req.url]), {}
     report = IngestReport()
