@@ -202,7 +202,6 @@ class Store:
         return report
 
     def _write_chunk(self, batch: list[ItemRecord], known: _Known, report: IngestReport) -> None:
-        t = schema.items
         now = datetime.now(UTC)
         inserts: list[tuple[ItemRecord, dict[str, Any]]] = []
         updates: list[dict[str, Any]] = []
@@ -245,15 +244,24 @@ class Store:
         except StatementError:  # the database refused a record: find it, keep the rest
             inserts = self._items_one_by_one(inserts, updates, known, counts)
         if inserts:  # learn the new row keys so later chunks can match against them
-            with self.engine.connect() as conn:
-                ids = [rec.id for rec, _ in inserts]
+            self._learn_keys([rec for rec, _ in inserts], known)
+        report.merge(counts)
+
+    def _learn_keys(self, records: list[ItemRecord], known: _Known) -> None:
+        """The row keys of just-inserted records, looked up by (kind, id): the unique
+        index, so the cost does not grow with the table."""
+        t = schema.items
+        by_kind: dict[str, list[str]] = {}
+        for rec in records:
+            by_kind.setdefault(rec.kind, []).append(rec.id)
+        with self.engine.connect() as conn:
+            for kind, ids in by_kind.items():
                 for i in range(0, len(ids), CHUNK):
-                    rows = conn.execute(select(t.c.pk, t.c.kind, t.c.id, t.c.content_hash)
-                                        .where(t.c.id.in_(ids[i:i + CHUNK])))
-                    for pk, kind, id_, chash in rows:
+                    rows = conn.execute(select(t.c.pk, t.c.id, t.c.content_hash).where(
+                        and_(t.c.kind == kind, t.c.id.in_(ids[i:i + CHUNK]))))
+                    for pk, id_, chash in rows:
                         if (kind, id_) in known.by_id:
                             known.by_id[(kind, id_)] = (pk, chash)
-        report.merge(counts)
 
     @staticmethod
     def _item_writes(conn: Connection, inserts: list[dict[str, Any]],
