@@ -540,6 +540,37 @@ def test_ingest_upload_and_url(api, admin, feed_server):
         "content-type": "text/plain"}).status_code == 415
 
 
+def test_events_the_database_could_not_store_are_4xx_and_the_rest_kept(api):
+    """NaN, infinities, NUL characters and over-long bounded fields: a 422 for one event,
+    reported by index in a batch, whose valid events are stored (SQLite and PostgreSQL
+    alike: nothing reaches the database that it would refuse)."""
+    def post(path: str, body: str) -> httpx.Response:
+        return api.post(path, content=body.encode(),
+                        headers={"content-type": "application/json"})
+
+    base = '"item_id": "1322200189", "event": "play", "timestamp": "2024-01-01T00:00:00Z"'
+
+    def event(fields: str) -> str:
+        return "{" + fields + ", " + base + "}"
+
+    bad = [event('"user_id": "t-nan", "value": NaN'),
+           event('"user_id": "t-inf", "value": 1e400'),
+           event('"user_id": "t-ctx", "context": {"x": NaN}'),
+           event('"user_id": "t-nul\\u0000"'),
+           event('"user_id": "' + "u" * 300 + '"'),
+           event('"user_id": "t-plat", "platform": "' + "p" * 100 + '"')]
+    for body in bad:
+        r = post("/events", body)
+        assert r.status_code == 422, (body[:60], r.text)
+        assert "Traceback" not in r.text
+    batch = [event('"user_id": "t-good-1"'), *bad, event('"user_id": "t-good-2"')]
+    report = post("/events/batch", '{"events": [' + ", ".join(batch) + "]}").json()
+    assert (report["added"], report["failed"]) == (2, len(bad))
+    assert [p["location"] for p in report["problems"]] == [f"event {i}" for i in range(1, 7)]
+    assert [p["field"] for p in report["problems"]] == ["value", "value", "context.x",
+                                                        "user_id", "user_id", "platform"]
+
+
 def test_an_uploaded_opml_cannot_make_the_server_read_its_files(admin, api, feed_server,
                                                                 tmp_path):
     """Outlines naming server files (present or not) are refused with one message that says

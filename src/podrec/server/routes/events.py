@@ -32,16 +32,28 @@ def add_event(podrec: Service, lists: Lists, event: schemas.EventIn) -> Any:
     """Store one event. An invalid event is a 422 naming the field, and nothing is
     stored. Sending the same event twice stores it once (`unchanged`)."""
     row = event.as_row(datetime.now(UTC))
-    try:
-        event_from_row(row)
-    except FieldError as exc:
-        field, _, message = str(exc).partition(": ")
+    problem = check_row(row)
+    if problem is not None:
+        field, message = problem
         metrics.EVENTS.labels("rejected").inc()
-        if not message:
-            field, message = "event", str(exc)
         return error(422, f"field {field!r}: {message}",
                      errors=[{"field": field, "location": "body", "message": message}])
     return events_json(store_events(podrec, lists, [row], [0], IngestReport()))
+
+
+def check_row(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, message) when an event cannot be stored as sent: any FieldError, and also
+    NUL characters, which a file import removes but an API client should not send."""
+    notes: list[str] = []
+    try:
+        event_from_row(row, notes)
+    except FieldError as exc:
+        field, _, message = str(exc).partition(": ")
+        return (field, message) if message else ("event", str(exc))
+    if notes:
+        field = notes[0].partition(": ")[0].split(".")[0]
+        return field, "expected text without NUL characters"
+    return None
 
 
 @routes.post("/events/batch", response_model=schemas.EventReport, dependencies=[CLIENT])
@@ -56,12 +68,18 @@ def add_events(podrec: Service, lists: Lists, batch: schemas.EventBatch) -> Any:
             report.fail("request", f"event {i}", None, "expected a JSON object")
             continue
         try:
-            rows.append(schemas.EventIn.model_validate(raw).as_row(now))
-            positions.append(i)
+            row = schemas.EventIn.model_validate(raw).as_row(now)
         except ValidationError as exc:
             e = exc.errors()[0]
             field, _ = field_of(("body", *e["loc"]))
             report.fail("request", f"event {i}", field, message_of(e))
+            continue
+        problem = check_row(row)
+        if problem is not None:
+            report.fail("request", f"event {i}", *problem)
+            continue
+        rows.append(row)
+        positions.append(i)
     return events_json(store_events(podrec, lists, rows, positions, report))
 
 
