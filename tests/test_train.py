@@ -151,6 +151,46 @@ def test_collaborative_evidence_names_the_history_items_behind_it(trained):
             assert "also like this" in rec.reason
 
 
+def _with_candidates(app: Podrec, above: int, per_source: int) -> Config:
+    saved = app.config
+    app.config = replace(saved, recommend=replace(saved.recommend, candidates_above=above,
+                                                  candidates_per_source=per_source))
+    return saved
+
+
+def test_candidates_covering_the_catalog_give_the_full_pass_list(trained):
+    """Scored on candidates, an item gets the score a full pass gives it: with every item a
+    candidate (and the whole catalog as the scale sample) the lists are the same."""
+    user = _active_listener(trained)
+    full = trained.recommend(user_id=user, k=10, explain=True)
+    saved = _with_candidates(trained, 0, 100_000)
+    try:
+        assert trained.models.pipeline("show").candidates is not None
+        cand = trained.recommend(user_id=user, k=10, explain=True)
+        words = trained.recommend(query="space adventure", k=5)
+    finally:
+        trained.config = saved
+    assert [r.id for r in cand] == [r.id for r in full]
+    assert np.allclose([r.score for r in cand], [r.score for r in full], atol=1e-4)
+    assert [r.reason for r in cand] == [r.reason for r in full]
+    assert [r.id for r in words] == [r.id for r in trained.recommend(query="space adventure",
+                                                                     k=5)]
+
+
+def test_few_candidates_still_find_most_of_the_full_list(trained):
+    user = _active_listener(trained)
+    full = [r.id for r in trained.recommend(user_id=user, k=10)]
+    saved = _with_candidates(trained, 0, 40)
+    try:
+        sources = trained.models.pipeline("show").candidates
+        cand = [r.id for r in trained.recommend(user_id=user, k=10)]
+    finally:
+        trained.config = saved
+    n = len(sources.catalog)
+    assert len(set(cand) & set(full)) >= 7, (cand, full)
+    assert len(cand) == 10 and n > 400
+
+
 def test_served_lists_match_the_harness(wordllama, tmp_path):
     """`evaluate --served` on 40 real listeners: the store, `podrec train`, Podrec.recommend
     and a real HTTP server give the harness's own hybrid figure."""

@@ -62,6 +62,11 @@ class RecommendConfig:
     context_weight: float = 0.5
     duration_weight: float = 0.2
     intent_weight: float = 0.5
+    # Catalogs of at least candidates_above items are scored on candidates only (the vector
+    # index, collaborative top-N, popular and trending, new episodes of followed shows; each
+    # source finds up to candidates_per_source items), not item by item. 0: always.
+    candidates_above: int = 50000
+    candidates_per_source: int = 400
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,30 @@ class AlignedModel(Recommender):
             return scores
         return self.to_current(scores)
 
+    def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
+        """Scores of today's ``rows``; rows the model never saw get the mean of the rest."""
+        rows = np.asarray(rows, np.int64)
+        if self.identity_:
+            return self.model.score_rows(batch, rows)
+        mapped = self.to_trained_[rows]
+        ok = mapped >= 0
+        out = np.zeros((len(batch), len(rows)), np.float32)
+        if ok.any():
+            known = self.model.score_rows(self.trained_batch(batch), mapped[ok])
+            out[:, ok] = known
+            out[:, ~ok] = known.mean(axis=1, keepdims=True)
+        return out
+
+    def candidates(self, batch: UserBatch, n: int) -> np.ndarray | None:
+        found = self.model.candidates(self.trained_batch(batch), n)
+        if found is None:
+            return None
+        rows = self.to_current_[np.asarray(found, np.int64)]
+        return rows[rows >= 0]  # (seen rows are left out on the trained index already)
+
+    def prepare_candidates(self) -> None:
+        self.model.prepare_candidates()
+
     def to_current(self, scores: np.ndarray) -> np.ndarray:
         """Scores over the trained items → over today's rows (unknown rows: the row mean)."""
         scores = np.atleast_2d(np.asarray(scores, dtype=np.float32))

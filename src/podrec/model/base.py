@@ -39,6 +39,7 @@ class CatalogData:
     show_ids: list[str | None] = field(default_factory=list)  # an episode's show
     durations: np.ndarray | None = None  # (n,) seconds, nan = unknown
     platforms: list[list[str] | None] = field(default_factory=list)  # None = anywhere
+    published: np.ndarray | None = None  # (n,) Unix seconds, nan = unknown
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -118,6 +119,25 @@ class UserBatch:
                          else [self.history_items[i] for i in index])
 
 
+def seen_rows(batch: UserBatch) -> np.ndarray:
+    """The rows the first listener of ``batch`` has seen (left out of their lists)."""
+    m = batch.histories if batch.seen is None else batch.seen
+    m = sparse.csr_matrix(m)
+    return m.indices[m.indptr[0]:m.indptr[1]].astype(np.int64)
+
+
+def best_unseen(scores: np.ndarray, n: int, seen: np.ndarray, rows: np.ndarray | None = None
+                ) -> np.ndarray:
+    """The ``n`` best of ``scores`` (over ``rows``, else over row numbers) not in ``seen``."""
+    rows = np.arange(len(scores)) if rows is None else np.asarray(rows, np.int64)
+    keep = ~np.isin(rows, seen)
+    scores, rows = np.asarray(scores)[keep], rows[keep]
+    n = min(n, len(rows))
+    if n <= 0:
+        return np.zeros(0, np.int64)
+    return rows[np.argpartition(-scores, n - 1)[:n]].astype(np.int64)
+
+
 class Recommender(ABC):
     """fit / score / recommend / similar_items / explain / partial_fit_users, on row numbers.
 
@@ -135,6 +155,24 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, batch: UserBatch) -> np.ndarray:
         """(listeners × items) scores, higher is better."""
+
+    def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
+        """(listeners × len(rows)) scores of just ``rows``: what a list scored on candidates
+        costs. Models whose cost follows the catalog's size override it; this one scores
+        everything and picks."""
+        return np.asarray(self.score(batch), np.float32)[:, np.asarray(rows, np.int64)]
+
+    def candidates(self, batch: UserBatch, n: int) -> np.ndarray | None:
+        """Up to ``n`` rows this model would rank high for the (first) listener of ``batch``,
+        found without scoring the catalog, leaving out what they have seen
+        (``seen_rows``): a candidate source for large catalogs. None: the model has no
+        cheaper way than scoring everything."""
+        return None
+
+    def prepare_candidates(self) -> None:
+        """Build whatever ``candidates`` needs (an index over the model's item vectors) now,
+        rather than on the first request."""
+        return None
 
     def recommend(self, batch: UserBatch, k: int = 10, exclude_seen: bool = True,
                   candidate_mask: np.ndarray | None = None) -> list[Scored]:

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from podrec.model.base import CatalogData, Recommender, UserBatch
+from podrec.model.base import CatalogData, Recommender, UserBatch, best_unseen, seen_rows
 from podrec.model.interactions import Interactions
 from podrec.model.seeding import id_keys, uniform_rows
 
@@ -52,6 +52,20 @@ class PopularityModel(Recommender):
     def score(self, batch: UserBatch) -> np.ndarray:
         return np.broadcast_to(self.popularity, (len(batch), self._n_items)).copy()
 
+    def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.popularity[rows], (len(batch), len(rows))).copy()
+
+    def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
+        """The most popular items not seen (ranked once, on first use)."""
+        seen = seen_rows(batch)
+        want = min(n + len(seen), self._n_items)
+        if getattr(self, "_ranked", None) is None or len(self._ranked) < want:
+            m = min(max(want, 1000), self._n_items)
+            top = np.argpartition(-self.popularity, m - 1)[:m] if m else np.zeros(0, np.int64)
+            self._ranked = top[np.argsort(-self.popularity[top], kind="stable")]
+        ranked = self._ranked[:want]
+        return ranked[~np.isin(ranked, seen)][:n].astype(np.int64)
+
     def params(self) -> dict[str, Any]:
         return {"half_life_days": self.half_life_days}
 
@@ -85,11 +99,40 @@ class ItemKNNModel(Recommender):
         return np.asarray((_binary(batch.histories) @ self.similarity).todense(),
                           dtype=np.float32)
 
+    def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
+        """The history's neighbours stay sparse; only ``rows`` are read off them."""
+        return sparse_columns(_binary(batch.histories) @ self.similarity, rows)
+
+    def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
+        """The ``n`` items the history's neighbour lists speak for most."""
+        summed = sparse.csr_matrix(_binary(batch.histories[:1]) @ self.similarity)
+        return best_unseen(summed.data, n, seen_rows(batch), summed.indices)
+
     def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
         return np.asarray(self.similarity[np.asarray(rows), target].todense()).ravel()
 
     def params(self) -> dict[str, Any]:
         return {"neighbours": self.neighbours, "shrink": self.shrink}
+
+
+EXACT_CANDIDATES = 200_000  # factor models: exact inner products up to this many items
+
+
+def sparse_columns(m: sparse.spmatrix, rows: np.ndarray) -> np.ndarray:
+    """Dense (m.rows × len(rows)) values of a sparse matrix at the columns ``rows``, read
+    without densifying its other columns."""
+    m = sparse.csr_matrix(m)
+    m.sum_duplicates()
+    rows = np.asarray(rows, np.int64)
+    out = np.zeros((m.shape[0], len(rows)), np.float32)
+    for u in range(m.shape[0]):
+        idx, data = m.indices[m.indptr[u]:m.indptr[u + 1]], m.data[m.indptr[u]:m.indptr[u + 1]]
+        if not len(idx):
+            continue
+        pos = np.minimum(np.searchsorted(idx, rows), len(idx) - 1)
+        hit = idx[pos] == rows
+        out[u, hit] = data[pos[hit]]
+    return out
 
 
 def _keep_top_per_row(m: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
@@ -145,6 +188,23 @@ class EASEModel(Recommender):
         h = _binary(batch.histories)[:, self.items]
         out[:, self.items] = np.asarray(h @ self.weights)
         return out
+
+    def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
+        """Only the modelled items have a score: ``rows`` among them are read off the
+        (listeners × modelled items) product."""
+        rows = np.asarray(rows, np.int64)
+        out = np.zeros((len(batch), len(rows)), dtype=np.float32)
+        pos = np.minimum(np.searchsorted(self.items, rows), max(len(self.items) - 1, 0))
+        ok = (self.items[pos] == rows) if len(self.items) else np.zeros(len(rows), bool)
+        if ok.any():
+            h = _binary(batch.histories)[:, self.items]
+            out[:, ok] = np.asarray(h @ self.weights[:, pos[ok]])
+        return out
+
+    def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
+        """The ``n`` modelled items the history scores highest."""
+        s = np.asarray(_binary(batch.histories[:1])[:, self.items] @ self.weights)[0]
+        return best_unseen(s, n, seen_rows(batch), self.items)
 
     def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
         pos = np.searchsorted(self.items, np.asarray(rows))
@@ -222,6 +282,38 @@ class _ImplicitModel(Recommender):
     def score(self, batch: UserBatch) -> np.ndarray:
         users = self._user_factors(batch.histories, batch.user_rows)
         return users @ np.asarray(self._model.item_factors).T
+
+    def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
+        users = self._user_factors(batch.histories, batch.user_rows)
+        return users @ np.asarray(self._model.item_factors)[np.asarray(rows, np.int64)].T
+
+    def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
+        """The items of highest inner product with the listener's factors: exact up to
+        ``EXACT_CANDIDATES`` items, else from an HNSW graph over the item factors (made
+        norm-equal with one more coordinate, so cosine order is inner-product order)."""
+        user = self._user_factors(batch.histories[:1],
+                                  None if batch.user_rows is None else batch.user_rows[:1])[0]
+        items = np.asarray(self._model.item_factors, np.float32)
+        n = min(n, len(items))
+        if n <= 0 or not np.any(user):
+            return np.zeros(0, np.int64)
+        if len(items) <= EXACT_CANDIDATES:
+            return best_unseen(items @ user, n, seen_rows(batch))
+        self.prepare_candidates()
+        return self._factor_index.search(np.append(user, 0.0).astype(np.float32), n,
+                                         seen_rows(batch))[0]
+
+    def prepare_candidates(self) -> None:
+        if getattr(self, "_factor_index", None) is not None:
+            return
+        items = np.asarray(self._model.item_factors, np.float32)
+        if len(items) <= EXACT_CANDIDATES:
+            return
+        from podrec.index import make_index
+
+        norms = np.linalg.norm(items, axis=1)
+        extra = np.sqrt(np.maximum(norms.max() ** 2 - norms ** 2, 0.0))
+        self._factor_index = make_index(np.column_stack([items, extra]), "cosine", "ann")
 
     def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
         items = np.asarray(self._model.item_factors)

@@ -25,8 +25,16 @@ from scipy import sparse
 
 from podrec.index import make_index
 from podrec.index.vector_index import VectorIndex, top_k
-from podrec.model.base import CatalogData, Recommender, Scored, UserBatch, norm_name
+from podrec.model.base import (
+    CatalogData,
+    Recommender,
+    Scored,
+    UserBatch,
+    norm_name,
+    seen_rows,
+)
 
+SEED_QUERIES = 4  # a listener's strongest items searched for one by one, as candidates
 COMPONENTS = ("cosine", "lexical", "genre", "author", "popularity")
 
 
@@ -105,12 +113,17 @@ class ContentModel(Recommender):
         """A listener's profile is the weighted mean of their items (vector, words, genres,
         producers), plus the vector of text they wrote; every component of the fused score is
         then one matrix product."""
+        return self.score_rows(batch, None)
+
+    def score_rows(self, batch: UserBatch, rows: np.ndarray | None) -> np.ndarray:
+        """``score`` on ``rows`` only (None: every item): the products shrink to them."""
         h = sparse.csr_matrix(batch.histories, dtype=np.float32)
         h.data = np.maximum(h.data, 0.0)
         totals = np.asarray(h.sum(axis=1)).ravel()
         h = sparse.diags(1.0 / np.maximum(totals, 1e-9)) @ h
         w = self.weights.as_array()
         vectors = self.catalog.vectors
+        sel = slice(None) if rows is None else np.asarray(rows, np.int64)
         profile = np.asarray(h @ vectors)
         if batch.text_vectors is not None:
             text = np.asarray(batch.text_vectors, dtype=np.float32)
@@ -118,14 +131,35 @@ class ContentModel(Recommender):
             has_items = (totals > 0)[:, None]
             mixed = np.where(has_items, 0.5 * profile + 0.5 * text, text)
             profile = np.where(has_text, mixed, profile)
-        scores = profile @ vectors.T * w[0]
+        scores = profile @ vectors[sel].T * w[0]
         # each sparse component as (items x features) @ dense (features x listeners): one
         # sparse-dense product, rather than a sparse product and a densified result
         for weight, m in ((w[1], self._tfidf), (w[2], self._genres_unit), (w[3], self._authors)):
             if weight:
-                scores += weight * (m @ np.asarray((h @ m).todense()).T).T
-        scores += self._popularity[None, :] * w[4] * (totals > 0)[:, None]
+                scores += weight * (m[sel] @ np.asarray((h @ m).todense()).T).T
+        scores += self._popularity[None, sel] * w[4] * (totals > 0)[:, None]
         return scores.astype(np.float32)
+
+    def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
+        """The items nearest (in the vector index) to the listener's mean item, their
+        strongest items and their words: one search each, ``n`` spread over them."""
+        h = sparse.csr_matrix(batch.histories[:1])
+        rows, vals = h.indices, h.data
+        queries = []
+        if (vals > 0).any():
+            rows, vals = rows[vals > 0], vals[vals > 0]
+            vectors = self.catalog.vectors
+            queries.append(vals @ vectors[rows])
+            queries.extend(vectors[rows[np.argsort(-vals, kind="stable")[:SEED_QUERIES]]])
+        for v in (batch.text_vectors, batch.intent_vectors):
+            if v is not None and np.linalg.norm(v[0]) > 0:
+                queries.append(np.asarray(v[0], np.float32))
+        if not queries:
+            return np.zeros(0, np.int64)
+        k = max(n // len(queries), 20)
+        seen = seen_rows(batch)
+        found = [self.index.search(q, k, seen)[0] for q in queries if np.linalg.norm(q) > 0]
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
 
     # -- scoring --------------------------------------------------------------------------
     @property
@@ -156,50 +190,54 @@ class ContentModel(Recommender):
         Embedding and TF-IDF similarity are linear in the seed, so they cost one product."""
         return self.grouped_features([(seed_rows, weights)])[0]
 
-    def grouped_features(self, groups: list[tuple[np.ndarray, np.ndarray]]
-                         ) -> list[np.ndarray]:
+    def grouped_features(self, groups: list[tuple[np.ndarray, np.ndarray]],
+                         rows: np.ndarray | None = None) -> list[np.ndarray]:
         """``weighted_features`` of several groups of seeds (a listener's interests) in one
         pass: each component is one product against a (seeds x groups) weight matrix, rather
-        than one product per group."""
+        than one product per group. ``rows``: the components of those items only."""
         if not groups:
             return []
         seed_rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _ in groups])
         w = np.zeros((len(seed_rows), len(groups)), dtype=np.float32)
         start = 0
-        for j, (rows, weights) in enumerate(groups):
-            w[start:start + len(rows), j] = np.asarray(weights, dtype=np.float32)
-            start += len(rows)
+        for j, (seeds, weights) in enumerate(groups):
+            w[start:start + len(seeds), j] = np.asarray(weights, dtype=np.float32)
+            start += len(seeds)
+        sel = slice(None) if rows is None else np.asarray(rows, np.int64)
         v = self.catalog.vectors
         if self.metric == "cosine":
-            cos = v @ (v[seed_rows].T @ w)
+            cos = v[sel] @ (v[seed_rows].T @ w)
         else:
-            sims = np.column_stack([self.index.similarities(v[s]) for s in seed_rows])
+            sims = np.column_stack([self.index.similarities(v[s], rows) for s in seed_rows])
             cos = sims @ w
-        lex = np.asarray(self._tfidf @ np.asarray(self._tfidf[seed_rows].T @ w))
-        genre = self._grouped_genre(seed_rows, w)
+        lex = np.asarray(self._tfidf[sel] @ np.asarray(self._tfidf[seed_rows].T @ w))
+        genre = self._grouped_genre(seed_rows, w, sel)
         # same producer: each producer's summed seed weight, read off by every item's producer
         authors = self._author[seed_rows]
         per_author = np.zeros((max(int(self._author.max()) + 2, 1), w.shape[1]), np.float32)
         np.add.at(per_author, authors[authors >= 0], w[authors >= 0])
-        author = np.where((self._author >= 0)[:, None], per_author[self._author], 0.0)
+        mine = self._author[sel]
+        author = np.where((mine >= 0)[:, None], per_author[mine], 0.0)
         totals = w.sum(axis=0)
+        pop = self._popularity[sel]
         return [np.column_stack([cos[:, j], lex[:, j], genre[:, j], author[:, j],
-                                 self._popularity * float(totals[j])]).astype(np.float32)
+                                 pop * float(totals[j])]).astype(np.float32)
                 for j in range(len(groups))]
 
-    def _grouped_genre(self, seed_rows: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Σ_s w[s, j] · Jaccard(genres of item, genres of seed s), for every item and group.
-        Items share few distinct genre sets, so the Jaccard of every pair of sets is computed
-        once (in ``fit``) and the seeds' weights are summed per set: the cost follows the
-        number of sets, not items × seeds."""
+    def _grouped_genre(self, seed_rows: np.ndarray, w: np.ndarray,
+                       sel: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """Σ_s w[s, j] · Jaccard(genres of item, genres of seed s), for every item (of
+        ``sel``) and group. Items share few distinct genre sets, so the Jaccard of every pair
+        of sets is computed once (in ``fit``) and the seeds' weights are summed per set: the
+        cost follows the number of sets, not items × seeds."""
         if self._set_jaccard is None:  # too many distinct sets: item by seed
-            overlap = (self._genres @ self._genres[seed_rows].T).toarray()
-            union = self._genre_counts[:, None] + self._genre_counts[seed_rows][None, :] \
-                - overlap
+            overlap = (self._genres[sel] @ self._genres[seed_rows].T).toarray()
+            union = self._genre_counts[sel][:, None] \
+                + self._genre_counts[seed_rows][None, :] - overlap
             return np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0) @ w
         per_set = np.zeros((self._set_jaccard.shape[0], w.shape[1]), np.float32)
         np.add.at(per_set, self._genre_set[seed_rows], w)
-        return (self._set_jaccard @ per_set)[self._genre_set]
+        return (self._set_jaccard @ per_set)[self._genre_set[sel]]
 
     def block_scores(self, seed_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """(len(rows), len(seed_rows)) fused scores of ``rows`` against several seeds at once:

@@ -19,6 +19,7 @@ from podrec.index.vector_index import top_k
 from podrec.model.base import CatalogData, Recommender, UserBatch
 
 DEFAULT_BUCKETS = (2, 10)  # ≤2, 3–10, >10 history items
+STANDARDISE_SAMPLE = 4096  # catalog rows whose scores set a part's scale on candidates
 GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
@@ -28,6 +29,16 @@ def standardise(scores: np.ndarray) -> np.ndarray:
     mean = scores.mean(axis=1, keepdims=True)
     std = scores.std(axis=1, keepdims=True)
     return np.divide(scores - mean, std, out=np.zeros_like(scores), where=std > 1e-9)
+
+
+def standardise_by(scores: np.ndarray, head: int) -> np.ndarray:
+    """The first ``head`` columns, z-scored by the mean and spread of the other columns (a
+    sample of the catalog standing for all of it)."""
+    sample = scores[:, head:]
+    mean = sample.mean(axis=1, keepdims=True)
+    std = sample.std(axis=1, keepdims=True)
+    return np.divide(scores[:, :head] - mean, std, out=np.zeros_like(scores[:, :head]),
+                     where=std > 1e-9)
 
 
 def bucket_of(counts: np.ndarray, edges: Sequence[int] = DEFAULT_BUCKETS) -> np.ndarray:
@@ -100,27 +111,50 @@ class HybridModel(Recommender):
                 weights[n][alone] = 1.0 if n == words else 0.0
         return {n: w for n, w in weights.items() if w.any()}
 
-    def contributions(self, batch: UserBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def contributions(self, batch: UserBatch, rows: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(scores, {part: weight × standardised part score}) for a batch: what each part
-        adds to every item's score (the parts sum to the score)."""
+        adds to every item's score (the parts sum to the score). ``rows``: of those items
+        only (candidates), standardised by a sample of the catalog."""
         weights = self.row_weights(batch)
-        parts = self.component_scores(batch, set(weights))
+        parts = self.component_scores(batch, set(weights), rows)
         out = {n: w[:, None] * parts[n] for n, w in weights.items()}
-        total = np.zeros((len(batch), self._n_items), np.float32)
+        width = self._n_items if rows is None else len(rows)
+        total = np.zeros((len(batch), width), np.float32)
         for values in out.values():
             total += values
         return total, out
 
-    def component_scores(self, batch: UserBatch, only: set[str] | None = None
-                         ) -> dict[str, np.ndarray]:
-        """Every part's standardised scores (``only``: just these parts)."""
+    def component_scores(self, batch: UserBatch, only: set[str] | None = None,
+                         rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Every part's standardised scores (``only``: just these parts). ``rows``: just
+        those items, each part's mean and spread taken from a fixed sample of the catalog
+        (``STANDARDISE_SAMPLE`` rows) instead of every item."""
         wanted = None if only is None else set(only) | (
             {"content"} if "content@cold" in only else set())
-        parts = {name: standardise(m.score(batch)) for name, m in self.components.items()
-                 if wanted is None or name in wanted}
+        models = {name: m for name, m in self.components.items()
+                  if wanted is None or name in wanted}
+        if rows is None:
+            parts = {name: standardise(m.score(batch)) for name, m in models.items()}
+            cold = self._cold[None, :]
+        else:
+            rows = np.asarray(rows, np.int64)
+            sample = self._sample_rows()
+            cols = np.concatenate([rows, sample])
+            parts = {name: standardise_by(np.asarray(m.score_rows(batch, cols), np.float32),
+                                          len(rows)) for name, m in models.items()}
+            cold = self._cold[None, rows]
         if "content" in parts:
-            parts["content@cold"] = np.where(self._cold[None, :], parts["content"], 0.0)
+            parts["content@cold"] = np.where(cold, parts["content"], 0.0)
         return parts
+
+    def _sample_rows(self) -> np.ndarray:
+        """A fixed random sample of rows whose scores stand for the catalog's."""
+        if getattr(self, "_sample", None) is None:
+            n = self._n_items
+            rng = np.random.default_rng(0)
+            self._sample = np.sort(rng.choice(n, min(STANDARDISE_SAMPLE, n), replace=False))
+        return self._sample
 
     def score(self, batch: UserBatch) -> np.ndarray:
         return self.contributions(batch)[0]

@@ -117,34 +117,36 @@ class ProfileModel(Recommender):
     def score_profile(self, profile: UserProfile, context: RequestContext | None = None,
                       text_vectors: np.ndarray | None = None,
                       negatives: tuple[np.ndarray, np.ndarray] | None = None,
-                      intent_vector: np.ndarray | None = None) -> ProfileScores:
-        """Every item's score for one listener. ``text_vectors``: what they searched for or
-        wrote (each counts like one more item of every interest, on embedding similarity);
-        ``negatives``: (rows, weights) of what they turned down, pulled away from in every
-        interest;
+                      intent_vector: np.ndarray | None = None,
+                      rows: np.ndarray | None = None) -> ProfileScores:
+        """Every item's (or just ``rows``') score for one listener. ``text_vectors``: what
+        they searched for or wrote (each counts like one more item of every interest, on
+        embedding similarity); ``negatives``: (rows, weights) of what they turned down, pulled
+        away from in every interest;
         ``intent_vector``: the embedded mood/intent text of the request."""
-        n = len(self.catalog)
+        sel = slice(None) if rows is None else np.asarray(rows, np.int64)
+        n = len(self.catalog) if rows is None else len(sel)
         w = self.weights.as_array()
         text_sim, text_total = None, 0.0
         if text_vectors is not None and len(text_vectors):
             # each text counts like one more history item of ``text_weight`` (a subscription's
             # weight: words are the clearest statement of a taste), on the embedding component
             text_sim = self.text_weight * np.sum(
-                [self.content.index.similarities(t) for t in np.atleast_2d(text_vectors)],
+                [self.content.index.similarities(t, rows) for t in np.atleast_2d(text_vectors)],
                 axis=0)
             text_total = self.text_weight * float(len(np.atleast_2d(text_vectors)))
         neg = None
         if negatives is not None and len(negatives[0]):
-            neg = self.content.weighted_features(negatives[0], negatives[1])
+            neg = self.content.grouped_features([(negatives[0], negatives[1])], rows)[0]
             neg_total = float(np.abs(negatives[1]).sum())
         interests = profile.interests
         if not interests:  # no history: the text they gave, else popularity
             parts = np.zeros((n, len(COMPONENTS)), np.float32)
             if text_sim is not None:
                 parts[:, 0] = text_sim / text_total
-                parts[:, 4] = 0.25 * self.content.popularity
+                parts[:, 4] = 0.25 * self.content.popularity[sel]
             else:
-                parts[:, 4] = self.content.popularity
+                parts[:, 4] = self.content.popularity[sel]
             base = parts @ w
             best = np.full(n, -1)
             all_parts = parts
@@ -155,7 +157,8 @@ class ProfileModel(Recommender):
             blend = np.zeros(n, dtype=np.float64)
             best = np.zeros(n, dtype=np.int64)
             all_parts = np.zeros((n, len(COMPONENTS)), np.float32)
-            features = self.content.grouped_features([(i.rows, i.weights) for i in interests])
+            features = self.content.grouped_features([(i.rows, i.weights) for i in interests],
+                                                     rows)
             for j, (interest, parts) in enumerate(zip(interests, features, strict=True)):
                 total = float(interest.weights.sum())
                 if neg is not None:
@@ -173,21 +176,23 @@ class ProfileModel(Recommender):
                 all_parts = np.where(better[:, None], parts, all_parts)
             if self.interest_mix < 1.0:
                 base = self.interest_mix * base + (1.0 - self.interest_mix) * blend
-        extra = self.context_scores(context, intent_vector)
+        extra = self.context_scores(context, intent_vector, rows)
         return ProfileScores((base + extra).astype(np.float32), best, all_parts,
                              extra.astype(np.float32))
 
     def context_scores(self, context: RequestContext | None,
-                       intent_vector: np.ndarray | None = None) -> np.ndarray:
-        """What the request's moment adds to every item: duration fit to the minutes
-        available, and closeness to the mood/intent text. Zeros without context."""
-        extra = np.zeros(len(self.catalog))
+                       intent_vector: np.ndarray | None = None,
+                       rows: np.ndarray | None = None) -> np.ndarray:
+        """What the request's moment adds to every item (or to ``rows``): duration fit to the
+        minutes available, and closeness to the mood/intent text. Zeros without context."""
+        sel = slice(None) if rows is None else np.asarray(rows, np.int64)
+        extra = np.zeros(len(self.catalog) if rows is None else len(sel))
         if context is not None and context.minutes is not None and self.duration_weight:
-            extra += self.duration_weight * duration_fit(self.catalog.durations,
+            extra += self.duration_weight * duration_fit(self.catalog.durations[sel],
                                                          context.minutes)
         if intent_vector is not None and self.intent_weight:
             extra += self.intent_weight * self.weights.cosine * \
-                self.content.index.similarities(np.asarray(intent_vector).ravel())
+                self.content.index.similarities(np.asarray(intent_vector).ravel(), rows)
         return extra
 
     def interest_bonus(self, profile: UserProfile, context: RequestContext | None
@@ -226,9 +231,15 @@ class ProfileModel(Recommender):
 
     # -- the Recommender protocol (offline evaluation) -----------------------------------
     def score(self, batch: UserBatch) -> np.ndarray:
+        return self.score_rows(batch, None)
+
+    def score_rows(self, batch: UserBatch, rows: np.ndarray | None) -> np.ndarray:
+        """Each listener's ``score_profile`` (of ``rows`` only, when given)."""
+        wanted = rows
         h = sparse.csr_matrix(batch.histories, dtype=np.float32)
         times = None if batch.history_times is None else sparse.csr_matrix(batch.history_times)
-        out = np.zeros((h.shape[0], len(self.catalog)), dtype=np.float32)
+        width = len(self.catalog) if wanted is None else len(wanted)
+        out = np.zeros((h.shape[0], width), dtype=np.float32)
         for u in range(h.shape[0]):
             lo, hi = h.indptr[u], h.indptr[u + 1]
             rows, vals = h.indices[lo:hi], h.data[lo:hi]
@@ -242,8 +253,11 @@ class ProfileModel(Recommender):
             now = None if batch.now is None else float(batch.now[u])
             context = self._context_of(batch, u, now)
             out[u] = self.score_profile(self.build_profile(history, now, context), context,
-                                        **self.request_terms(batch, u)).scores
+                                        **self.request_terms(batch, u), rows=wanted).scores
         return out
+
+    def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
+        return self.content.candidates(batch, n)
 
     def _context_of(self, batch: UserBatch, u: int, now: float | None
                     ) -> RequestContext | None:

@@ -11,23 +11,27 @@ from podrec.model.base import CatalogData
 
 
 def filter_mask(catalog: CatalogData, languages: Sequence[str] = (), allow_explicit: bool = True,
-                blocked: Sequence[str] = (), platform: str | None = None) -> np.ndarray | None:
-    """Rows that pass every filter (None: every row passes)."""
+                blocked: Sequence[str] = (), platform: str | None = None,
+                rows: np.ndarray | None = None) -> np.ndarray | None:
+    """Which rows (every row, or ``rows``) pass every filter (None: all of them pass)."""
     if not languages and allow_explicit and not blocked and not platform:
         return None
-    mask = np.ones(len(catalog), bool)
+    which = range(len(catalog)) if rows is None else np.asarray(rows, np.int64).tolist()
+    mask = np.ones(len(which), bool)
     if platform:  # items that list where they are available, and not here, go
         where = platform.strip().lower()
-        mask &= np.array([p is None or where in p for p in catalog.platforms])
+        mask &= np.array([catalog.platforms[r] is None or where in catalog.platforms[r]
+                          for r in which], bool)
     if languages:
         wanted = {lang.lower() for lang in languages}
-        mask &= np.array([lang is None or lang in wanted for lang in catalog.languages])
+        mask &= np.array([catalog.languages[r] is None or catalog.languages[r] in wanted
+                          for r in which], bool)
     if not allow_explicit:
-        mask &= np.array([e is not True for e in catalog.explicit])
+        mask &= np.array([catalog.explicit[r] is not True for r in which], bool)
     if blocked:
         block = set(blocked)
-        mask &= np.array([i not in block and s not in block
-                          for i, s in zip(catalog.ids, catalog.show_ids, strict=True)])
+        mask &= np.array([catalog.ids[r] not in block and catalog.show_ids[r] not in block
+                          for r in which], bool)
     return mask
 
 

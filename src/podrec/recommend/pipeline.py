@@ -20,6 +20,7 @@ from podrec.model.hybrid import HybridModel, parts_of
 from podrec.model.profile import ProfileModel
 from podrec.profile.interests import UserProfile
 from podrec.profile.labels import interest_label
+from podrec.recommend.candidates import CandidateSources
 from podrec.recommend.context import RequestContext, duration_fit
 from podrec.recommend.diversity import mmr
 from podrec.recommend.explain import COLLABORATIVE_PARTS, ContextNote, Explainer, Seed
@@ -45,13 +46,24 @@ class Scoring:
     words: str | None
     words_vector: np.ndarray | None
     intent_vector: np.ndarray | None
+    rows: np.ndarray | None = None  # the scored candidates (sorted), None: every item
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """Positions of catalog ``rows`` in ``total`` and ``parts``."""
+        rows = np.asarray(rows, np.int64)
+        return rows if self.rows is None else np.searchsorted(self.rows, rows)
+
+    def row_of(self, positions: np.ndarray) -> np.ndarray:
+        """Catalog rows of positions in ``total``."""
+        return positions if self.rows is None else self.rows[positions]
 
 
 class RecommendPipeline:
     """Lists for one kind of item from one served model."""
 
     def __init__(self, served: ServedModel, content: ContentModel, builder: HistoryBuilder,
-                 embed: Embed, cards: Cards, default_k: int = 10) -> None:
+                 embed: Embed, cards: Cards, default_k: int = 10,
+                 candidates: CandidateSources | None = None) -> None:
         self.served = served
         self.content = content
         self.catalog: CatalogData = content.catalog
@@ -65,15 +77,18 @@ class RecommendPipeline:
             (m for m in parts.values() if isinstance(m, ProfileModel)), None)
         self.explainer = Explainer(content, {n: m for n, m in parts.items()
                                              if n in COLLABORATIVE_PARTS})
+        # a large catalog is scored on candidates (recommend/candidates.py), not item by item
+        self.candidates = candidates
 
     # -- stages ---------------------------------------------------------------------------
     def history(self, request: RecommendRequest, events: Sequence[EventRecord]
                 ) -> ListenerHistory:
         return self.builder.build(events, self.catalog, request.moment, request.seeds)
 
-    def score(self, request: RecommendRequest, history: ListenerHistory) -> Scoring:
-        """The served model's fused score of every item, with the request's words and
-        context."""
+    def score(self, request: RecommendRequest, history: ListenerHistory,
+              events: Sequence[EventRecord] = (), everything: bool = False) -> Scoring:
+        """The served model's fused score of every item (of the candidates, for a large
+        catalog, unless ``everything``), with the request's words and context."""
         words = " ".join(t for t in (request.query, history.text) if t)[:1000] or None
         intent = request.context.intent if request.context else None
         texts = [t for t in (words, intent) if t]
@@ -86,14 +101,18 @@ class RecommendPipeline:
                               intent_vector, row)
         batch.contexts = [request.context]
         model = self.served.model
+        rows = None
+        if self.candidates is not None and not everything:
+            rows = self.candidates.rows(batch, events)
         if isinstance(model, HybridModel):
-            total, parts = model.contributions(batch)
+            total, parts = model.contributions(batch, rows)
             parts = {n: p[0] for n, p in parts.items()}
             total = total[0]
         else:
-            total = np.asarray(model.score(batch), np.float32)[0]
+            total = np.asarray(model.score(batch) if rows is None
+                               else model.score_rows(batch, rows), np.float32)[0]
             parts = {model.name: total}
-        return Scoring(history, batch, total, parts, words, words_vector, intent_vector)
+        return Scoring(history, batch, total, parts, words, words_vector, intent_vector, rows)
 
     def rank(self, request: RecommendRequest, scoring: Scoring) -> np.ndarray:
         """Rows of the list: filters, what the listener has judged left out, then the
@@ -101,33 +120,39 @@ class RecommendPipeline:
         k = request.k or self.default_k
         scores = scoring.total.astype(np.float32, copy=True)
         mask = filter_mask(self.catalog, request.languages, request.allow_explicit,
-                           request.blocked, request.platform)
+                           request.blocked, request.platform, scoring.rows)
         if mask is not None:
             scores[~mask] = -np.inf
-        scores[scoring.history.seen_rows] = -np.inf
+        seen = scoring.history.seen_rows
+        if scoring.rows is None:
+            scores[seen] = -np.inf
+        else:
+            scores[np.isin(scoring.rows, seen)] = -np.inf
         pool = k if request.diversity == 0 and not request.per_show else max(4 * k, 50)
         pool = min(pool, int(np.isfinite(scores).sum()))
         if pool <= 0:
             return np.zeros(0, np.int64)
         part = np.argpartition(-scores, pool - 1)[:pool]
-        rows = part[np.argsort(-scores[part], kind="stable")]
+        part = part[np.argsort(-scores[part], kind="stable")]
+        rows = scoring.row_of(part)
         if request.per_show:
-            rows = rows[cap_per_show(rows, self.catalog, request.per_show)]
+            keep = cap_per_show(rows, self.catalog, request.per_show)
+            rows, part = rows[keep], part[keep]
         if request.diversity > 0:
-            rows = rows[mmr(rows, scores[rows], self.catalog.vectors, k, request.diversity)]
+            rows = rows[mmr(rows, scores[part], self.catalog.vectors, k, request.diversity)]
         return rows[:k].astype(np.int64)
 
     def results(self, rows: np.ndarray, scoring: Scoring) -> list[Recommendation]:
         c = self.catalog
         cards = self.cards([int(c.pks[r]) for r in rows]) if c.pks is not None else {}
         out = []
-        for r in rows.tolist():
+        for r, at in zip(rows.tolist(), scoring.at(rows).tolist(), strict=True):
             card = cards.get(int(c.pks[r])) if c.pks is not None else None
             out.append(Recommendation(
                 id=c.ids[r], kind=c.kinds[r], title=c.titles[r],
-                score=float(scoring.total[r]), author=c.authors[r],
+                score=float(scoring.total[at]), author=c.authors[r],
                 categories=c.categories[r], language=c.languages[r],
-                components={n: float(p[r]) for n, p in scoring.parts.items()},
+                components={n: float(p[at]) for n, p in scoring.parts.items()},
                 show_id=c.show_ids[r], image=card.image if card else None,
                 duration_s=card.duration_s if card else None,
                 tags=list(card.tags) if card else []))
@@ -135,8 +160,13 @@ class RecommendPipeline:
 
     def recommend(self, request: RecommendRequest, events: Sequence[EventRecord]
                   ) -> list[Recommendation]:
-        scoring = self.score(request, self.history(request, events))
+        history = self.history(request, events)
+        scoring = self.score(request, history, events)
         rows = self.rank(request, scoring)
+        if scoring.rows is not None and len(rows) < (request.k or self.default_k):
+            # filters left too few candidates: score the whole catalog after all
+            scoring = self.score(request, history, events, everything=True)
+            rows = self.rank(request, scoring)
         results = self.results(rows, scoring)
         if request.explain:
             self.explain(request, scoring, rows, results)
@@ -148,12 +178,12 @@ class RecommendPipeline:
         """A reason and its evidence on every result."""
         h = scoring.history
         context = request.context
-        profile, interest_of, ctx_term, labels = self._interests(request, scoring)
+        profile, interest_of, ctx_term, labels = self._interests(request, scoring, rows)
         members = [{int(r) for r in i.rows} for i in profile.interests] if profile else []
         events = dict(zip(h.rows.tolist(), h.events, strict=True))
         weights = dict(zip(h.rows.tolist(), h.confidence.tolist(), strict=True))
         for rec, row in zip(results, rows.tolist(), strict=True):
-            j = int(interest_of[row]) if interest_of is not None else -1
+            j = interest_of.get(row, -1) if interest_of is not None else -1
             rows_j = members[j] if j >= 0 else set(weights)
             seeds = [Seed(r, weights[r], events[r]) for r in weights if r in rows_j]
             notes = self._context_notes(context, row, labels[j] if j >= 0 else None,
@@ -166,21 +196,23 @@ class RecommendPipeline:
                 rec.evidence.append({"type": "interest", "index": j, "label": labels[j],
                                      "share": round(profile.interests[j].share, 3)})
 
-    def _interests(self, request: RecommendRequest, scoring: Scoring
-                   ) -> tuple[UserProfile | None, np.ndarray | None, np.ndarray | None,
+    def _interests(self, request: RecommendRequest, scoring: Scoring, rows: np.ndarray
+                   ) -> tuple[UserProfile | None, dict[int, int] | None, np.ndarray | None,
                               list[str]]:
         """The listener's interests as the profile part sees them, which interest each
-        item scored through, and each interest's context term."""
+        listed item (``rows``) scored through, and each interest's context term."""
         pm, h = self.profile, scoring.history
         if pm is None or not len(h):
             return None, None, None, []
         items = h.items()
         now = request.moment.timestamp()
         profile = pm.build_profile(items, now, request.context)
-        detail = pm.score_profile(profile, request.context, **pm.request_terms(scoring.batch, 0))
+        detail = pm.score_profile(profile, request.context, **pm.request_terms(scoring.batch, 0),
+                                  rows=rows)
         ctx = pm.interest_bonus(profile, request.context)[1] if profile.interests else None
         labels = [interest_label(self.catalog, i) for i in profile.interests]
-        return profile, detail.interest, ctx, labels
+        return profile, dict(zip(rows.tolist(), detail.interest.tolist(), strict=True)), ctx, \
+            labels
 
     def _context_notes(self, context: RequestContext | None, row: int, label: str | None,
                        habit: float | None, intent_vector: np.ndarray | None

@@ -130,7 +130,9 @@ class CatalogService:
             texts=[embedding_text(i, max_chars) for i in ordered],
             durations=np.array([np.nan if i.duration_s is None else i.duration_s
                                 for i in ordered], dtype=np.float32),
-            platforms=[item_platforms(i.extra) for i in ordered])
+            platforms=[item_platforms(i.extra) for i in ordered],
+            published=np.array([np.nan if i.published is None else i.published.timestamp()
+                                for i in ordered], dtype=np.float64))
 
     def content_weights(self) -> ContentWeights:
         """Weights learned on this store (``evaluate-similar --save-weights``), else config's."""

@@ -29,6 +29,7 @@ from podrec.model.collaborative import PopularityModel
 from podrec.model.content import ContentModel
 from podrec.model.hybrid import HybridModel, parts_of
 from podrec.model.profile import ProfileModel
+from podrec.recommend.candidates import CandidateSources
 from podrec.recommend.history import HistoryBuilder
 from podrec.recommend.pipeline import RecommendPipeline
 from podrec.recommend.results import Card
@@ -123,9 +124,14 @@ class ModelCache:
             if kind not in self._pipelines:
                 served = self.served(kind)
                 content = self._explaining_content(served.model, kind)
+                r = self.config.recommend
+                sources = None
+                if len(content.catalog) >= r.candidates_above:
+                    sources = CandidateSources(parts_of(served.model), content,
+                                               r.candidates_per_source)
                 self._pipelines[kind] = RecommendPipeline(
                     served, content, self.builder, self._embed,
-                    lambda pks, c=content: self.cards(c, pks), self.config.recommend.k)
+                    lambda pks, c=content: self.cards(c, pks), r.k, sources)
                 if content.catalog.pks is not None and len(content.catalog) <= PREFETCH_CARDS:
                     self.cards(content, content.catalog.pks.tolist())  # two reads, not many
                 self._fitted()
