@@ -31,6 +31,9 @@ demo: install
 	$(BIN)/podrec ingest catalog $(SAMPLE)/catalog.jsonl --db $(DEMO_DB)
 	$(BIN)/podrec ingest events $(SAMPLE)/events.jsonl --db $(DEMO_DB)
 	$(BIN)/podrec enrich --db $(DEMO_DB)
+	@# generated tags for the 12 most popular shows (a few seconds each with the local model the
+	@# first time; cached in the store, so a second run generates nothing)
+	$(BIN)/podrec enrich --llm-tags --llm-limit 12 --kind show --db $(DEMO_DB)
 	$(BIN)/podrec recommend --user demo-listener -k 8 --explain --db $(DEMO_DB)
 	$(BIN)/podrec recommend --query "true crime but funny" -k 5 --db $(DEMO_DB)
 	$(BIN)/podrec recommend --query "学习投资理财的播客" -k 5 --db $(DEMO_DB)

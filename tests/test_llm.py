@@ -161,7 +161,7 @@ def test_an_unreachable_endpoint_falls_back() -> None:
 def qwen():
     from podrec.llm.local import LocalGenerator
 
-    gen = LocalGenerator(threads=2, cache=MemoryCache(), max_tokens=64, timeout_s=120)
+    gen = LocalGenerator(threads=2, cache=MemoryCache(), max_tokens=64, timeout_s=600)
     yield gen
     gen.close()
 
@@ -196,7 +196,8 @@ def test_any_gguf_path_works_with_or_without_a_chat_template() -> None:
     from podrec.llm.local import LocalGenerator
     from podrec.llm.models import smollm2_path
 
-    gen = LocalGenerator(smollm2_path(), threads=2, context=512, max_tokens=40)
+    gen = LocalGenerator(smollm2_path(), threads=2, context=512, max_tokens=40,
+                         timeout_s=600)
     try:
         templated = gen.generate("Name two topics.", SCHEMA)
         assert schema_errors(templated.data, SCHEMA) == [], templated.reason
@@ -243,7 +244,7 @@ def llama_server():
 
 @needs_llama
 def test_a_real_server_answers_schema_json_and_is_cached(llama_server: str) -> None:
-    gen = EndpointGenerator(llama_server, api_key="secret", timeout_s=120, max_tokens=40)
+    gen = EndpointGenerator(llama_server, api_key="secret", timeout_s=600, max_tokens=40)
     first = gen.generate([{"role": "user", "content": "Topics of a true crime podcast?"}],
                          SCHEMA)
     assert first.source == "model", first.reason

@@ -64,12 +64,14 @@ def test_generated_tags_are_stored_once_and_cached(sqlite_url: str) -> None:
     assert (report.items, report.generated, report.fell_back) == (1, 1, 0)
     tags = store.tags_for([pk])[pk]
     generated = [t["tag"] for t in tags if t["source"] == SOURCE]
-    # True Crime is already a category; Casefile is the title; "history" maps to the label
-    assert generated == ["Documentary", "murder cases", "forensic science", "History"]
+    # True Crime is a category; Casefile is the title; "history" names a label
+    assert generated == ["murder cases", "forensic science"]  # labels are left to taxonomy
     keyphrases = [t["tag"] for t in tags if t["source"] == "keyphrase"]
     assert keyphrases == ["Anonymous host"]  # "murder cases" is now a generated tag
-    again = generate_tags(store, Answers("garbage", StoreCache(store)), topics=4)
+    again = generate_tags(store, Answers("garbage", StoreCache(store)), topics=4, labels=True)
     assert again.cached == 1 and again.generated == 0  # the store's cache answered
+    labelled = [t["tag"] for t in store.tags_for([pk])[pk] if t["source"] == SOURCE]
+    assert labelled == ["Documentary", "murder cases", "forensic science", "History"]
     store.close()
 
 

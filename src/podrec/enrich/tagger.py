@@ -104,6 +104,7 @@ CJK_STOPWORDS = {
     "就是", "可以", "时候", "主播", "本期", "欢迎", "收听", "关注", "喜欢", "分享", "内容", "一起",
     "今天", "每周", "更新", "听众", "朋友", "一期", "这期", "嘉宾", "聊聊", "如何", "为什么",
     "以及", "还有", "如果", "因为", "所以", "但是", "这些", "那些", "时间", "问题", "生活", "世界",
+    "帮助", "学习", "分析", "每天", "每期", "介绍", "讨论", "带来", "带你", "了解",
 }
 _WORD = re.compile(r"[\w'’-]+", re.UNICODE)
 _MINOR = {"a", "an", "the", "of", "and", "or", "in", "on", "for", "to", "with", "by", "at",
@@ -111,7 +112,9 @@ _MINOR = {"a", "an", "the", "of", "and", "or", "in", "on", "for", "to", "with", 
 
 
 def _words(text: str) -> list[str]:
-    return [w.lower().strip("'’-") for w in _WORD.findall(text or "")]
+    """Lower-cased words without possessives ("Kimball’s" is "kimball")."""
+    words = (w.lower().strip("'’-") for w in _WORD.findall(text or ""))
+    return [re.sub(r"['’]s$", "", w) for w in words]
 
 
 def _significant(words: list[str]) -> set[str]:
