@@ -92,12 +92,14 @@ def test_errors_are_one_clear_line(tmp_path):
 def test_feeds_and_enrich_from_the_command_line(tmp_path):
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     out = run("ingest", "feeds", str(FIXTURES / "feeds"), "--db", db)
-    assert out.returncode == 0 and "added 7" in out.stdout and "broken.xml" in out.stderr
+    # broken.xml is repaired (its show taken, its empty item refused), and says so
+    assert out.returncode == 0 and "added 8" in out.stdout and "repaired 1" in out.stdout
+    assert "broken.xml: item 1" in out.stderr and "tolerant parser" in out.stderr
     env_db = {"PODREC_EMBEDDER": "wordllama"}
     out = subprocess.run([*PODREC, "enrich", "--db", db, "--json"], capture_output=True,
                          text=True, env={**os.environ, **env_db}, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1])["embedded"] == 7
+    assert json.loads(out.stdout.strip().splitlines()[-1])["embedded"] == 8
 
 
 def test_listener_commands_profile_context_onboarding_and_people(sample_app, tmp_path):
