@@ -28,6 +28,7 @@ class Answers(BaseGenerator):
 
 def test_keyphrases_lose_generic_words_title_fragments_and_repeats() -> None:
     phrases = [("True", 0.9), ("worst", 0.8), ("Scale", 0.7), ("Congratulations", 0.6),
+               ("’ve found", 0.58),
                ("Casefile True", 0.55), ("true crime", 0.5), ("missing persons", 0.3),
                ("missing persons cases", 0.35), ("NBA", 0.2), ("Bitcoin", 0.2),
                ("Missing Persons", 0.1)]

@@ -146,9 +146,10 @@ def enrich(
                   f"unchanged {s['unchanged']}, tagged {s['tagged']}")
     if llm_tags:
         t = s["llm_tags"]
+        why = ", ".join(f"{r}: {n}" for r, n in t["reasons"].items())
         console.print(f"generated tags with {t['model']}: {t['generated']} generated, "
-                      f"{t['cached']} cached, {t['fell_back']} fell back "
-                      f"{t['reasons'] or ''} in {t['seconds']} s")
+                      f"{t['cached']} cached, {t['fell_back']} fell back"
+                      f"{f' ({why})' if why else ''}, in {t['seconds']} s")
 
 
 def _generate_tags(podrec: Podrec, bar: Progress, kind: str | None,

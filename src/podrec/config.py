@@ -170,7 +170,7 @@ class LLMConfig:
     threads: int = 2  # CPU threads of the local model
     context: int = 2048  # the local model's context window, in tokens
     max_tokens: int = 96  # most tokens one answer may have
-    timeout_s: float = 60.0  # longest one background generation may take
+    timeout_s: float = 120.0  # longest one background generation may take
     request_timeout_s: float = 5.0  # longest a generation on the request path may take
     cache_dir: str = ""  # where the assembled default model is kept ("": $PODREC_HOME/models
     # or ~/.cache/podrec/models)

@@ -107,6 +107,8 @@ CJK_STOPWORDS = {
     "帮助", "学习", "分析", "每天", "每期", "介绍", "讨论", "带来", "带你", "了解",
 }
 _WORD = re.compile(r"[\w'’-]+", re.UNICODE)
+# The tail of a split contraction ("’ve found", "'s back") or a phrase opening on punctuation.
+_FRAGMENT = re.compile(r"^(?:['’](?:ve|s|re|ll|d|m|t)\b|[^\w])", re.I)
 _MINOR = {"a", "an", "the", "of", "and", "or", "in", "on", "for", "to", "with", "by", "at",
           "podcast", "podcasts", "show", "the show", "episode", "episodes"}
 
@@ -158,7 +160,7 @@ def clean_phrases(phrases: list[tuple[str, float]], title: str = "",
     for phrase, score in sorted(phrases, key=lambda p: -p[1]):
         phrase = " ".join(phrase.split())
         words = _significant(_words(phrase)) or {phrase.lower()}
-        if not phrase or generic_single_word(phrase, vocabulary):
+        if not phrase or generic_single_word(phrase, vocabulary) or _FRAGMENT.match(phrase):
             continue
         if _CJK.search(phrase):
             if any(phrase in t or t in phrase for t in [title, *other_tags] if t) or \
