@@ -93,6 +93,14 @@ def test_a_valid_answer_is_cached_by_input_and_reused() -> None:
     assert gen.calls == 2
 
 
+def test_a_model_busy_past_the_time_limit_is_a_fallback() -> None:
+    gen = Scripted(['{"topics": [], "mood": ""}'])
+    with gen._lock:  # another request holds the model
+        result = gen.generate("p", SCHEMA, timeout_s=0.05)
+    assert result.reason == "busy" and gen.calls == 0
+    assert gen.generate("p", SCHEMA).source == "model"  # free again
+
+
 def test_an_invalid_answer_is_not_cached() -> None:
     gen = Scripted(["garbage", '{"topics": [], "mood": "funny"}'])
     assert gen.generate("p", SCHEMA).fell_back
