@@ -1,10 +1,13 @@
 """Recommendations on the bundled real sample catalog, embedded with multilingual e5."""
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 
 from podrec.index import ExactIndex
-from podrec.service import NotFoundError
+from podrec.records import EventRecord
+from podrec.service import NotFoundError, RecommendRequest
 
 CRIME_JUNKIE = "1322200189"
 HIDDEN_BRAIN = "1028908750"
@@ -76,3 +79,75 @@ def test_unknown_ids_are_clear_errors(sample_app):
         sample_app.recommend(seeds=["nope"])
     with pytest.raises(ValueError, match="give a user"):
         sample_app.recommend()
+
+
+# -- balanced interests and topics ---------------------------------------------------------------
+def test_quotas_follow_shares_and_strength():
+    from podrec.recommend.balance import quotas
+
+    assert quotas([3, 4], 10, 1.0).tolist() == [4, 6]
+    assert quotas([3, 4], 10, 0.0).tolist() == [0, 0]
+    assert quotas([0.95, 0.05], 10, 1.0).tolist() == [10, 0]  # too small to be owed a slot
+    assert quotas([1, 1, 1], 2, 1.0).sum() == 2
+
+
+def test_balance_keeps_score_order_but_owes_each_interest_its_slots():
+    from podrec.recommend.balance import balance
+
+    interest = np.array([0] * 20 + [1] * 20)  # a tight interest out-scores a loose one
+    rows = np.arange(40)
+    assert balance(rows, interest, [0.5, 0.5], 10, 0.0).tolist() == list(range(10))
+    picked = balance(rows, interest, [3, 4], 10, 1.0)
+    assert (interest[picked] == 1).sum() == 6 and (interest[picked] == 0).sum() == 4
+    assert picked.tolist() == sorted(picked.tolist())  # still in score order
+    # an interest with too few items leaves its slots to the best of the rest
+    short = np.array([0] * 20 + [1])
+    assert len(balance(np.arange(21), short, [0.5, 0.5], 10, 1.0)) == 10
+
+
+def test_calibration_gap_is_zero_for_the_same_mix_and_grows_with_the_difference():
+    from podrec.recommend.balance import calibration_gap, genre_distribution
+
+    history = genre_distribution([["Crime"]] * 3 + [["Comedy"]] * 4)
+    same = genre_distribution([["Crime"]] * 3 + [["Comedy"]] * 4)
+    one_sided = genre_distribution([["Crime"]] * 9 + [["Comedy"]])
+    assert calibration_gap(history, same) == pytest.approx(0.0, abs=1e-9)
+    assert calibration_gap(history, one_sided) > 0.2
+
+
+def test_a_listener_with_two_tastes_gets_both(sample_app):
+    items = list(sample_app.store.iter_items(kind="show"))
+    crime = [i for i in items if "True Crime" in i.categories][:3]
+    comedy = [i for i in items if "Comedy" in i.categories
+              and "True Crime" not in i.categories][:4]
+    now = datetime.now(UTC)
+    sample_app.store.add_events([
+        EventRecord(user_id="two-tastes", event="complete", item_id=i.id, item_kind="show",
+                    timestamp=now - timedelta(days=j)) for j, i in enumerate(crime + comedy)])
+    plain = sample_app.recommend(RecommendRequest(user_id="two-tastes", k=10, balance=0.0))
+    balanced = sample_app.recommend(RecommendRequest(user_id="two-tastes", k=10, balance=1.0))
+
+    def comedy_count(recs):
+        return sum("Comedy" in r.categories for r in recs)
+
+    assert comedy_count(plain) <= 2  # the tight true-crime cluster wins item by item
+    assert comedy_count(balanced) >= 3 and comedy_count(balanced) > comedy_count(plain)
+    assert sum("True Crime" in r.categories for r in balanced) >= 3
+
+
+def test_a_request_with_two_topics_gets_both(sample_app):
+    query = "history of ancient Rome and true crime"
+    plain = sample_app.recommend(RecommendRequest(query=query, k=10, balance=0.0))
+    both = sample_app.recommend(RecommendRequest(query=query, k=10))
+
+    def history(recs):
+        return sum("History" in r.categories for r in recs)
+
+    crime = sum("True Crime" in r.categories for r in both)
+    assert history(both) >= 3 and crime >= 3 and history(both) >= history(plain)
+
+
+def test_a_length_limit_and_an_exclusion_in_words_are_kept(sample_app):
+    recs = sample_app.recommend(RecommendRequest(query="true crime stories, no history",
+                                                 k=10))
+    assert recs and not any("History" in r.categories for r in recs)

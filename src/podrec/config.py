@@ -62,6 +62,11 @@ class RecommendConfig:
     context_weight: float = 0.5
     duration_weight: float = 0.2
     intent_weight: float = 0.5
+    # Balanced interests: each interest of a listener's profile is owed balance · share of
+    # the list's slots (0: plain score order); each topic of a request with several is owed
+    # an equal share at topic_balance.
+    balance: float = 0.5
+    topic_balance: float = 1.0
     # Catalogs of at least candidates_above items are scored on candidates only (the vector
     # index, collaborative top-N, popular and trending, new episodes of followed shows; each
     # source finds up to candidates_per_source items), not item by item. 0: always.

@@ -6,6 +6,7 @@ All honour ``Recommender``: fit on an ``Interactions``, score listener histories
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,10 @@ class ItemKNNModel(Recommender):
         return {"neighbours": self.neighbours, "shrink": self.shrink}
 
 
+def _key(rows: np.ndarray | None) -> tuple[int, ...] | None:
+    return None if rows is None else tuple(np.asarray(rows).ravel().tolist())
+
+
 EXACT_CANDIDATES = 200_000  # factor models: exact inner products up to this many items
 
 
@@ -198,7 +203,7 @@ class EASEModel(Recommender):
         ok = (self.items[pos] == rows) if len(self.items) else np.zeros(len(rows), bool)
         if ok.any():
             h = _binary(batch.histories)[:, self.items]
-            out[:, ok] = np.asarray(h @ self.weights[:, pos[ok]])
+            out[:, ok] = np.asarray(h @ self.weights)[:, pos[ok]]  # a row, then pick
         return out
 
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
@@ -260,6 +265,21 @@ class _ImplicitModel(Recommender):
 
     def _user_factors(self, histories: sparse.csr_matrix,
                       user_rows: np.ndarray | None) -> np.ndarray:
+        """Trained factors of known listeners, folded-in ones for the rest; the last
+        answer is kept, as candidates and scoring ask twice about one request."""
+        memo = getattr(self, "_memo", None)
+        if memo is not None and memo[0]() is histories and memo[1] == _key(user_rows):
+            return memo[2]
+        out = self._compute_user_factors(histories, user_rows)
+        self._memo = (weakref.ref(histories), _key(user_rows), out)
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What is saved: not the last request's factors nor the candidate index."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_memo", "_factor_index")}
+
+    def _compute_user_factors(self, histories: sparse.csr_matrix,
+                              user_rows: np.ndarray | None) -> np.ndarray:
         factors = np.asarray(self._model.user_factors)
         out = np.zeros((histories.shape[0], factors.shape[1]), dtype=np.float32)
         known = np.zeros(histories.shape[0], bool)

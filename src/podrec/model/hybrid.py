@@ -19,7 +19,7 @@ from podrec.index.vector_index import top_k
 from podrec.model.base import CatalogData, Recommender, UserBatch
 
 DEFAULT_BUCKETS = (2, 10)  # ≤2, 3–10, >10 history items
-STANDARDISE_SAMPLE = 4096  # catalog rows whose scores set a part's scale on candidates
+STANDARDISE_SAMPLE = 1024  # catalog rows whose scores set a part's scale on candidates
 GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 

@@ -25,6 +25,7 @@ from podrec.model.content import ContentModel
 from podrec.records import EventRecord
 
 NEW_EPISODES_PER_SHOW = 5
+CONTENT_PARTS = ("content", "profile")
 
 
 class CandidateSources:
@@ -43,7 +44,9 @@ class CandidateSources:
     def rows(self, batch: UserBatch, events: Sequence[EventRecord] = ()) -> np.ndarray:
         """Sorted, distinct candidate rows for the one listener of ``batch``."""
         found = [self.content.candidates(batch, self.per_source)]
-        for model in self.parts.values():
+        for name, model in self.parts.items():
+            if name in CONTENT_PARTS:  # the vector-index search above is theirs
+                continue
             rows = model.candidates(batch, self.per_source)
             if rows is not None:
                 found.append(np.asarray(rows, np.int64))

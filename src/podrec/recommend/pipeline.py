@@ -9,7 +9,8 @@ when trained, else the fallback). Evaluation scores the same model on the same h
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from podrec.model.hybrid import HybridModel, parts_of
 from podrec.model.profile import ProfileModel
 from podrec.profile.interests import UserProfile
 from podrec.profile.labels import interest_label
+from podrec.recommend.balance import balance
 from podrec.recommend.candidates import CandidateSources
 from podrec.recommend.context import RequestContext, duration_fit
 from podrec.recommend.diversity import mmr
@@ -47,6 +49,10 @@ class Scoring:
     words_vector: np.ndarray | None
     intent_vector: np.ndarray | None
     rows: np.ndarray | None = None  # the scored candidates (sorted), None: every item
+    context: RequestContext | None = None  # the request's, with what its words asked for
+    intent: Any = None  # the query read as an intent (podrec.llm.intents.Intent)
+    topics: np.ndarray | None = None  # one vector per topic, for a query of several
+    interests: tuple[Any, ...] | None = None  # ``_interests`` of the ranked pool, once read
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """Positions of catalog ``rows`` in ``total`` and ``parts``."""
@@ -63,7 +69,9 @@ class RecommendPipeline:
 
     def __init__(self, served: ServedModel, content: ContentModel, builder: HistoryBuilder,
                  embed: Embed, cards: Cards, default_k: int = 10,
-                 candidates: CandidateSources | None = None) -> None:
+                 candidates: CandidateSources | None = None,
+                 read_intent: Callable[[str], Any] | None = None, balance: float = 0.0,
+                 topic_balance: float = 1.0) -> None:
         self.served = served
         self.content = content
         self.catalog: CatalogData = content.catalog
@@ -79,6 +87,9 @@ class RecommendPipeline:
                                              if n in COLLABORATIVE_PARTS})
         # a large catalog is scored on candidates (recommend/candidates.py), not item by item
         self.candidates = candidates
+        # a query read into topics, exclusions and a length limit (podrec.llm.intents)
+        self.read_intent = read_intent
+        self.balance, self.topic_balance = balance, topic_balance
 
     # -- stages ---------------------------------------------------------------------------
     def history(self, request: RecommendRequest, events: Sequence[EventRecord]
@@ -91,19 +102,30 @@ class RecommendPipeline:
         catalog, unless ``everything``), with the request's words and context."""
         words = " ".join(t for t in (request.query, history.text) if t)[:1000] or None
         intent = request.context.intent if request.context else None
+        asked = self.read_intent(request.query) if request.query and self.read_intent else None
+        topics = list(asked.topics) if asked is not None and len(asked.topics) > 1 else []
         texts = [t for t in (words, intent) if t]
-        vectors = self.embed(texts) if texts else None
+        vectors = self.embed(texts + topics) if texts or topics else None
         words_vector = vectors[0] if words and vectors is not None else None
-        intent_vector = vectors[-1] if intent and vectors is not None else None
+        intent_vector = vectors[len(texts) - 1] if intent and vectors is not None else None
+        topic_vectors = vectors[len(texts):] if topics and vectors is not None else None
+        context = request.context
+        if asked is not None and asked.max_minutes and (context is None
+                                                        or context.minutes is None):
+            context = replace(context or RequestContext(), minutes=float(asked.max_minutes))
         row = self.served.user_row(request.user_id, len(history),
                                    float(history.confidence.sum()))
         batch = history.batch(len(self.catalog), request.moment.timestamp(), words_vector,
                               intent_vector, row)
-        batch.contexts = [request.context]
+        batch.contexts = [context]
         model = self.served.model
         rows = None
         if self.candidates is not None and not everything:
             rows = self.candidates.rows(batch, events)
+            if topic_vectors is not None:  # every topic's nearest items are candidates too
+                near = [self.content.index.search(v, self.candidates.per_source // 4)[0]
+                        for v in topic_vectors]
+                rows = np.unique(np.concatenate([rows, *near]))
         if isinstance(model, HybridModel):
             total, parts = model.contributions(batch, rows)
             parts = {n: p[0] for n, p in parts.items()}
@@ -112,7 +134,8 @@ class RecommendPipeline:
             total = np.asarray(model.score(batch) if rows is None
                                else model.score_rows(batch, rows), np.float32)[0]
             parts = {model.name: total}
-        return Scoring(history, batch, total, parts, words, words_vector, intent_vector, rows)
+        return Scoring(history, batch, total, parts, words, words_vector, intent_vector, rows,
+                       context, asked, topic_vectors)
 
     def rank(self, request: RecommendRequest, scoring: Scoring) -> np.ndarray:
         """Rows of the list: filters, what the listener has judged left out, then the
@@ -123,18 +146,28 @@ class RecommendPipeline:
                            request.blocked, request.platform, scoring.rows)
         if mask is not None:
             scores[~mask] = -np.inf
+        if scoring.intent is not None and scoring.intent.exclusions:
+            scores[self._excluded(scoring.intent.exclusions, scoring.rows)] = -np.inf
         seen = scoring.history.seen_rows
         if scoring.rows is None:
             scores[seen] = -np.inf
         else:
             scores[np.isin(scoring.rows, seen)] = -np.inf
+        strength = self.balance if request.balance is None else request.balance
+        if scoring.topics is not None:
+            strength = self.topic_balance if request.balance is None else request.balance
         pool = k if request.diversity == 0 and not request.per_show else max(4 * k, 50)
+        if strength > 0:
+            pool = max(pool, 10 * k, 100)
         pool = min(pool, int(np.isfinite(scores).sum()))
         if pool <= 0:
             return np.zeros(0, np.int64)
         part = np.argpartition(-scores, pool - 1)[:pool]
         part = part[np.argsort(-scores[part], kind="stable")]
         rows = scoring.row_of(part)
+        if strength > 0:
+            keep = self._balanced(request, scoring, rows, k, strength)
+            rows, part = rows[keep], part[keep]
         if request.per_show:
             keep = cap_per_show(rows, self.catalog, request.per_show)
             rows, part = rows[keep], part[keep]
@@ -172,13 +205,44 @@ class RecommendPipeline:
             self.explain(request, scoring, rows, results)
         return results
 
+    def _excluded(self, exclusions: Sequence[str], rows: np.ndarray | None) -> np.ndarray:
+        """Positions of items whose title or genres name something the request excluded."""
+        c = self.catalog
+        words = [w.casefold() for w in exclusions if w.strip()]
+        which = range(len(c)) if rows is None else rows.tolist()
+        return np.array([any(w in c.titles[r].casefold()
+                             or any(w in g.casefold() for g in c.categories[r]) for w in words)
+                         for r in which], bool)
+
+    def _balanced(self, request: RecommendRequest, scoring: Scoring, rows: np.ndarray, k: int,
+                  strength: float) -> np.ndarray:
+        """Positions (into the ranked pool ``rows``) of a list that gives each topic of the
+        query, else each interest of the listener, its share of the ``k`` slots."""
+        if scoring.topics is not None:
+            interest = np.argmax(self.catalog.vectors[rows] @ scoring.topics.T, axis=1)
+            shares = [1.0] * len(scoring.topics)
+        else:
+            if self.profile is None or len(scoring.history) < 2:
+                return np.arange(len(rows))
+            scoring.interests = self._interests(request, scoring, rows)
+            profile, mapping = scoring.interests[0], scoring.interests[1]
+            if profile is None or mapping is None or len(profile.interests) < 2:
+                return np.arange(len(rows))
+            interest = np.array([mapping.get(r, -1) for r in rows.tolist()], np.int64)
+            shares = [i.share for i in profile.interests]
+        chosen = balance(rows, interest, shares, k, strength)
+        return np.concatenate([chosen, np.setdiff1d(np.arange(len(rows)), chosen)])
+
     # -- explanation ----------------------------------------------------------------------
     def explain(self, request: RecommendRequest, scoring: Scoring, rows: np.ndarray,
                 results: list[Recommendation]) -> None:
         """A reason and its evidence on every result."""
         h = scoring.history
-        context = request.context
-        profile, interest_of, ctx_term, labels = self._interests(request, scoring, rows)
+        context = scoring.context
+        found = scoring.interests
+        if found is None or found[1] is None or not set(rows.tolist()) <= set(found[1]):
+            found = self._interests(request, scoring, rows)
+        profile, interest_of, ctx_term, labels = found
         members = [{int(r) for r in i.rows} for i in profile.interests] if profile else []
         events = dict(zip(h.rows.tolist(), h.events, strict=True))
         weights = dict(zip(h.rows.tolist(), h.confidence.tolist(), strict=True))
@@ -206,10 +270,10 @@ class RecommendPipeline:
             return None, None, None, []
         items = h.items()
         now = request.moment.timestamp()
-        profile = pm.build_profile(items, now, request.context)
-        detail = pm.score_profile(profile, request.context, **pm.request_terms(scoring.batch, 0),
+        profile = pm.build_profile(items, now, scoring.context)
+        detail = pm.score_profile(profile, scoring.context, **pm.request_terms(scoring.batch, 0),
                                   rows=rows)
-        ctx = pm.interest_bonus(profile, request.context)[1] if profile.interests else None
+        ctx = pm.interest_bonus(profile, scoring.context)[1] if profile.interests else None
         labels = [interest_label(self.catalog, i) for i in profile.interests]
         return profile, dict(zip(rows.tolist(), detail.interest.tolist(), strict=True)), ctx, \
             labels

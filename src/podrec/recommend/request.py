@@ -20,7 +20,9 @@ class RecommendRequest:
     (item or show ids; a blocked show blocks its episodes), ``per_show`` (at most this many
     episodes of one show) and ``platform`` (items that list the platforms they are on must
     list this one). ``now`` is the moment of the request (default: the context's time, else
-    the clock), which decays old events."""
+    the clock), which decays old events. ``balance`` (0..1; None: ``recommend.balance``)
+    gives each of the listener's interests, or each topic of the query, its share of the
+    list (recommend/balance.py)."""
 
     user_id: str | None = None
     seeds: tuple[str, ...] = ()
@@ -36,6 +38,7 @@ class RecommendRequest:
     context: RequestContext | None = field(default=None, compare=False)
     platform: str | None = None
     now: datetime | None = None
+    balance: float | None = None
 
     def __post_init__(self) -> None:
         def fix(name: str, value: Any) -> None:
@@ -53,6 +56,8 @@ class RecommendRequest:
             raise ValueError(f"diversity must be between 0 and 1, got {self.diversity}")
         if self.k is not None and self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
+        if self.balance is not None and not 0.0 <= self.balance <= 1.0:
+            raise ValueError(f"balance must be between 0 and 1, got {self.balance}")
 
     @property
     def moment(self) -> datetime:

@@ -119,6 +119,9 @@ class RecommendRequest(_Strict):
     diversity: float = Field(0.0, ge=0.0, le=1.0, description="0: by score; up to 1: MMR "
                              "re-ranking for variety")
     explain: bool = Field(False, description="add a reason sentence and its evidence")
+    balance: float | None = Field(None, ge=0.0, le=1.0, description="0..1: how strictly "
+                                  "each interest (each topic of the query) gets its share of "
+                                  "the list (default: recommend.balance)")
     now: datetime | None = Field(None, description="the moment of the request (default: "
                                  "now); older events count less. For replaying history.")
 

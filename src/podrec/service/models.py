@@ -24,6 +24,7 @@ from podrec.enrich.embedders import TextEmbedder
 from podrec.index import choose_kind
 from podrec.index.catalog_rows import CatalogRowIndex
 from podrec.index.persist import StoredIndex
+from podrec.llm.factory import make_generator
 from podrec.model.base import CatalogData, Recommender
 from podrec.model.collaborative import PopularityModel
 from podrec.model.content import ContentModel
@@ -34,6 +35,7 @@ from podrec.recommend.history import HistoryBuilder
 from podrec.recommend.pipeline import RecommendPipeline
 from podrec.recommend.results import Card
 from podrec.service.catalog import CatalogService
+from podrec.service.intents import IntentReader
 from podrec.storage import Store
 from podrec.train.artifacts import ServedModel, load_model
 from podrec.train.trainer import FALLBACK_BLEND
@@ -66,6 +68,7 @@ class ModelCache:
         self._version: tuple[Any, ...] | None = None
         self._checked = 0.0
         self.generation = 0  # bumped whenever the fitted models are dropped
+        self._intents: IntentReader | None = None
 
     @property
     def model_id(self) -> str:
@@ -131,11 +134,20 @@ class ModelCache:
                                                r.candidates_per_source)
                 self._pipelines[kind] = RecommendPipeline(
                     served, content, self.builder, self._embed,
-                    lambda pks, c=content: self.cards(c, pks), r.k, sources)
+                    lambda pks, c=content: self.cards(c, pks), r.k, sources,
+                    self.intents().read, r.balance, r.topic_balance)
                 if content.catalog.pks is not None and len(content.catalog) <= PREFETCH_CARDS:
                     self.cards(content, content.catalog.pks.tolist())  # two reads, not many
                 self._fitted()
             return self._pipelines[kind]
+
+    def intents(self) -> IntentReader:
+        """The reader of requests into intents (one per worker; its generator loads its
+        model on first use)."""
+        if self._intents is None:
+            self._intents = IntentReader(make_generator(self.config, self.store),
+                                         self.config.llm.request_timeout_s)
+        return self._intents
 
     def profile_model(self, kind: str = "show") -> ProfileModel:
         """The served profile part, else one over the content model (for profiles)."""

@@ -32,7 +32,7 @@ def request_of(body: schemas.RecommendRequest) -> RecommendRequest:
         kind=body.kind, diversity=body.diversity, explain=body.explain,
         languages=tuple(f.languages or ()), allow_explicit=f.allow_explicit,
         blocked=tuple(f.blocked or ()), per_show=f.per_show, context=context,
-        platform=body.platform, now=body.now)
+        platform=body.platform, now=body.now, balance=body.balance)
 
 
 @routes.post("/recommendations", response_model=schemas.RecommendationList,
