@@ -536,6 +536,9 @@ def evaluate_cmd(
                                          "Podrec.recommend (a sample over HTTP)")] = False,
     http_sample: Annotated[int, typer.Option(min=0, help="--served: lists also fetched from "
                                              "POST /recommendations")] = 50,
+    balance: Annotated[str, typer.Option(help="--served: also list at these balance levels "
+                                         "(comma-separated, e.g. 0,0.5,1), with NDCG and the "
+                                         "calibration gap of each")] = "",
     config: ConfigOpt = None,
 ) -> None:
     """Offline evaluation from files alone: every model on the same split, baselines included."""
@@ -560,7 +563,8 @@ def evaluate_cmd(
                 records, event_records, emb, cache, cfg, split, names, ks, step,
                 text_evidence=text_evidence, mmr=mmr, profile_params=profile_params,
                 intents=intents, platforms=platforms, served=served, catalog=catalog,
-                catalog_format=catalog_format, out=out, http_sample=http_sample)
+                catalog_format=catalog_format, out=out, http_sample=http_sample,
+                balances=balance)
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
@@ -630,6 +634,9 @@ def _run_evaluation(records: list[Any], event_records: list[Any], emb: Any, cach
     levels = [float(x) for x in opts["mmr"].split(",") if x.strip()]
     if any(not 0 < lvl <= 1 for lvl in levels):
         raise ValueError(f"--mmr levels must be in (0, 1], got {opts['mmr']!r}")
+    balances = [float(x) for x in opts["balances"].split(",") if x.strip()]
+    if any(not 0 <= b <= 1 for b in balances):
+        raise ValueError(f"--balance levels must be in [0, 1], got {opts['balances']!r}")
     fixed = {"profile": _parse_params(opts["profile_params"])} if opts["profile_params"] \
         else None
     data = prepare(records, event_records, emb, cache, cfg.embedder.max_chars, step,
@@ -647,7 +654,8 @@ def _run_evaluation(records: list[Any], event_records: list[Any], emb: Any, cach
         return evaluate_served(data, event_records, opts["catalog"], opts["catalog_format"],
                                split, ks, emb, cache, opts["out"] / "served-store", cfg,
                                text_evidence=opts["text_evidence"],
-                               http_sample=opts["http_sample"], progress=step)
+                               http_sample=opts["http_sample"], progress=step,
+                               balances=balances)
     return evaluate(data, split, names, ks, emb, cache, progress=step,
                     text_evidence=opts["text_evidence"], mmr_levels=levels, fixed=fixed)
 

@@ -32,6 +32,7 @@ from podrec.enrich.embedders import TextEmbedder
 from podrec.evaluate.folds import EvalData, Fold, make_fold
 from podrec.evaluate.harness import evaluate, score_lists
 from podrec.evaluate.protocols import SplitConfig, split_pairs
+from podrec.recommend.balance import calibration_gap, genre_distribution
 from podrec.recommend.request import RecommendRequest
 from podrec.records import EventRecord
 
@@ -86,7 +87,8 @@ def _write_events(events: Sequence[EventRecord], path: Path) -> None:
 
 
 def served_lists(podrec: Any, data: EvalData, fold: Fold, k: int,
-                 progress: Progress | None = None) -> list[np.ndarray]:
+                 progress: Progress | None = None, balance: float | None = None
+                 ) -> list[np.ndarray]:
     """Each test listener's list from ``Podrec.recommend`` at their request moment, as rows
     of the harness's catalog."""
     lists = []
@@ -95,7 +97,7 @@ def served_lists(podrec: Any, data: EvalData, fold: Fold, k: int,
         uid = data.interactions.user_ids[u]
         podrec.create_user(uid)  # a listener with no training events still asks
         recs = podrec.recommend(RecommendRequest(
-            user_id=uid, k=k, now=datetime.fromtimestamp(now, UTC)))
+            user_id=uid, k=k, now=datetime.fromtimestamp(now, UTC), balance=balance))
         rows = [data.catalog.row_of(r.id) for r in recs]
         lists.append(np.array([r for r in rows if r is not None], dtype=np.int64))
         if progress and (n + 1) % 200 == 0:
@@ -103,12 +105,41 @@ def served_lists(podrec: Any, data: EvalData, fold: Fold, k: int,
     return lists
 
 
+def calibration_gap_of(lists: Sequence[np.ndarray], fold: Fold, catalog: Any) -> float:
+    """Mean KL between each listener's history genres and their list's (Steck's
+    calibration measure; 0: the list mixes genres as the history does)."""
+    h = fold.batch.histories
+    gaps = []
+    for i, rows in enumerate(lists):
+        lo, hi = h.indptr[i], h.indptr[i + 1]
+        seen, weights = h.indices[lo:hi], np.maximum(h.data[lo:hi], 0)
+        history = genre_distribution([catalog.categories[r] for r in seen], weights.tolist())
+        if history and len(rows):
+            listed = genre_distribution([catalog.categories[r] for r in rows.tolist()])
+            gaps.append(calibration_gap(history, listed))
+    return float(np.mean(gaps)) if gaps else float("nan")
+
+
+def balance_study(podrec: Any, data: EvalData, fold: Fold, ks: Sequence[int],
+                  balances: Sequence[float], say: Progress) -> dict[str, Any]:
+    """NDCG and the calibration gap of the served lists at each ``balance``."""
+    out = {}
+    for b in balances:
+        lists = served_lists(podrec, data, fold, max(ks), balance=b)
+        scored = score_lists(lists, fold, ks, data.catalog.vectors, data.interactions.n_users)
+        out[str(b)] = {f"ndcg@{k}": scored[f"ndcg@{k}"] for k in ks} | {
+            "calibration_gap": round(calibration_gap_of(lists, fold, data.catalog), 4)}
+        say(f"balance {b}: {out[str(b)]}")
+    return out
+
+
 def evaluate_served(data: EvalData, events: Sequence[EventRecord], catalog_path: Path,
                     catalog_format: str | None, split: SplitConfig, ks: Sequence[int],
                     embedder: TextEmbedder, cache_dir: Path, workdir: Path, config: Config,
                     parts: Sequence[str] | None = None,
                     text_evidence: str = "train", http_sample: int = 50,
-                    progress: Progress | None = None) -> dict[str, Any]:
+                    progress: Progress | None = None, balances: Sequence[float] = ()
+                    ) -> dict[str, Any]:
     """The harness's hybrid and the served lists on one split, side by side."""
     from podrec.service import Podrec
 
@@ -152,6 +183,8 @@ def evaluate_served(data: EvalData, events: Sequence[EventRecord], catalog_path:
         lists = served_lists(podrec, data, fold, max(ks), say)
         timings["serve_s"] = time.perf_counter() - t0
         served = score_lists(lists, fold, ks, data.catalog.vectors, pairs.n_users)
+        served["calibration_gap"] = round(calibration_gap_of(lists, fold, data.catalog), 4)
+        study = balance_study(podrec, data, fold, ks, balances, say) if balances else None
         http = _over_http(podrec, cfg, url, data, fold, lists, max(ks), http_sample, say) \
             if http_sample else None
     finally:
@@ -165,7 +198,7 @@ def evaluate_served(data: EvalData, events: Sequence[EventRecord], catalog_path:
                 "params": report.meta, "fit_seconds": round(timings["train_s"], 3),
                 "inference_seconds": round(timings["serve_s"], 3)}},
             "served": {"ndcg@10 ratio served/harness": ratio, "seconds": timings,
-                       "http": http, "train": report.meta}}
+                       "http": http, "train": report.meta, "balance": study}}
 
 
 def _free_port() -> int:
