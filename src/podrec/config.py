@@ -180,6 +180,8 @@ class LLMConfig:
     cache_dir: str = ""  # where the assembled default model is kept ("": $PODREC_HOME/models
     # or ~/.cache/podrec/models)
     tags: int = 4  # generated topical tags per item (podrec tag)
+    reasons: bool = True  # explained items get a sentence written from their evidence
+    summaries: bool = True  # profile interests get a summary written from their items
 
 
 @dataclass(frozen=True)

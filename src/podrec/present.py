@@ -100,5 +100,7 @@ def recommendation_json(rec: Any) -> dict[str, Any]:
            "tags": rec.tags,
            "components": {k: round(float(v), 4) for k, v in rec.components.items()}}
     if rec.reason is not None:
-        out |= {"reason": rec.reason, "evidence": rec.evidence}
+        out |= {"reason": rec.reason, "evidence": rec.evidence,
+                "reason_source": getattr(rec, "reason_source", None) or "template",
+                "reason_fallback": getattr(rec, "reason_fallback", None)}
     return out

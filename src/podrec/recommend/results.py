@@ -23,6 +23,10 @@ class Recommendation:
     image: str | None = None
     duration_s: int | None = None
     tags: list[str] = field(default_factory=list)
+    # with a reason: "generated" (written by the generator) or "template"; and why the
+    # template stands (off, absent, pending, timeout, rejected (...))
+    reason_source: str | None = None
+    reason_fallback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for JSON (rounded: see ``podrec.present.rounded``)."""

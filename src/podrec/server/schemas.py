@@ -141,6 +141,12 @@ class Recommendation(_Open):
     components: dict[str, float] = {}
     reason: str | None = Field(None, description="with explain")
     evidence: list[dict[str, Any]] | None = Field(None, description="with explain")
+    reason_source: Literal["generated", "template"] | None = Field(
+        None, description="with explain: the reason was written by the generator from the "
+        "evidence (and checked), or is the template")
+    reason_fallback: str | None = Field(
+        None, description="why the template stands: off, absent, pending (being written; "
+        "a later request gets it), timeout, busy, rejected (...)")
 
 
 class RecommendationList(BaseModel):

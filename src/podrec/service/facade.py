@@ -33,6 +33,7 @@ from podrec.service.catalog import CatalogService
 from podrec.service.errors import NotFoundError
 from podrec.service.listeners import ListenerService
 from podrec.service.models import ModelCache
+from podrec.service.writer import summarise, word_reasons
 from podrec.storage import Store
 from podrec.train.trainer import Trainer, TrainReport
 
@@ -165,7 +166,31 @@ class Podrec:
             item = self.store.get_item(item_id)
             return item.title if item else None
 
-        return self.listeners.profile(user_id, self.models.profile_model(kind), now, title_of)
+        return self.listeners.profile(user_id, self.models.profile_model(kind), now, title_of,
+                                      self._summarise)
+
+    def _summarise(self, facts: list[Any], wait: bool | None = None) -> list[dict[str, Any]]:
+        """Interest summaries as the request path allows (``llm.summaries``)."""
+        writer = self.models.writer() if self.config.llm.summaries else None
+        return summarise(writer, facts, wait)
+
+    def summarise(self, user_ids: list[str] | None = None, kind: str = "show",
+                  progress: Callable[[str], None] | None = None) -> dict[str, int]:
+        """Write the interest summaries of listeners (default: all) now, so profiles show
+        them at once; counts of interests by outcome."""
+        pmodel = self.models.profile_model(kind)
+        counts: dict[str, int] = {}
+        for user_id in user_ids if user_ids is not None else self.store.list_users():
+            profile = self.listeners.profile(
+                user_id, pmodel, summarise=lambda f: self._summarise(f, wait=True)
+                if self.config.llm.summaries else summarise(None, f))
+            for it in profile["interests"]:
+                outcome = it["summary_source"] if it["summary_fallback"] is None \
+                    else it["summary_fallback"].split(" ")[0]
+                counts[outcome] = counts.get(outcome, 0) + 1
+            if progress is not None:
+                progress(user_id)
+        return counts
 
     # -- training ---------------------------------------------------------------------------
     def train(self, kind: str = "show", progress: Callable[[str], None] | None = None,
@@ -203,7 +228,13 @@ class Podrec:
         for sid in request.seeds:
             if pipeline.catalog.row_of(sid) is None and self.store.get_item(sid) is None:
                 raise NotFoundError(f"seed {sid!r} is not in the catalog")
-        return pipeline.recommend(request, events)
+        results = pipeline.recommend(request, events)
+        if request.explain:
+            said = self.listeners.texts(request.user_id or "", events=events)
+            words = " ".join(t for t in (request.query, *said) if t) or None
+            writer = self.models.writer() if self.config.llm.reasons else None
+            word_reasons(writer, results, words, self.models.titles(request.kind))
+        return results
 
     def search(self, text: str, k: int | None = None, kind: str = "show",
                languages: list[str] | None = None) -> list[Recommendation]:

@@ -12,10 +12,14 @@ from podrec.ingest.events import event_from_row
 from podrec.ingest.normalize import FieldError
 from podrec.model.profile import ProfileModel
 from podrec.profile.labels import interest_label
+from podrec.profile.summaries import SummaryFacts, interest_facts
 from podrec.recommend.history import HistoryBuilder, TextEvent
 from podrec.records import EventRecord, IngestReport
 from podrec.service.errors import NotFoundError
 from podrec.storage import Store
+
+# the summaries of a profile's interests, from their facts (service/writer.py, summarise)
+Summarise = Callable[[list[SummaryFacts]], list[dict[str, Any]]]
 
 
 class ListenerService:
@@ -97,9 +101,11 @@ class ListenerService:
         return out
 
     def profile(self, user_id: str, pmodel: ProfileModel, now: datetime | None = None,
-                title_of: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+                title_of: Callable[[str], str | None] | None = None,
+                summarise: Summarise | None = None) -> dict[str, Any]:
         """A listener's interest profile as plain data: each interest with its share, its
-        top items, genres, listening hours and devices, and a 2-D map position."""
+        top items, genres, listening hours and devices, a 2-D map position and a summary
+        (``summarise``: written from the interest's facts; else its label)."""
         now = now or datetime.now(UTC)
         events = self.events(user_id)
         c = pmodel.catalog
@@ -107,6 +113,13 @@ class ListenerService:
         items = h.items()
         profile = pmodel.build_profile(items, now.timestamp())
         interests = [self._interest(pmodel, i) for i in profile.interests]
+        facts = [interest_facts(c, i, d["label"])
+                 for i, d in zip(profile.interests, interests, strict=True)]
+        written = summarise(facts) if summarise is not None else [
+            {"summary": f.label, "summary_source": "template", "summary_fallback": "off"}
+            for f in facts]
+        for d, w in zip(interests, written, strict=True):
+            d.update(w)
         disliked = [c.ids[int(r)] for r in h.negative_rows]
         return {"user_id": user_id, "person_id": self.store.person_of(user_id),
                 "accounts": self.store.linked_accounts(user_id),

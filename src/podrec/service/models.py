@@ -36,13 +36,17 @@ from podrec.recommend.pipeline import RecommendPipeline
 from podrec.recommend.results import Card
 from podrec.service.catalog import CatalogService
 from podrec.service.intents import IntentReader
+from podrec.service.writer import GenerationWriter
 from podrec.storage import Store
 from podrec.train.artifacts import ServedModel, load_model
 from podrec.train.trainer import FALLBACK_BLEND
+from podrec.written import CatalogTitles
 
 VERSION_CHECK_SECONDS = 1.0
 # catalogs up to this size have every result card read when their pipeline is built
 PREFETCH_CARDS = 20_000
+# catalogs up to this size have their titles looked up in written sentences
+TITLE_CHECK = 200_000
 
 
 class ModelCache:
@@ -69,6 +73,9 @@ class ModelCache:
         self._checked = 0.0
         self.generation = 0  # bumped whenever the fitted models are dropped
         self._intents: IntentReader | None = None
+        self._generator: Any = None
+        self._writer: GenerationWriter | None = None
+        self._titles: dict[str | None, tuple[CatalogData, CatalogTitles | None]] = {}
 
     @property
     def model_id(self) -> str:
@@ -145,9 +152,34 @@ class ModelCache:
         """The reader of requests into intents (one per worker; its generator loads its
         model on first use)."""
         if self._intents is None:
-            self._intents = IntentReader(make_generator(self.config, self.store),
-                                         self.config.llm.request_timeout_s)
+            self._intents = IntentReader(self.generator(), self.config.llm.request_timeout_s)
         return self._intents
+
+    def generator(self) -> Any:
+        """The worker's one generator (intents, reasons, summaries share the loaded model)."""
+        with self.lock:
+            if self._generator is None:
+                self._generator = make_generator(self.config, self.store)
+            return self._generator
+
+    def writer(self) -> GenerationWriter:
+        """Written reasons and summaries: cached, live with an endpoint, else background."""
+        with self.lock:
+            if self._writer is None:
+                self._writer = GenerationWriter(self.generator(),
+                                                self.config.llm.request_timeout_s)
+            return self._writer
+
+    def titles(self, kind: str | None) -> CatalogTitles | None:
+        """The catalog's titles a written sentence could name (None past ``TITLE_CHECK``
+        items: quoted and capitalised names are still checked)."""
+        data = self.data(kind)
+        with self.lock:
+            known = self._titles.get(kind)
+            if known is None or known[0] is not data:
+                known = (data, CatalogTitles(data.titles) if len(data) <= TITLE_CHECK else None)
+                self._titles[kind] = known
+            return known[1]
 
     def profile_model(self, kind: str = "show") -> ProfileModel:
         """The served profile part, else one over the content model (for profiles)."""
