@@ -129,7 +129,14 @@ def seen_rows(batch: UserBatch) -> np.ndarray:
 def best_unseen(scores: np.ndarray, n: int, seen: np.ndarray, rows: np.ndarray | None = None
                 ) -> np.ndarray:
     """The ``n`` best of ``scores`` (over ``rows``, else over row numbers) not in ``seen``."""
-    rows = np.arange(len(scores)) if rows is None else np.asarray(rows, np.int64)
+    if rows is None:  # scores over every row: mask the seen ones in place of a search
+        scores = np.array(scores, np.float32)
+        scores[seen] = -np.inf
+        n = min(n, int(np.isfinite(scores).sum()))
+        if n <= 0:
+            return np.zeros(0, np.int64)
+        return np.argpartition(-scores, n - 1)[:n].astype(np.int64)
+    rows = np.asarray(rows, np.int64)
     keep = ~np.isin(rows, seen)
     scores, rows = np.asarray(scores)[keep], rows[keep]
     n = min(n, len(rows))

@@ -311,8 +311,8 @@ class _ImplicitModel(Recommender):
         """The items of highest inner product with the listener's factors: exact up to
         ``EXACT_CANDIDATES`` items, else from an HNSW graph over the item factors (made
         norm-equal with one more coordinate, so cosine order is inner-product order)."""
-        user = self._user_factors(batch.histories[:1],
-                                  None if batch.user_rows is None else batch.user_rows[:1])[0]
+        one = batch if len(batch) == 1 else batch.take(np.array([0]))  # the same histories
+        user = self._user_factors(one.histories, one.user_rows)[0]  # as scoring's: one fold-in
         items = np.asarray(self._model.item_factors, np.float32)
         n = min(n, len(items))
         if n <= 0 or not np.any(user):
