@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -295,6 +296,24 @@ def recommend(
                                        f"seeds {', '.join(seed)}" if seed else "",
                                        f"“{query}”" if query else ""] if x)
         _print_recs(recs, as_json, f"For {label}")
+        if query and not as_json:
+            _print_intent(podrec, query)
+
+
+def _print_intent(podrec: Any, query: str) -> None:
+    """How the words were read; a local model's reading is written now for the next run
+    (a one-shot command has no background to leave it to)."""
+    t0 = time.perf_counter()
+    intent = podrec.read_intent(query, wait=True)
+    took = time.perf_counter() - t0
+    fields = [f"topics {', '.join(intent.topics) or '-'}"]
+    fields += [f"not {', '.join(intent.exclusions)}"] if intent.exclusions else []
+    fields += [f"at most {intent.max_minutes} min"] if intent.max_minutes else []
+    fields += [f"language {intent.language}"] if intent.language else []
+    fields += [f"mood {intent.mood}"] if intent.mood else []
+    how = intent.source + (f", model {intent.fell_back}" if intent.fell_back else "")
+    extra = f"; the model's reading took {took:.1f} s" if took > 0.5 else ""
+    console.print(f"[dim]read as: {'; '.join(fields)} ({how}{extra})[/dim]")
 
 
 @app.command()
@@ -331,12 +350,35 @@ def users_profile(
     for i, it in enumerate(profile["interests"], 1):
         hours = [h for h in sorted(range(24), key=lambda h: -it["hours"][h])[:3]
                  if it["hours"][h] > 0]
-        table.add_row(str(i), it["label"], f"{it['weight']:.0%}",
+        name = it["label"] if it.get("summary_source") != "generated" \
+            else f"{it['summary']} ({it['label']})"
+        table.add_row(str(i), name, f"{it['weight']:.0%}",
                       "; ".join(x["title"] for x in it["items"][:3]),
                       ", ".join(f"{h}h" for h in sorted(hours)))
     console.print(table)
     if plot:
         console.print(f"wrote {plot}")
+
+
+@app.command()
+def summarise(
+    user: Annotated[list[str] | None, typer.Option(help="listener id (repeat; default: "
+                                                   "every listener)")] = None,
+    kind: Annotated[str, typer.Option(help="show or episode")] = "show",
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Write each listener's interest summaries with the [llm] generator now (cached: the
+    profile shows them at once; seconds an interest on the local model)."""
+    with _open(config, db) as podrec, _progress() as bar:
+        users = user or podrec.store.list_users()
+        task = bar.add_task(f"summarising with {podrec.models.generator().model_id}",
+                            total=len(users))
+        counts = podrec.summarise(users, kind, progress=lambda _: bar.advance(task))
+    if as_json:
+        print(json.dumps({"listeners": len(users), "interests": counts}))
+        return
+    console.print(f"{len(users)} listeners: " + (", ".join(
+        f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no interests"))
 
 
 @users_app.command("link")
