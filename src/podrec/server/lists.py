@@ -92,6 +92,8 @@ class KeptLists:
         body = schemas.RecommendationList.model_validate(
             {"items": [r.to_dict() for r in items]}).model_dump_json().encode()
         metrics.served(endpoint, len(items))
-        if key is not None:
+        # a list whose reasons are still being written is not kept: the next request
+        # shows the written ones
+        if key is not None and not any(r.reason_fallback == "pending" for r in items):
             self.cache.put(key, CachedResponse(body, len(items)), stamp, user_id, person)
         return Response(body, media_type="application/json")

@@ -472,7 +472,7 @@ function card(rec, { testid, rank }) {
                             h("span", { "data-testid": m.testid }, m.text)]))
         : null,
       tags.length ? h("ul", { class: "tags", "aria-label": "Tags" }, tags.map((t) => h("li", {}, t))) : null,
-      rec.reason ? h("p", { class: "reason", "data-testid": "reason" }, rec.reason) : null,
+      rec.reason ? h("p", { class: rec.reason_source === "generated" ? "reason generated" : "reason", "data-testid": "reason" }, rec.reason) : null,
       h("div", { class: "actions", role: "group", "aria-label": `Feedback on “${title}”` },
         ACTIONS.map((a) => h("button", {
           type: "button",
@@ -691,6 +691,7 @@ async function loadProfile(event) {
       h("div", { class: "legend-head" },
         h("span", { class: "swatch", style: `background:${it.color}`, "aria-hidden": "true" }),
         h("strong", {}, it.label), h("span", { class: "muted" }, ` ${Math.round(it.share * 100)}%`)),
+      it.summary ? h("p", { class: "summary", "data-testid": "interest-summary", title: "written by the language model from this interest's shows and habits" }, it.summary) : null,
       it.tags.length ? h("ul", { class: "tags", "aria-label": "Tags" }, it.tags.slice(0, 6).map((t) => h("li", {}, t))) : null,
       it.items.length ? h("ol", { class: "items" }, it.items.slice(0, 5).map((x) =>
         h("li", {}, typeof x === "string" ? x : x.title || x.id))) : null,

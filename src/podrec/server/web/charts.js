@@ -138,6 +138,7 @@ export function normaliseInterests(profile) {
   const raw = Array.isArray(profile?.interests) ? profile.interests : [];
   const list = raw.map((it, i) => ({
     label: it.label || it.name || `Interest ${i + 1}`,
+    summary: it.summary_source === "generated" && it.summary ? it.summary : null,
     share: Number.isFinite(Number(it.weight ?? it.share)) ? Math.max(0, Number(it.weight ?? it.share)) : 1,
     x: it.x === null || it.x === undefined ? NaN : Number(it.x),
     y: it.y === null || it.y === undefined ? NaN : Number(it.y),
