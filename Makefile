@@ -36,6 +36,7 @@ demo: install
 	$(BIN)/podrec enrich --llm-tags --llm-limit 12 --kind show --db $(DEMO_DB)
 	$(BIN)/podrec recommend --user demo-listener -k 8 --explain --db $(DEMO_DB)
 	$(BIN)/podrec recommend --query "true crime but funny" -k 5 --db $(DEMO_DB)
+	$(BIN)/podrec recommend --query "history of ancient Rome and true crime" -k 8 --db $(DEMO_DB)
 	$(BIN)/podrec recommend --query "学习投资理财的播客" -k 5 --db $(DEMO_DB)
 	$(BIN)/podrec similar 1028908750 -k 5 --db $(DEMO_DB)
 

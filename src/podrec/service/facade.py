@@ -236,6 +236,20 @@ class Podrec:
             word_reasons(writer, results, words, self.models.titles(request.kind))
         return results
 
+    def read_intent(self, text: str, wait: bool = False) -> Any:
+        """What ``text`` asks for (topics, exclusions, length, language, kind, mood), as a
+        list request reads it. ``wait``: let a local model write its reading now (it is
+        otherwise written in the background for the next request) and return that."""
+        reader = self.models.intents()
+        found = reader.read(text)
+        if wait and found.fell_back == "pending":
+            reader.wait()
+            cached = reader.cached(text)
+            if cached is not None:
+                return cached
+            found.fell_back = reader.outcome(text) or "pending"
+        return found
+
     def search(self, text: str, k: int | None = None, kind: str = "show",
                languages: list[str] | None = None) -> list[Recommendation]:
         """Semantic search: items whose meaning is closest to ``text`` (any language)."""

@@ -42,6 +42,7 @@ class IntentReader:
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue[str] = queue.Queue()
         self._pending: OrderedDict[str, None] = OrderedDict()
+        self._outcome: OrderedDict[str, str | None] = OrderedDict()  # why a reading failed
         self._lock = threading.Lock()
 
     def read(self, text: str) -> Intent:
@@ -49,7 +50,7 @@ class IntentReader:
             return parse_intent(text, None)
         if self.live:
             return parse_intent(text, self.generator, self.request_timeout_s)
-        cached = self._cached(text)
+        cached = self.cached(text)
         if cached is not None:
             return cached
         rules = parse_rules(text)
@@ -57,7 +58,7 @@ class IntentReader:
         self._schedule(text)
         return rules
 
-    def _cached(self, text: str) -> Intent | None:
+    def cached(self, text: str) -> Intent | None:
         """The model's reading of ``text`` if it was written before."""
         key = input_key(self.generator.model_id, intent_messages(text), INTENT_SCHEMA,
                         INTENT_TOKENS)
@@ -88,13 +89,21 @@ class IntentReader:
         while True:
             text = self._queue.get()
             try:
-                parse_intent(text, self.generator)  # cached by the generator for next time
+                read = parse_intent(text, self.generator)  # cached for next time
+                self._outcome[text] = read.fell_back
+                while len(self._outcome) > 256:
+                    self._outcome.popitem(last=False)
             except Exception as exc:  # noqa: BLE001 - background work never breaks serving
                 log.warning("reading %r in the background failed: %s", text[:80], exc)
             finally:
                 with self._lock:
                     self._pending.pop(text, None)
                 self._queue.task_done()
+
+    def outcome(self, text: str) -> str | None:
+        """Why the background reading of ``text`` fell back (None: it did not, or it has not
+        run)."""
+        return self._outcome.get(text)
 
     def wait(self) -> None:
         """Let the queued readings finish (tests, benchmarks)."""
