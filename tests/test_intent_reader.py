@@ -9,12 +9,13 @@ import pytest
 
 from podrec.llm import NoGenerator
 from podrec.service.intents import IntentReader
+from podrec.service.writer import GenerationWriter
 
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 
 
 def test_without_a_generator_the_rules_answer():
-    reader = IntentReader(NoGenerator())
+    reader = IntentReader(GenerationWriter(NoGenerator()))
     intent = reader.read("funny science episodes under 20 minutes, no politics")
     assert intent.max_minutes == 20 and "politics" in intent.exclusions
     assert intent.fell_back and intent.source == "rules"
@@ -27,11 +28,12 @@ def test_a_local_models_reading_is_written_in_the_background_and_used_next_time(
     gen = LocalGenerator(threads=2, timeout_s=600)
     if not gen.available:
         pytest.skip("the default local model is not installed")
-    reader = IntentReader(gen)
+    writer = GenerationWriter(gen)
+    reader = IntentReader(writer)
     try:
         first = reader.read("history of ancient Rome and true crime")
         assert first.source == "rules" and first.fell_back == "pending"  # did not wait
-        reader.wait()
+        writer.wait()
         second = reader.read("history of ancient Rome and true crime")
         assert second.source == "model+rules" and second.fell_back is None
         assert len(second.topics) >= 2

@@ -242,13 +242,10 @@ class Podrec:
         otherwise written in the background for the next request) and return that."""
         reader = self.models.intents()
         found = reader.read(text)
-        if wait and found.fell_back == "pending":
-            reader.wait()
-            cached = reader.cached(text)
-            if cached is not None:
-                return cached
-            found.fell_back = reader.outcome(text) or "pending"
-        return found
+        if not (wait and found.fell_back == "pending"):
+            return found
+        self.models.writer().wait()  # a reading queued by a list just asked for
+        return reader.read(text, wait=True)  # from the cache now, else written here
 
     def search(self, text: str, k: int | None = None, kind: str = "show",
                languages: list[str] | None = None) -> list[Recommendation]:

@@ -152,7 +152,7 @@ class ModelCache:
         """The reader of requests into intents (one per worker; its generator loads its
         model on first use)."""
         if self._intents is None:
-            self._intents = IntentReader(self.generator(), self.config.llm.request_timeout_s)
+            self._intents = IntentReader(self.writer())
         return self._intents
 
     def generator(self) -> Any:
