@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,12 @@ def sample_app(tmp_path_factory: pytest.TempPathFactory, e5):
     from podrec.service import Podrec
 
     db = tmp_path_factory.mktemp("sample") / "sample.db"
-    app = Podrec(Config(), database_url=f"sqlite:///{db}", embedder=e5)
+    # reasons and summaries keep their template wording here: a local model writing them in
+    # the background would change them between two calls (test_reasons, test_summaries turn
+    # them on)
+    config = Config()
+    config = replace(config, llm=replace(config.llm, reasons=False, summaries=False))
+    app = Podrec(config, database_url=f"sqlite:///{db}", embedder=e5)
     app.ingest_catalog(SAMPLE / "catalog.jsonl")
     app.ingest_events(SAMPLE / "events.jsonl")
     app.enrich()

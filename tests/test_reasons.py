@@ -133,14 +133,8 @@ def test_without_a_generator_the_template_stands():
 
 
 def test_reasons_can_be_turned_off(sample_app):
-    from dataclasses import replace
-
-    config = sample_app.config
-    sample_app.config = replace(config, llm=replace(config.llm, reasons=False))
-    try:
-        recs = sample_app.recommend(user_id="demo-listener", k=2, explain=True)
-    finally:
-        sample_app.config = config
+    assert not sample_app.config.llm.reasons  # conftest: template wording in other tests
+    recs = sample_app.recommend(user_id="demo-listener", k=2, explain=True)
     assert all(r.reason_source == "template" and r.reason_fallback == "off" for r in recs)
 
 
@@ -148,12 +142,20 @@ def test_reasons_can_be_turned_off(sample_app):
 def test_the_local_model_words_a_sample_listeners_reason(sample_app):
     """The real model, for the demo listener's top item: written in the background after the
     first request, shown (having passed the checks) from the next one."""
+    from dataclasses import replace
+
     if not sample_app.models.generator().available:
         pytest.skip("the default local model is not installed")
-    first = sample_app.recommend(user_id="demo-listener", k=1, explain=True)
-    assert first[0].reason_source in ("template", "generated")
-    sample_app.models.writer().wait()
-    again = sample_app.recommend(user_id="demo-listener", k=1, explain=True)
+    config, gen = sample_app.config, sample_app.models.generator()
+    sample_app.config = replace(config, llm=replace(config.llm, reasons=True))
+    limit, gen.timeout_s = gen.timeout_s, 600.0  # a loaded box: no time-out in the background
+    try:
+        first = sample_app.recommend(user_id="demo-listener", k=1, explain=True)
+        assert first[0].reason_source in ("template", "generated")
+        sample_app.models.writer().wait()
+        again = sample_app.recommend(user_id="demo-listener", k=1, explain=True)
+    finally:
+        sample_app.config, gen.timeout_s = config, limit
     rec = again[0]
     assert rec.reason_source == "generated", rec.reason_fallback
     assert reason_facts(rec).check(rec.reason) is None

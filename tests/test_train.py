@@ -23,6 +23,7 @@ CF_PARTS = {"pop", "pop-recent", "itemknn", "ease", "ials", "bpr"}
 def _config(**train: object) -> Config:
     cfg = Config()
     return replace(cfg, tagger=replace(cfg.tagger, keyphrases=0),
+                   llm=replace(cfg.llm, reasons=False, summaries=False),  # template wording
                    train=replace(cfg.train, **train))
 
 
