@@ -35,6 +35,9 @@ demo: install
 	@# first time; cached in the store, so a second run generates nothing)
 	$(BIN)/podrec enrich --llm-tags --llm-limit 12 --kind show --db $(DEMO_DB)
 	$(BIN)/podrec recommend --user demo-listener -k 8 --explain --db $(DEMO_DB)
+	@# reasons written by the local model from each item's evidence (seconds each the first
+	@# time, then cached; a server writes them in the background and never waits)
+	$(BIN)/podrec recommend --user demo-listener -k 3 --explain --written --db $(DEMO_DB)
 	$(BIN)/podrec recommend --query "true crime but funny" -k 5 --db $(DEMO_DB)
 	$(BIN)/podrec recommend --query "history of ancient Rome and true crime" -k 8 --db $(DEMO_DB)
 	$(BIN)/podrec recommend --query "学习投资理财的播客" -k 5 --db $(DEMO_DB)

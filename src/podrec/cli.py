@@ -274,6 +274,9 @@ def recommend(
                                                   "to listen")] = None,
     mood: Annotated[str | None, typer.Option(help="context: mood or intent in a few words "
                                              "(\"something calm before sleep\")")] = None,
+    written: Annotated[bool, typer.Option("--written", help="with --explain: wait for the "
+                                          "generative model to write the reasons it has not "
+                                          "written before (seconds each on a CPU)")] = False,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Recommendations for a listener, from seed shows, or from a few words; optionally in
@@ -287,11 +290,20 @@ def recommend(
     context = RequestContext(hour=hour, weekday=weekday, device=device, minutes=minutes,
                              intent=mood)
     with _open(config, db) as podrec:
-        recs = podrec.recommend(RecommendRequest(
+        request = RecommendRequest(
             user_id=user, seeds=tuple(seed or ()), query=query, k=k, kind=kind,
             diversity=diversity, explain=explain, languages=tuple(language or ()),
             allow_explicit=not no_explicit, blocked=tuple(block or ()), per_show=per_show,
-            platform=platform, context=context))
+            platform=platform, context=context)
+        recs = podrec.recommend(request)
+        if written and explain and any(r.reason_fallback == "pending" for r in recs):
+            t0 = time.perf_counter()
+            podrec.models.writer().wait()  # the reasons queued by this list, written now
+            recs = podrec.recommend(request)
+            if not as_json:
+                console.print(f"[dim]wrote {sum(r.reason_source == 'generated' for r in recs)}"
+                              f" of {len(recs)} reasons in {time.perf_counter() - t0:.1f} s "
+                              "(cached: the next run is instant)[/dim]")
         label = " + ".join(x for x in [f"user {user}" if user else "",
                                        f"seeds {', '.join(seed)}" if seed else "",
                                        f"“{query}”" if query else ""] if x)
