@@ -114,7 +114,10 @@ def served(sample_app, tmp_path_factory) -> Iterator[dict]:
     config = tmp / "podrec.toml"
     config.write_text(f'[server]\nmax_upload_bytes = {UPLOAD_LIMIT}\n'
                       f'reports_dir = "{reports.as_posix()}"\n'
-                      'fetch_allow = ["127.0.0.0/8"]\n')  # the test feed server
+                      'fetch_allow = ["127.0.0.0/8"]\n'  # the test feed server
+                      # template wording: a reason still being written keeps a list from
+                      # being kept, and the background model would slow every test here
+                      '[llm]\nreasons = false\nsummaries = false\n')
     keys = {}
     for scope in ("admin", "client"):
         out = cli("keys", "create", "--name", f"test {scope}", "--scope", scope, "--db", db)

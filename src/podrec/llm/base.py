@@ -248,6 +248,9 @@ class BaseGenerator:
     def _fallback(self, reason: str, seconds: float = 0.0) -> Generation:
         return Generation(None, None, "fallback", reason, self.model_id, seconds)
 
+    def cancel(self) -> None:
+        """Stop a generation in progress soon (it falls back); later ones run as usual."""
+
     def close(self) -> None:
         """Free the model (a no-op for backends that hold none)."""
 

@@ -10,9 +10,12 @@ stopping criterion enforces the time limit while tokens are written.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,7 @@ class LocalGenerator(BaseGenerator):
         self._template: Any = None
         self._grammars: dict[str, Any] = {}
         self._broken: str | None = None
+        self._cancel = threading.Event()  # set: the generation in progress stops
 
     @property
     def available(self) -> bool:
@@ -72,8 +76,9 @@ class LocalGenerator(BaseGenerator):
             from llama_cpp import Llama
 
             path = self.model_path or default_model_path(self.cache_dir)
-            llm = Llama(model_path=str(path), n_ctx=self.context, n_threads=self.threads,
-                        n_threads_batch=self.threads, n_batch=512, verbose=False, seed=0)
+            llm = _quiet_llama(Llama, model_path=str(path), n_ctx=self.context,
+                               n_threads=self.threads, n_threads_batch=self.threads,
+                               n_batch=512, seed=0)
         except (ImportError, ModelUnavailable, ValueError, OSError) as exc:
             self._broken = str(exc)
             raise GenerationUnavailable(str(exc)) from None
@@ -107,9 +112,10 @@ class LocalGenerator(BaseGenerator):
         prompt, stops = self.render(messages)
         deadline = time.perf_counter() + max(timeout_s, 0.0)
         late = []
+        self._cancel.clear()
 
         def out_of_time(_ids: Any, _logits: Any) -> bool:
-            if time.perf_counter() > deadline:
+            if time.perf_counter() > deadline or self._cancel.is_set():
                 late.append(True)
                 return True
             return False
@@ -122,10 +128,27 @@ class LocalGenerator(BaseGenerator):
             raise GenerationTimeout(f"stopped after {timeout_s:.1f} s")
         return str(out["choices"][0]["text"])
 
+    def cancel(self) -> None:
+        self._cancel.set()
+
     def close(self) -> None:
         if self._llm is not None:
             self._llm.close()
             self._llm = None
+
+
+def _quiet_llama(llama: Any, **kwargs: Any) -> Any:
+    """A model loaded without its log. ``verbose=False`` would point the process's stdout and
+    stderr file descriptors at /dev/null while the model loads, which loses whatever another
+    thread prints meanwhile (a command's JSON, a server's log); so the loader runs verbose with
+    Python's ``sys.stderr`` (where its log goes) captured, and is made quiet afterwards."""
+    from llama_cpp._logger import set_verbose
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        llm = llama(verbose=True, **kwargs)
+    set_verbose(False)
+    llm.verbose = False
+    return llm
 
 
 def few_shot_text(messages: list[Message]) -> str:

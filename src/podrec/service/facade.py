@@ -92,6 +92,7 @@ class Podrec:
         return EMBEDDERS[self.config.embedder.name].model_id
 
     def close(self) -> None:
+        self.models.close()
         self.store.close()
 
     # -- catalog ----------------------------------------------------------------------------

@@ -162,6 +162,15 @@ class ModelCache:
                 self._generator = make_generator(self.config, self.store)
             return self._generator
 
+    def close(self) -> None:
+        """Stop the background writer (its job in progress cut short) and free the model."""
+        with self.lock:
+            writer, generator = self._writer, self._generator
+        if writer is not None:
+            writer.stop()
+        if generator is not None:
+            generator.close()
+
     def writer(self) -> GenerationWriter:
         """Written reasons and summaries: cached, live with an endpoint, else background."""
         with self.lock:

@@ -10,6 +10,7 @@ list's misses within one ``llm.request_timeout_s``; whatever the time leaves is 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -51,10 +52,11 @@ class GenerationWriter:
         self.generator = generator
         self.request_timeout_s = request_timeout_s
         self.live = type(generator).__name__ == "EndpointGenerator"
-        self._queue: queue.Queue[tuple[str, Job]] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, Job | None]] = queue.Queue()
         self._pending: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopping = False
 
     @property
     def available(self) -> bool:
@@ -116,22 +118,27 @@ class GenerationWriter:
         return Answer(None, state)
 
     def schedule(self, job: Job) -> None:
-        """Queue ``job`` for the background thread (a daemon: a process that exits does not
-        wait for it; the answer is just not cached then)."""
+        """Queue ``job`` for the background thread (stopped, with the job in progress cut
+        short, when the service closes or the process exits: the answer is then just not
+        cached)."""
         key = self.key(job)
         with self._lock:
-            if key in self._pending or len(self._pending) >= MAX_PENDING:
+            if self._stopping or key in self._pending or len(self._pending) >= MAX_PENDING:
                 return
             self._pending[key] = None
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="podrec-writer",
                                                 daemon=True)
                 self._thread.start()
+                atexit.register(self.stop)
         self._queue.put((key, job))
 
     def _work(self) -> None:
         while True:
             key, job = self._queue.get()
+            if job is None or self._stopping:
+                self._queue.task_done()
+                return
             try:  # the generator caches a valid answer under the job's key
                 self.generator.generate(job.messages, job.schema, job.max_tokens, task=job.task)
             except Exception as exc:  # noqa: BLE001 - background work never breaks serving
@@ -149,6 +156,24 @@ class GenerationWriter:
     def wait(self) -> None:
         """Let the queued jobs finish (tests, benchmarks, the CLI)."""
         self._queue.join()
+
+    def stop(self, seconds: float = 10.0) -> None:
+        """Drop the queued jobs, cut the one in progress short and let the thread end: a
+        process must not exit while the model runs on another thread (the native code
+        crashes when the interpreter goes away under it)."""
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+        while True:
+            try:
+                self._queue.get_nowait()
+                self._queue.task_done()
+            except queue.Empty:
+                break
+        if thread is not None and thread.is_alive():
+            self.generator.cancel()
+            self._queue.put(("", None))  # wakes the thread to see it must stop
+            thread.join(seconds)
 
 
 def reason_job(facts: Any) -> Job:
