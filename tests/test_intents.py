@@ -7,9 +7,9 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from fixed_answer import FixedAnswer
 
 from podrec.llm import NoGenerator
-from podrec.llm.base import BaseGenerator
 from podrec.llm.intents import (
     INTENT_SCHEMA,
     detect_language,
@@ -21,21 +21,6 @@ from podrec.llm.scoring import accuracy, load_labelled
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
-
-
-class Answers(BaseGenerator):
-    model_id = "answers"
-
-    def __init__(self, answer: str) -> None:
-        super().__init__()
-        self.answer = answer
-
-    @property
-    def available(self) -> bool:
-        return True
-
-    def _complete(self, messages, schema, max_tokens, timeout_s):  # type: ignore[override]
-        return self.answer
 
 
 def test_two_topics_become_two() -> None:
@@ -78,21 +63,21 @@ def test_language_by_script() -> None:
 
 
 def test_the_model_fills_topics_the_rules_missed_and_the_rules_keep_the_rest() -> None:
-    model = Answers('{"topics": ["sleep sounds"], "exclusions": ["ads"], '
+    model = FixedAnswer('{"topics": ["sleep sounds"], "exclusions": ["ads"], '
                     '"max_minutes": 90, "kind": "episode", "mood": "funny"}')
     intent = parse_intent("anything, under 40 minutes, no politics", model)
     assert parse_rules("anything, under 40 minutes, no politics").topics == []
     assert intent.source == "model+rules" and intent.fell_back is None
     assert intent.exclusions == ["politics", "ads"]
     assert (intent.max_minutes, intent.kind, intent.mood) == (40, "show", None)
-    named = parse_intent("ancient Rome and true crime", Answers(
+    named = parse_intent("ancient Rome and true crime", FixedAnswer(
         '{"topics": ["Roman history"], "exclusions": [], "max_minutes": 0, "kind": "show", '
         '"mood": ""}'))
     assert named.topics == ["ancient Rome", "true crime"]  # the rules found both
 
 
 def test_a_garbage_answer_leaves_the_rules_reading() -> None:
-    intent = parse_intent("history of ancient Rome and true crime", Answers("I think rome"))
+    intent = parse_intent("history of ancient Rome and true crime", FixedAnswer("I think rome"))
     assert intent.fell_back == "invalid" and intent.source == "rules"
     assert len(intent.topics) == 2
 

@@ -5,38 +5,17 @@ template now, the written sentence from the next request on); no generator, the 
 from __future__ import annotations
 
 import importlib.util
-import json
-from typing import Any
 
 import pytest
+from fixed_answer import FixedAnswer
 
-from podrec.llm.base import BaseGenerator, Message, NoGenerator
+from podrec.llm.base import NoGenerator
 from podrec.recommend.results import Recommendation
 from podrec.recommend.wording import reason_facts
 from podrec.service.writer import GenerationWriter, word_reasons
 from podrec.written import CatalogTitles, Names, check_sentence, invented_names, language_of
 
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
-
-
-class FixedGenerator(BaseGenerator):
-    """Answers every chat with the same sentence (for the checks, not the model)."""
-
-    model_id = "fixed"
-
-    def __init__(self, sentence: str) -> None:
-        super().__init__()
-        self.sentence = sentence
-        self.calls = 0
-
-    @property
-    def available(self) -> bool:
-        return True
-
-    def _complete(self, messages: list[Message], schema: dict[str, Any] | None,
-                  max_tokens: int, timeout_s: float) -> str:
-        self.calls += 1
-        return json.dumps({"reason": self.sentence}, ensure_ascii=False)
 
 
 def recommendation(title: str = "Casefile True Crime", language: str = "en") -> Recommendation:
@@ -53,7 +32,7 @@ def written(sentence: str, rec: Recommendation | None = None,
     """``rec`` after a generator that always answers ``sentence`` wrote its reason (asked
     live, as an endpoint is)."""
     rec = rec or recommendation()
-    writer = GenerationWriter(FixedGenerator(sentence))
+    writer = GenerationWriter(FixedAnswer({"reason": sentence}))
     writer.live = True
     word_reasons(writer, [rec], None, titles)
     return rec
@@ -111,7 +90,7 @@ def test_the_listener_language_is_chinese_when_their_words_or_the_item_are():
 
 
 def test_a_local_model_is_not_waited_on_and_the_next_request_gets_its_sentence():
-    gen = FixedGenerator("Since you subscribed to “Crime Junkie”, try more True Crime.")
+    gen = FixedAnswer({"reason": "Since you subscribed to “Crime Junkie”, try more True Crime."})
     writer = GenerationWriter(gen)  # not an endpoint: never asked on the request path
     first = recommendation()
     word_reasons(writer, [first], None)

@@ -3,33 +3,13 @@ and habits when the generator has written one that passes the checks, else its l
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import numpy as np
+from fixed_answer import FixedAnswer
 
-from podrec.llm.base import BaseGenerator, Message
 from podrec.model.base import CatalogData
 from podrec.profile.interests import Interest
 from podrec.profile.summaries import SummaryFacts, interest_facts
 from podrec.service.writer import GenerationWriter, summarise
-
-
-class FixedSummary(BaseGenerator):
-    model_id = "fixed-summary"
-
-    def __init__(self, summary: str) -> None:
-        super().__init__()
-        self.summary = summary
-
-    @property
-    def available(self) -> bool:
-        return True
-
-    def _complete(self, messages: list[Message], schema: dict[str, Any] | None,
-                  max_tokens: int, timeout_s: float) -> str:
-        return json.dumps({"summary": self.summary})
-
 
 FACTS = SummaryFacts(("Casefile True Crime", "Crime Junkie"), ("True Crime",), 60,
                      "mostly at night", None, "True Crime", "en")
@@ -51,21 +31,24 @@ def test_interest_facts_say_what_kind_of_shows_and_when():
 
 
 def test_a_summary_that_passes_the_checks_is_shown():
-    writer = GenerationWriter(FixedSummary("long-form true crime investigations, at night"))
+    writer = GenerationWriter(FixedAnswer(
+        {"summary": "long-form true crime investigations, at night"}))
     out = summarise(writer, [FACTS], wait=True)[0]
     assert out == {"summary": "long-form true crime investigations, at night",
                    "summary_source": "generated", "summary_fallback": None}
 
 
 def test_a_summary_naming_another_show_falls_back_to_the_label():
-    writer = GenerationWriter(FixedSummary("fans of My Favorite Murder, mostly at night"))
+    writer = GenerationWriter(FixedAnswer(
+        {"summary": "fans of My Favorite Murder, mostly at night"}))
     out = summarise(writer, [FACTS], wait=True)[0]
     assert out["summary"] == "True Crime" and out["summary_source"] == "template"
     assert out["summary_fallback"].startswith("rejected (invented")
 
 
 def test_a_summary_is_written_in_the_background_and_shown_next_time():
-    writer = GenerationWriter(FixedSummary("true crime stories at night"))
+    writer = GenerationWriter(FixedAnswer(
+        {"summary": "true crime stories at night"}))
     first = summarise(writer, [FACTS])[0]
     assert first["summary_source"] == "template" and first["summary_fallback"] == "pending"
     writer.wait()

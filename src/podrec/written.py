@@ -10,6 +10,7 @@ capitalised words, and catalog titles (Chinese titles have no capitals, so they 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 
@@ -28,6 +29,15 @@ GENERIC_CAPS = {
     "tv", "ok",
 }
 PUNCT = " \t\n.,;:!?'’\"“”()[]《》「」«»。，；：！？、"
+
+
+def one_shot_chat(system: str, example: str, answer: dict[str, str], facts: str
+                  ) -> list[dict[str, str]]:
+    """The chat for one written sentence: the system prompt and one worked example, the same
+    on every call (the model reuses their processed prefix), then this item's facts."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": example},
+            {"role": "assistant", "content": json.dumps(answer, ensure_ascii=False)},
+            {"role": "user", "content": facts}]
 
 
 def has_chinese(text: str | None) -> bool:

@@ -11,7 +11,6 @@ not give, or is empty, too long or in the wrong script, is dropped for the templ
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ from podrec.llm.base import Message
 from podrec.model.base import CatalogData
 from podrec.present import part_of_day
 from podrec.profile.interests import Interest
-from podrec.written import Names, check_sentence, language_of
+from podrec.written import Names, check_sentence, language_of, one_shot_chat
 
 MAX_CHARS = 100
 SUMMARY_TOKENS = 48
@@ -88,11 +87,7 @@ class SummaryFacts:
 
     def messages(self) -> list[Message]:
         example, answer = EXAMPLE[self.language]
-        return [{"role": "system", "content": SYSTEM[self.language]},
-                {"role": "user", "content": example},
-                {"role": "assistant",
-                 "content": json.dumps({"summary": answer}, ensure_ascii=False)},
-                {"role": "user", "content": self.lines()}]
+        return one_shot_chat(SYSTEM[self.language], example, {"summary": answer}, self.lines())
 
     def check(self, text: str | None) -> str | None:
         """Why the summary must not be shown (None: it may)."""

@@ -11,12 +11,17 @@ the template reason stays (``podrec.written``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from podrec.llm.base import Message
-from podrec.written import CatalogTitles, Names, check_sentence, language_of
+from podrec.written import (
+    CatalogTitles,
+    Names,
+    check_sentence,
+    language_of,
+    one_shot_chat,
+)
 
 MAX_CHARS = 200  # the longest sentence shown
 STRONG = 0.25  # history items with under this share of the strongest one's are not told
@@ -113,11 +118,7 @@ class ReasonFacts:
         """System prompt and example fixed per language (the model reuses their processed
         prefix), then the facts."""
         example, answer = EXAMPLE[self.language]
-        return [{"role": "system", "content": SYSTEM[self.language]},
-                {"role": "user", "content": example},
-                {"role": "assistant",
-                 "content": json.dumps({"reason": answer}, ensure_ascii=False)},
-                {"role": "user", "content": self.lines()}]
+        return one_shot_chat(SYSTEM[self.language], example, {"reason": answer}, self.lines())
 
     def check(self, text: str | None, titles: CatalogTitles | None = None) -> str | None:
         """Why the sentence must not be shown (None: it may)."""
