@@ -3,6 +3,7 @@ embedding models, loaded once per session."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,20 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# `make test` installs llama-cpp-python and the bundled model and sets this: then a test of the
+# real model fails, rather than skips, when either is missing (a missing install step).
+REQUIRE_LLM = os.environ.get("PODREC_REQUIRE_LLM") == "1"
+HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
+needs_llama = pytest.mark.skipif(not HAS_LLAMA and not REQUIRE_LLM,
+                                 reason="llama-cpp-python is not installed")
+
+
+def local_model_or_skip(available: bool) -> None:
+    """Skip a test of the bundled model when it is not installed (fail under `make test`)."""
+    if not available:
+        if REQUIRE_LLM:
+            pytest.fail("the bundled local model is not installed (make install installs it)")
+        pytest.skip("the default local model is not installed")
 SAMPLE = Path(__file__).parents[1] / "src" / "podrec" / "data" / "sample"
 PG_ADMIN = os.environ.get("PODREC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -3,15 +3,11 @@ reading is written in the background and used from the next request on."""
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
+from conftest import local_model_or_skip, needs_llama
 
 from podrec.llm import NoGenerator
 from podrec.service.intents import IntentReader
 from podrec.service.writer import GenerationWriter
-
-HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 
 
 def test_without_a_generator_the_rules_answer():
@@ -21,13 +17,12 @@ def test_without_a_generator_the_rules_answer():
     assert intent.fell_back and intent.source == "rules"
 
 
-@pytest.mark.skipif(not HAS_LLAMA, reason="llama-cpp-python is not installed")
+@needs_llama
 def test_a_local_models_reading_is_written_in_the_background_and_used_next_time():
     from podrec.llm.local import LocalGenerator
 
     gen = LocalGenerator(threads=2, timeout_s=600)
-    if not gen.available:
-        pytest.skip("the default local model is not installed")
+    local_model_or_skip(gen.available)
     writer = GenerationWriter(gen)
     reader = IntentReader(writer)
     try:

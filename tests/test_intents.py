@@ -3,10 +3,10 @@ answer, the labelled set's accuracy floor, and the real local model on two reque
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import needs_llama
 from fixed_answer import FixedAnswer
 
 from podrec.llm import NoGenerator
@@ -20,7 +20,6 @@ from podrec.llm.intents import (
 from podrec.llm.scoring import accuracy, load_labelled
 
 FIXTURES = Path(__file__).parent / "fixtures"
-HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 
 
 def test_two_topics_become_two() -> None:
@@ -92,7 +91,7 @@ def test_the_labelled_sets_are_big_enough_and_the_rules_read_them() -> None:
     assert accuracy([(parse_rules(r["text"]), r) for r in held])["all"] >= 0.8
 
 
-@pytest.mark.skipif(not HAS_LLAMA, reason="llama-cpp-python is not installed")
+@needs_llama
 def test_the_local_model_reads_two_requests() -> None:
     from podrec.llm.local import LocalGenerator
 

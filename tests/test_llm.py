@@ -3,7 +3,6 @@ llama.cpp server on loopback (llama-cpp-python's own, with the tiny SmolLM2 for 
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import HAS_LLAMA, needs_llama
 
 from podrec.config import Config, LLMConfig, load_config
 from podrec.llm import (
@@ -26,9 +26,6 @@ from podrec.llm import (
 from podrec.llm.base import GenerationTimeout
 from podrec.llm.endpoint import EndpointGenerator
 from podrec.storage import Store
-
-HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
-needs_llama = pytest.mark.skipif(not HAS_LLAMA, reason="llama-cpp-python is not installed")
 
 SCHEMA = {"type": "object",
           "properties": {"topics": {"type": "array", "items": {"type": "string",

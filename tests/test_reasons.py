@@ -4,9 +4,8 @@ template now, the written sentence from the next request on); no generator, the 
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
+from conftest import local_model_or_skip, needs_llama
 from fixed_answer import FixedAnswer
 
 from podrec.llm.base import NoGenerator
@@ -14,8 +13,6 @@ from podrec.recommend.results import Recommendation
 from podrec.recommend.wording import reason_facts
 from podrec.service.writer import GenerationWriter, word_reasons
 from podrec.written import CatalogTitles, Names, check_sentence, invented_names, language_of
-
-HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 
 
 def recommendation(title: str = "Casefile True Crime", language: str = "en") -> Recommendation:
@@ -117,14 +114,13 @@ def test_reasons_can_be_turned_off(sample_app):
     assert all(r.reason_source == "template" and r.reason_fallback == "off" for r in recs)
 
 
-@pytest.mark.skipif(not HAS_LLAMA, reason="llama-cpp-python is not installed")
+@needs_llama
 def test_the_local_model_words_a_sample_listeners_reason(sample_app):
     """The real model, for the demo listener's top item: written in the background after the
     first request, shown (having passed the checks) from the next one."""
     from dataclasses import replace
 
-    if not sample_app.models.generator().available:
-        pytest.skip("the default local model is not installed")
+    local_model_or_skip(sample_app.models.generator().available)
     config, gen = sample_app.config, sample_app.models.generator()
     sample_app.config = replace(config, llm=replace(config.llm, reasons=True))
     limit, gen.timeout_s = gen.timeout_s, 600.0  # a loaded box: no time-out in the background
