@@ -107,12 +107,23 @@ class ProfileModel(Recommender):
     def build_profile(self, history: list[HistoryItem], now: float | None = None,
                       context: RequestContext | None = None) -> UserProfile:
         """The listener's interests; with a context that names the moment (hour, weekday,
-        device), items heard at such moments count more (``context_weight``, 0..1)."""
+        device), items heard at such moments count more (``context_weight``, 0..1). The last
+        one built is kept: a served list asks again for the same history (to balance and to
+        explain) after scoring."""
+        last = getattr(self, "_last_profile", None)
+        if last is not None and last[0] is history and last[1] == now and last[2] is context:
+            return last[3]
         habit = None
         if context is not None:
             habit = habit_factor([h.hour for h in history], [h.weekday for h in history],
                                  [h.device for h in history], context, self.context_weight)
-        return self.profiler.build(history, self.centred, now, habit)
+        profile = self.profiler.build(history, self.centred, now, habit)
+        self._last_profile = (history, now, context, profile)
+        return profile
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What is saved: not the last request's profile."""
+        return {k: v for k, v in self.__dict__.items() if k != "_last_profile"}
 
     def score_profile(self, profile: UserProfile, context: RequestContext | None = None,
                       text_vectors: np.ndarray | None = None,

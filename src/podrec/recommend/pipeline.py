@@ -268,8 +268,9 @@ class RecommendPipeline:
         pm, h = self.profile, scoring.history
         if pm is None or not len(h):
             return None, None, None, []
-        items = h.items()
         now = request.moment.timestamp()
+        # the very history list scoring gave the profile part: its profile is built once
+        items = (scoring.batch.history_items or [h.items()])[0]
         profile = pm.build_profile(items, now, scoring.context)
         detail = pm.score_profile(profile, scoring.context, **pm.request_terms(scoring.batch, 0),
                                   rows=rows)
