@@ -12,6 +12,7 @@ from podrec.ingest.feeds import expand_sources, parse_feed, parse_opml, read_sou
 from podrec.ingest.language import LanguageDetector
 from podrec.records import EventRecord, IngestReport, ItemRecord
 from podrec.storage import Store
+from podrec.storage.bulk import import_events
 
 
 def with_language(records: Iterable[ItemRecord],
@@ -76,10 +77,16 @@ def ingest_feeds(store: Store, sources: list[str], detector: LanguageDetector | 
     return report
 
 
-def ingest_events(store: Store, path: Path, fmt: str | None = None) -> IngestReport:
+def ingest_events(store: Store, path: Path, fmt: str | None = None,
+                  bulk: bool = True) -> IngestReport:
+    """A file of events; ``bulk`` (the default) writes it in large transactions
+    (storage/bulk.py: COPY on PostgreSQL), else 500 events a transaction (``add_events``)."""
     report = IngestReport()
     if not path.is_file():
         report.fail(str(path), "file", None, "no such file")
         return report
-    store.add_events(read_events(path, report, fmt), report)
+    if bulk:
+        import_events(store, read_events(path, report, fmt), report)
+    else:
+        store.add_events(read_events(path, report, fmt), report)
     return report
