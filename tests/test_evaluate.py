@@ -248,7 +248,9 @@ def test_intent_study_from_the_command_line(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["protocol"]["protocol"] == "intent"
     assert set(results["models"]) == {"profile (no context)", "profile + intent",
-                                      "intent text alone"}
+                                      "profile + intent, read", "intent text alone"}
+    assert "profile + intent, read - profile + intent" in results["differences"]
+    assert results["data"]["read_as"]["reader"] == "rules"
     assert results["chosen"]["intent_weight"] in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     data = results["data"]
     assert data["validation_requests"] + data["test_requests"] == data["requests"] >= 4
@@ -260,6 +262,35 @@ def test_intent_study_from_the_command_line(tmp_path):
          "--events", str(ML / "ratings.csv"), "--intents", str(tmp_path / "none.csv")],
         capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "none.csv: no such file" in missing.stderr
+
+
+def test_a_read_intent_drops_exclusions_and_gives_each_topic_its_share():
+    from podrec.evaluate.intent import ReadIntents
+    from podrec.llm.intents import Intent
+    from podrec.model.base import CatalogData
+
+    class TopicEmbedder:  # "crime" and "comedy" point two ways; a fixed map, no model
+        model_id = "two-topics"
+
+        def embed_queries(self, texts):
+            return np.array([[1.0, 0.0] if "crime" in t else [0.0, 1.0] for t in texts],
+                            np.float32)
+
+    vectors = np.array([[1, 0]] * 8 + [[0, 1]] * 4, np.float32)
+    titles = [f"crime {n}" for n in range(8)] + ["politics hour"] + [f"comedy {n}"
+                                                                     for n in range(3)]
+    catalog = CatalogData(ids=[str(n) for n in range(12)], kinds=["show"] * 12,
+                          vectors=vectors, titles=titles)
+    intents = [Intent("crime and comedy", topics=["crime", "comedy"]),
+               Intent("comedy, no politics", topics=["comedy"], exclusions=["politics"])]
+    reader = ReadIntents(intents, catalog, TopicEmbedder(), None, topic_balance=1.0)
+    assert reader.counts() == {"several_topics": 1, "exclusions": 1}
+    ranked = np.arange(12)  # every crime show scores above every comedy show
+    both = reader.apply(0, ranked, 6)
+    assert sorted(both.tolist()) == [0, 1, 2, 8, 9, 10]  # three slots each
+    assert reader.apply(1, ranked[8:], 3).tolist() == [9, 10, 11]  # politics dropped
+    off = ReadIntents(intents, catalog, TopicEmbedder(), None, topic_balance=0.0)
+    assert off.apply(0, ranked, 6).tolist() == [0, 1, 2, 3, 4, 5]
 
 
 def test_profile_parameters_can_be_fixed_in_advance(tmp_path):

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from podrec.batch.runner import BatchError
 from podrec.config import ConfigError, load_config
 from podrec.records import IngestReport
 from podrec.service import NotFoundError, Podrec, Recommendation
@@ -37,6 +38,9 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML con
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (overrides PODREC_DB)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="how many")]
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", metavar="ADDRESS", help="run as Ray tasks: local (a cluster of this machine's "
+    "cores), auto, host:port or ray://host:port (default: ray.address; empty: here)")]
 
 
 @contextmanager
@@ -49,11 +53,28 @@ def _open(config: Path | None, db: str | None) -> Any:
         raise typer.Exit(2) from None
     try:
         yield podrec
-    except (NotFoundError, ValueError, StoreError) as exc:
+    except (NotFoundError, ValueError, StoreError, BatchError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     finally:
         podrec.close()
+
+
+@contextmanager
+def _runner(address: str | None, config: Any) -> Any:
+    """Where batch work runs (``--ray``, else ``ray.address``), closed afterwards; a Ray
+    that is missing or unreachable is one clear line and exit code 2."""
+    from podrec.batch import make_runner
+
+    try:
+        runner = make_runner(address, config)
+    except BatchError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 def _print_report(report: IngestReport, as_json: bool, max_problems: int = 50) -> None:
@@ -128,17 +149,19 @@ def enrich(
                                            "on the local model; cached)")] = False,
     llm_limit: Annotated[int | None, typer.Option(min=1, help="generate tags for only the "
                                                   "N most popular items")] = None,
+    ray: RayOpt = None,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Embed and tag items whose text is new or changed."""
-    with _open(config, db) as podrec, _progress() as bar:
+    with _open(config, db) as podrec, _runner(ray, podrec.config) as runner, \
+            _progress() as bar:
         task = bar.add_task(f"embedding with {podrec.embedder_model_id}", total=None)
         report = podrec.enrich(kind=kind, force=force,
                                progress=lambda n: bar.advance(task, n),
-                               on_total=lambda n: bar.update(task, total=n))
+                               on_total=lambda n: bar.update(task, total=n), runner=runner)
         summary: dict[str, Any] = report.summary()
         if llm_tags:
-            summary["llm_tags"] = _generate_tags(podrec, bar, kind, llm_limit)
+            summary["llm_tags"] = _generate_tags(podrec, bar, kind, llm_limit, runner)
     if as_json:
         print(json.dumps(summary))
         return
@@ -154,7 +177,7 @@ def enrich(
 
 
 def _generate_tags(podrec: Podrec, bar: Progress, kind: str | None,
-                   limit: int | None) -> dict[str, Any]:
+                   limit: int | None, runner: Any = None) -> dict[str, Any]:
     """`enrich --llm-tags`: generated tags for the catalog, with their own progress bar."""
     from podrec.enrich.generated import generate_tags
     from podrec.llm import make_generator
@@ -165,7 +188,9 @@ def _generate_tags(podrec: Podrec, bar: Progress, kind: str | None,
         report = generate_tags(podrec.store, generator, kind=kind, limit=limit,
                                topics=podrec.config.llm.tags,
                                progress=lambda n: bar.advance(task, n),
-                               on_total=lambda n: bar.update(task, total=n))
+                               on_total=lambda n: bar.update(task, total=n), runner=runner,
+                               llm=podrec.config.llm,
+                               chunk_items=podrec.config.ray.chunk_items)
     finally:
         generator.close()
     return {"model": generator.model_id, **report.summary()}
@@ -179,24 +204,27 @@ def train(
                                                  "(train.protocol)")] = None,
     seed: Annotated[int | None, typer.Option(help="validation split seed "
                                              "(train.seed)")] = None,
+    ray: RayOpt = None,
     config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Choose and fit the served model on the stored events (as `evaluate` chooses: each
     part's parameters and the hybrid's blend on a validation split), and save it as a new
-    version in the store. Servers load it within a second."""
+    version in the store. Servers load it within a second. With --ray, the grid points and
+    fits run as Ray tasks (the same choices as here)."""
     overrides: dict[str, Any] = {}
     if protocol is not None:
         overrides["protocol"] = protocol
     if seed is not None:
         overrides["seed"] = seed
     reports = []
-    with _open(config, db) as podrec:
+    with _open(config, db) as podrec, _runner(ray, podrec.config) as runner:
         counts = podrec.catalog_stats()["items"]
         kinds = kind or [k for k in ("show", "episode") if counts.get(k)]
         for k in kinds:
             with console.status(f"training the {k} model") as status:
                 report = podrec.train(k, progress=lambda m, s=status: (
-                    s.update(m[:120]), err.print(f"[dim]{m}[/dim]")), **overrides)
+                    s.update(m[:120]), err.print(f"[dim]{m}[/dim]")), runner=runner,
+                    **overrides)
             reports.append(report)
     if as_json:
         print(json.dumps([{"kind": r.kind, "version": r.version} | r.meta for r in reports],
@@ -429,7 +457,28 @@ def users_delete(
         raise typer.Exit(1)
     with _open(config, db) as podrec:
         out = podrec.delete_user(user)
-        console.print(f"deleted {user} and {out['deleted_events']} events")
+        console.print(f"deleted {user} and {out['deleted_events']} events; "
+                      f"{out['relinked_accounts']} linked accounts given a new person id, "
+                      f"{out['scrubbed_models']} trained models cleared of them")
+
+
+@app.command()
+def purge(
+    retain_days: Annotated[float | None, typer.Option(
+        min=0, help="keep this many days of events (default: privacy.retain_days)")] = None,
+    config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Delete events older than the retention period (privacy.retain_days; 0: keep all)."""
+    with _open(config, db) as podrec:
+        out = podrec.purge(retain_days)
+    if as_json:
+        print(json.dumps(out))
+    elif not out["retain_days"]:
+        console.print("nothing purged: privacy.retain_days is 0 (events are kept); "
+                      "pass --retain-days to purge now")
+    else:
+        console.print(f"purged {out['events']} events of {out['listeners']} listeners "
+                      f"older than {out['retain_days']:g} days (before {out['before']})")
 
 
 @catalog_app.command("list")
@@ -593,9 +642,11 @@ def evaluate_cmd(
     balance: Annotated[str, typer.Option(help="--served: also list at these balance levels "
                                          "(comma-separated, e.g. 0,0.5,1), with NDCG and the "
                                          "calibration gap of each")] = "",
+    ray: RayOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Offline evaluation from files alone: every model on the same split, baselines included."""
+    """Offline evaluation from files alone: every model on the same split, baselines included.
+    With --ray, the grid points and the test fits run as Ray tasks (the same figures)."""
     from podrec.enrich.embedders import make_embedder
     from podrec.evaluate.protocols import SplitConfig
     from podrec.evaluate.report import markdown, write_results
@@ -605,7 +656,10 @@ def evaluate_cmd(
                                                     events_format)
     emb = make_embedder(embedder or cfg.embedder.name, cfg.embedder.batch_size)
     split = SplitConfig(protocol, test_fraction, leave_n=leave_n, seed=seed)
-    with _progress() as bar:
+    if (ray or cfg.ray.address) and (intents or platforms or served):
+        err.print("note: --intents, --platforms and --served run in this process; --ray "
+                  "applies to the comparison of models")
+    with _runner(ray, cfg) as runner, _progress() as bar:
         task = bar.add_task("evaluating", total=None)
 
         def step(message: str) -> None:
@@ -618,8 +672,8 @@ def evaluate_cmd(
                 text_evidence=text_evidence, mmr=mmr, profile_params=profile_params,
                 intents=intents, platforms=platforms, served=served, catalog=catalog,
                 catalog_format=catalog_format, out=out, http_sample=http_sample,
-                balances=balance)
-        except ValueError as exc:
+                balances=balance, runner=runner)
+        except (ValueError, BatchError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
     results["files"] = {"catalog": str(catalog), "events": str(events)}
@@ -699,7 +753,8 @@ def _run_evaluation(records: list[Any], event_records: list[Any], emb: Any, cach
         from podrec.evaluate.intent import evaluate_intents, read_intents
 
         return evaluate_intents(data, read_intents(opts["intents"]), ks, emb, cache,
-                                seed=split.seed, progress=step)
+                                seed=split.seed, progress=step,
+                                topic_balance=cfg.recommend.topic_balance)
     if opts["platforms"]:
         return evaluate_platforms(data, split, names, ks, emb, cache, progress=step)
     if opts["served"]:
@@ -711,7 +766,8 @@ def _run_evaluation(records: list[Any], event_records: list[Any], emb: Any, cach
                                http_sample=opts["http_sample"], progress=step,
                                balances=balances)
     return evaluate(data, split, names, ks, emb, cache, progress=step,
-                    text_evidence=opts["text_evidence"], mmr_levels=levels, fixed=fixed)
+                    text_evidence=opts["text_evidence"], mmr_levels=levels, fixed=fixed,
+                    runner=opts["runner"])
 
 
 def _parse_params(text: str) -> dict[str, float | int]:

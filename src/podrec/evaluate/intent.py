@@ -25,12 +25,16 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from podrec.config import RecommendConfig
 from podrec.enrich.embedders import TextEmbedder
 from podrec.evaluate import metrics as M
 from podrec.evaluate.folds import EvalData, embed_cached
+from podrec.llm.intents import Intent, parse_rules
 from podrec.model.base import UserBatch
 from podrec.model.content import ContentWeights
 from podrec.model.profile import ProfileModel
+from podrec.recommend.balance import balance
+from podrec.recommend.filters import excluded_mask
 
 INTENT_WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 SESSION_SECONDS = 3600.0  # history ends this long before the request: not the same sitting
@@ -225,23 +229,59 @@ def _compare(per: dict[str, dict[str, np.ndarray]], groups: list[Any], seed: int
     for name, m in models.items():
         say(f"test {name}: ndcg@10 {m['ndcg@10']:.4f}, hit@10 {m['hit@10']:.4f}")
     gain = {}
-    for other in ("profile (no context)", "intent text alone"):
-        d, lo, hi = paired_bootstrap(per["profile + intent"]["ndcg@10"],
-                                     per[other]["ndcg@10"], groups, seed)
-        gain[f"profile + intent - {other}"] = {"ndcg@10": round(d, 4),
-                                                "ci95": [round(lo, 4), round(hi, 4)]}
-        say(f"ndcg@10 profile + intent - {other}: {d:+.4f} (95% CI {lo:+.4f}..{hi:+.4f}, "
+    pairs = [("profile + intent", "profile (no context)"),
+             ("profile + intent", "intent text alone"),
+             ("profile + intent, read", "profile + intent")]
+    for mine, other in pairs:
+        if mine not in per:
+            continue
+        d, lo, hi = paired_bootstrap(per[mine]["ndcg@10"], per[other]["ndcg@10"], groups, seed)
+        gain[f"{mine} - {other}"] = {"ndcg@10": round(d, 4),
+                                     "ci95": [round(lo, 4), round(hi, 4)]}
+        say(f"ndcg@10 {mine} - {other}: {d:+.4f} (95% CI {lo:+.4f}..{hi:+.4f}, "
             "listeners resampled)")
     return models, gain
+
+
+class ReadIntents:
+    """What the served pipeline does with a request once its text is read into an intent
+    (``podrec.llm.intents``): items naming an exclusion are dropped, and a text of several
+    topics gives each topic its share of the list (``recommend.topic_balance``)."""
+
+    def __init__(self, intents: Sequence[Intent], catalog: Any, embedder: TextEmbedder,
+                 cache_dir: Path, topic_balance: float) -> None:
+        self.intents, self.catalog, self.topic_balance = intents, catalog, topic_balance
+        texts = sorted({t for i in intents if len(i.topics) > 1 for t in i.topics})
+        vectors = embed_cached(embedder, texts, cache_dir, queries=True) if texts else []
+        self.topic_vectors = dict(zip(texts, vectors, strict=True))
+
+    def counts(self) -> dict[str, int]:
+        return {"several_topics": sum(len(i.topics) > 1 for i in self.intents),
+                "exclusions": sum(bool(i.exclusions) for i in self.intents)}
+
+    def apply(self, request: int, ranked: np.ndarray, k: int) -> np.ndarray:
+        """The top ``k`` of a ranked pool once request ``request``'s intent is applied."""
+        intent = self.intents[request]
+        if intent.exclusions:
+            ranked = ranked[~excluded_mask(self.catalog, intent.exclusions, ranked)]
+        if len(intent.topics) > 1 and self.topic_balance > 0 and len(ranked):
+            topics = np.vstack([self.topic_vectors[t] for t in intent.topics])
+            interest = np.argmax(self.catalog.vectors[ranked] @ topics.T, axis=1)
+            keep = balance(ranked, interest, [1.0] * len(topics), k, self.topic_balance)
+            ranked = np.concatenate([ranked[keep], np.delete(ranked, keep)])
+        return ranked[:k]
 
 
 def evaluate_intents(data: EvalData, requests: Sequence[IntentRequest], ks: Sequence[int],
                      embedder: TextEmbedder, cache_dir: Path, seed: int = 0,
                      min_history: int = 5, profile_params: dict[str, Any] | None = None,
-                     progress: Progress | None = None) -> dict[str, Any]:
+                     progress: Progress | None = None,
+                     topic_balance: float = RecommendConfig().topic_balance) -> dict[str, Any]:
     """Context-free against intent-aware ranking by the same profile, on requests that carry
-    an intent. Listeners are halved (seeded): the intent weight is chosen on one half by
-    NDCG@10 and every figure is reported on the other."""
+    an intent, and the intent-aware ranking again with the text read into an intent as the
+    served pipeline reads it (by the rules, the offline default). Listeners are halved
+    (seeded): the intent weight is chosen on one half by NDCG@10 and every figure is reported
+    on the other."""
     say = progress or (lambda _m: None)
     fold = make_intent_fold(data, requests, embedder, cache_dir, min_history)
     if len(fold.requests) < 4:
@@ -277,8 +317,14 @@ def evaluate_intents(data: EvalData, requests: Sequence[IntentRequest], ks: Sequ
     chosen, best, validation = _choose_weight(run, val_idx, fold.targets[val_idx], say)
     base.intent_weight = chosen
     targets = fold.targets[test_idx]
+    reader = ReadIntents([parse_rules(r.text) for r in fold.requests], data.catalog, embedder,
+                         cache_dir, topic_balance)
+    pool = _top(plain[test_idx] + chosen * base.weights.cosine * sims[test_idx],
+                seen[test_idx], max(10 * kmax, 100))
+    read = [reader.apply(int(i), ranked, kmax) for i, ranked in zip(test_idx, pool, strict=True)]
     per = {"profile (no context)": _per_request(run(0.0, test_idx), targets, ks),
            "profile + intent": _per_request(run(chosen, test_idx), targets, ks),
+           "profile + intent, read": _per_request(read, targets, ks),
            "intent text alone": _per_request(_top(sims[test_idx], seen[test_idx], kmax),
                                              targets, ks)}
     groups = [users[i] for i in test_idx]
@@ -288,7 +334,9 @@ def evaluate_intents(data: EvalData, requests: Sequence[IntentRequest], ks: Sequ
             "ks": list(ks),
             "data": {"requests": len(fold.requests), "listeners": len(listeners),
                      "validation_requests": int(len(val_idx)),
-                     "test_requests": int(len(test_idx)), "embedder": embedder.model_id},
+                     "test_requests": int(len(test_idx)), "embedder": embedder.model_id,
+                     "read_as": reader.counts() | {"reader": "rules",
+                                                   "topic_balance": topic_balance}},
             "chosen": {"intent_weight": chosen, "validation_ndcg@10": round(best, 4),
                        "profile": base.params() | {"intent_weight": chosen},
                        "validation_ndcg@10_by_weight": validation},

@@ -48,7 +48,11 @@ def intent_markdown(results: dict[str, Any]) -> str:
     lines = [f"Intent study, seed {results['protocol']['seed']}: {data['requests']} requests "
              f"with an intent text from {data['listeners']} listeners; intent_weight "
              f"{chosen['intent_weight']:g} chosen on {data['validation_requests']} validation "
-             f"requests, figures on the other {data['test_requests']}.", "",
+             f"requests, figures on the other {data['test_requests']}."
+             + (f" Read by the {data['read_as']['reader']}: "
+                f"{data['read_as']['several_topics']} requests of several topics, "
+                f"{data['read_as']['exclusions']} with exclusions." if "read_as" in data
+                else ""), "",
              "| ranking | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in results["models"].items():
         lines.append(f"| {name} | " + " | ".join(f"{r[c]:.4f}" for c in cols) + " |")

@@ -46,3 +46,14 @@ def cap_per_show(rows: np.ndarray, catalog: CatalogData, per_show: int) -> np.nd
         if counts[show] <= per_show:
             keep.append(i)
     return np.array(keep, dtype=np.int64)
+
+
+def excluded_mask(catalog: CatalogData, exclusions: Sequence[str],
+                  rows: np.ndarray | None = None) -> np.ndarray:
+    """Which items (of ``rows``, else of the catalog) have a title or genre naming something
+    a request excluded ("no politics")."""
+    words = [w.casefold() for w in exclusions if w.strip()]
+    which = range(len(catalog)) if rows is None else rows.tolist()
+    return np.array([any(w in catalog.titles[r].casefold()
+                         or any(w in g.casefold() for g in catalog.categories[r]) for w in words)
+                     for r in which], bool)

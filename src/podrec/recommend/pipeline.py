@@ -26,7 +26,7 @@ from podrec.recommend.candidates import CandidateSources
 from podrec.recommend.context import RequestContext, duration_fit
 from podrec.recommend.diversity import mmr
 from podrec.recommend.explain import COLLABORATIVE_PARTS, ContextNote, Explainer, Seed
-from podrec.recommend.filters import cap_per_show, filter_mask
+from podrec.recommend.filters import cap_per_show, excluded_mask, filter_mask
 from podrec.recommend.history import HistoryBuilder, ListenerHistory
 from podrec.recommend.request import RecommendRequest
 from podrec.recommend.results import Card, Recommendation
@@ -147,7 +147,7 @@ class RecommendPipeline:
         if mask is not None:
             scores[~mask] = -np.inf
         if scoring.intent is not None and scoring.intent.exclusions:
-            scores[self._excluded(scoring.intent.exclusions, scoring.rows)] = -np.inf
+            scores[excluded_mask(self.catalog, scoring.intent.exclusions, scoring.rows)] = -np.inf
         seen = scoring.history.seen_rows
         if scoring.rows is None:
             scores[seen] = -np.inf
@@ -204,15 +204,6 @@ class RecommendPipeline:
         if request.explain:
             self.explain(request, scoring, rows, results)
         return results
-
-    def _excluded(self, exclusions: Sequence[str], rows: np.ndarray | None) -> np.ndarray:
-        """Positions of items whose title or genres name something the request excluded."""
-        c = self.catalog
-        words = [w.casefold() for w in exclusions if w.strip()]
-        which = range(len(c)) if rows is None else rows.tolist()
-        return np.array([any(w in c.titles[r].casefold()
-                             or any(w in g.casefold() for g in c.categories[r]) for w in words)
-                         for r in which], bool)
 
     def _balanced(self, request: RecommendRequest, scoring: Scoring, rows: np.ndarray, k: int,
                   strength: float) -> np.ndarray:
