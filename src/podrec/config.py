@@ -158,6 +158,12 @@ class IndexConfig:
     m: int = 16
     ef_construction: int = 200
     ef_search: int = 128
+    # The catalog's arrays and the content model's TF-IDF, genre and producer matrices are
+    # saved per catalog version and loaded by a fresh process instead of rebuilt (false:
+    # always rebuilt). cache_dir "": beside a SQLite file (podrec.db.cache/), else
+    # $PODREC_HOME/cache or ~/.cache/podrec/cache.
+    catalog_cache: bool = True
+    cache_dir: str = ""
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ The weights are learned on validation pairs by ``fit_weights`` or taken from con
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
@@ -56,6 +58,144 @@ class ContentWeights:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
+ARRAYS_ATTR = "_content_arrays"  # where a CatalogData object keeps its ContentArrays
+SPARSE = ("genres", "tfidf", "genres_unit", "authors")
+DENSE = ("genre_counts", "genre_set", "set_jaccard", "author", "popularity")
+
+
+@dataclass
+class ContentArrays:
+    """Everything a content model derives from its catalog, whatever its weights: TF-IDF of
+    the texts, genre and producer matrices, log popularity. Building it (TF-IDF above all)
+    is most of a fit; it depends on the catalog alone, so it is built once per catalog and
+    can be saved (``.npy`` files, memory-mapped when loaded) and loaded by another process."""
+
+    genres: sparse.csr_matrix
+    genre_counts: np.ndarray
+    genre_set: np.ndarray
+    set_jaccard: np.ndarray | None
+    author: np.ndarray
+    popularity: np.ndarray
+    tfidf: sparse.csr_matrix
+    genres_unit: sparse.csr_matrix
+    authors: sparse.csr_matrix
+
+    builds: ClassVar[int] = 0  # arrays built in this process (logs and tests)
+
+    @property
+    def rows(self) -> int:
+        return int(self.genres.shape[0])
+
+    @classmethod
+    def build(cls, catalog: CatalogData) -> ContentArrays:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        cls.builds += 1
+        n = len(catalog)
+        vocab: dict[str, int] = {}
+        rows, cols = [], []
+        for r, cats in enumerate(catalog.categories):
+            for c in {norm_name(c) for c in cats if c}:
+                rows.append(r)
+                cols.append(vocab.setdefault(c, len(vocab)))
+        genres = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, max(len(vocab), 1)))
+        genre_counts = np.asarray(genres.sum(axis=1)).ravel()
+        genre_set, set_jaccard = _genre_sets(genres)
+        authors: dict[str, int] = {}
+        author = np.array([authors.setdefault(norm_name(a), len(authors)) if norm_name(a)
+                           else -1 for a in catalog.authors], dtype=np.int64)
+        pop = np.nan_to_num(np.asarray(catalog.popularity, dtype=np.float64), nan=0.0)
+        pop = np.log1p(np.maximum(pop, 0.0))
+        popularity = (pop / pop.max() if pop.max() > 0 else pop).astype(np.float32)
+        try:
+            tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english",
+                                    min_df=2 if n >= 50 else 1, dtype=np.float32
+                                    ).fit_transform(catalog.texts).tocsr()
+        except ValueError:  # no usable words at all (e.g. empty texts)
+            tfidf = sparse.csr_matrix((n, 1), dtype=np.float32)
+        # Row-normalised genre sets and one-hot producers: profile scoring is then linear.
+        norms = np.sqrt(np.maximum(genre_counts, 1.0))
+        genres_unit = sparse.csr_matrix(sparse.diags(1.0 / norms) @ genres)
+        has = author >= 0
+        producers = sparse.csr_matrix(
+            (np.ones(int(has.sum()), np.float32), (np.flatnonzero(has), author[has])),
+            shape=(n, max(int(author.max(initial=-1)) + 1, 1)))
+        return cls(genres, genre_counts, genre_set, set_jaccard, author, popularity, tfidf,
+                   genres_unit, producers)
+
+    def save(self, folder: Path) -> None:
+        """One ``.npy`` file per array (a sparse matrix: its three arrays) and ``meta.json``
+        with the shapes, in ``folder`` (created)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        shapes: dict[str, list[int]] = {}
+        for name in SPARSE:
+            m = getattr(self, name)
+            shapes[name] = [int(m.shape[0]), int(m.shape[1])]
+            for part in ("data", "indices", "indptr"):
+                np.save(folder / f"{name}.{part}.npy", getattr(m, part))
+        for name in DENSE:
+            value = getattr(self, name)
+            if value is not None:
+                np.save(folder / f"{name}.npy", value)
+        meta = {"format": ARRAYS_FORMAT, "rows": self.rows, "shapes": shapes,
+                "set_jaccard": self.set_jaccard is not None}
+        (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> ContentArrays:
+        """The arrays ``save`` wrote, memory-mapped read-only (several processes on one
+        machine share the pages). Raises ValueError when they are not there or not whole."""
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format") != ARRAYS_FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {ARRAYS_FORMAT}")
+            values: dict[str, Any] = {}
+            for name in SPARSE:
+                parts = [np.load(folder / f"{name}.{p}.npy", mmap_mode="r")
+                         for p in ("data", "indices", "indptr")]
+                values[name] = sparse.csr_matrix(tuple(np.asarray(p) for p in parts),
+                                                 shape=tuple(meta["shapes"][name]))
+            for name in DENSE:
+                if name == "set_jaccard" and not meta["set_jaccard"]:
+                    values[name] = None
+                    continue
+                values[name] = np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r"))
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"content arrays in {folder} unreadable: {exc}") from exc
+        arrays = cls(**values)
+        if arrays.rows != meta["rows"]:
+            raise ValueError(f"content arrays in {folder} have {arrays.rows} rows, "
+                             f"meta says {meta['rows']}")
+        return arrays
+
+
+ARRAYS_FORMAT = 1  # bump when ContentArrays.build changes what it computes
+
+
+def content_arrays(catalog: CatalogData) -> ContentArrays:
+    """The catalog's content arrays: the ones attached to it (``attach_arrays``, or by an
+    earlier fit), else built now and attached."""
+    arrays = catalog.__dict__.get(ARRAYS_ATTR)
+    if arrays is None or arrays.rows != len(catalog):
+        arrays = ContentArrays.build(catalog)
+        attach_arrays(catalog, arrays)
+    return arrays
+
+
+def attach_arrays(catalog: CatalogData, arrays: ContentArrays) -> None:
+    """Give ``catalog`` arrays built before (loaded from disk): models fitted on it use them."""
+    if arrays.rows != len(catalog):
+        raise ValueError(f"content arrays have {arrays.rows} rows; the catalog has "
+                         f"{len(catalog)}")
+    catalog.__dict__[ARRAYS_ATTR] = arrays
+
+
+def attached_arrays(catalog: CatalogData) -> ContentArrays | None:
+    """The arrays a catalog already has, if any (built by a fit or attached)."""
+    return catalog.__dict__.get(ARRAYS_ATTR)
+
+
 class ContentModel(Recommender):
     """Item-to-item and seed/query recommendations from content and catalog metadata."""
 
@@ -72,41 +212,18 @@ class ContentModel(Recommender):
 
     # -- fit ------------------------------------------------------------------------------
     def fit(self, catalog: CatalogData, interactions: Any = None) -> ContentModel:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
+        """Take the catalog's derived arrays (TF-IDF, genre and producer matrices,
+        popularity): built once per catalog object and shared by every content model on it,
+        whatever its weights, or loaded from disk (``ContentArrays.load``)."""
         self.catalog = catalog
         self.index = self.vector_index if self.vector_index is not None else \
             make_index(catalog.vectors, self.metric, "exact")
-        n = self._n_items = len(catalog)
-        vocab: dict[str, int] = {}
-        rows, cols = [], []
-        for r, cats in enumerate(catalog.categories):
-            for c in {norm_name(c) for c in cats if c}:
-                rows.append(r)
-                cols.append(vocab.setdefault(c, len(vocab)))
-        self._genres = sparse.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, max(len(vocab), 1)))
-        self._genre_counts = np.asarray(self._genres.sum(axis=1)).ravel()
-        self._genre_set, self._set_jaccard = _genre_sets(self._genres)
-        authors: dict[str, int] = {}
-        self._author = np.array([authors.setdefault(norm_name(a), len(authors)) if norm_name(a)
-                                 else -1 for a in catalog.authors], dtype=np.int64)
-        pop = np.nan_to_num(np.asarray(catalog.popularity, dtype=np.float64), nan=0.0)
-        pop = np.log1p(np.maximum(pop, 0.0))
-        self._popularity = (pop / pop.max() if pop.max() > 0 else pop).astype(np.float32)
-        try:
-            self._tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english",
-                                          min_df=2 if n >= 50 else 1, dtype=np.float32
-                                          ).fit_transform(catalog.texts).tocsr()
-        except ValueError:  # no usable words at all (e.g. empty texts)
-            self._tfidf = sparse.csr_matrix((n, 1), dtype=np.float32)
-        # Row-normalised genre sets and one-hot producers: profile scoring is then linear.
-        norms = np.sqrt(np.maximum(self._genre_counts, 1.0))
-        self._genres_unit = sparse.diags(1.0 / norms) @ self._genres
-        has = self._author >= 0
-        self._authors = sparse.csr_matrix(
-            (np.ones(int(has.sum()), np.float32), (np.flatnonzero(has), self._author[has])),
-            shape=(n, max(int(self._author.max()) + 1, 1)))
+        self._n_items = len(catalog)
+        a = content_arrays(catalog)
+        self._genres, self._genre_counts = a.genres, a.genre_counts
+        self._genre_set, self._set_jaccard = a.genre_set, a.set_jaccard
+        self._author, self._popularity, self._tfidf = a.author, a.popularity, a.tfidf
+        self._genres_unit, self._authors = a.genres_unit, a.authors
         return self
 
     def score(self, batch: UserBatch) -> np.ndarray:

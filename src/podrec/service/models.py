@@ -27,7 +27,7 @@ from podrec.index.persist import StoredIndex
 from podrec.llm.factory import make_generator
 from podrec.model.base import CatalogData, Recommender
 from podrec.model.collaborative import PopularityModel
-from podrec.model.content import ContentModel
+from podrec.model.content import ContentModel, content_arrays
 from podrec.model.hybrid import HybridModel, parts_of
 from podrec.model.profile import ProfileModel
 from podrec.recommend.candidates import CandidateSources
@@ -35,6 +35,7 @@ from podrec.recommend.history import HistoryBuilder
 from podrec.recommend.pipeline import RecommendPipeline
 from podrec.recommend.results import Card
 from podrec.service.catalog import CatalogService
+from podrec.service.catalog_cache import CatalogCache, cache_root
 from podrec.service.intents import IntentReader
 from podrec.service.writer import GenerationWriter
 from podrec.storage import Store
@@ -76,6 +77,7 @@ class ModelCache:
         self._generator: Any = None
         self._writer: GenerationWriter | None = None
         self._titles: dict[str | None, tuple[CatalogData, CatalogTitles | None]] = {}
+        self._disk: tuple[str, CatalogCache | None] | None = None
 
     @property
     def model_id(self) -> str:
@@ -112,8 +114,38 @@ class ModelCache:
                 self._version = self.store.catalog_version()
                 self._checked = time.monotonic()
             if kind not in self._data:
-                self._data[kind] = self.catalog.data(self.model_id, kind)
+                self._data[kind] = self._catalog_data(kind)
             return self._data[kind]
+
+    def _catalog_data(self, kind: str | None) -> CatalogData:
+        """The catalog's arrays with their content arrays: loaded from the catalog cache
+        when this catalog version was saved there, else built from the store and saved
+        (unless the catalog changed while they were built)."""
+        cache = self.disk_cache
+        model_id = self.model_id
+        if cache is None:
+            return self.catalog.data(model_id, kind)
+        version = self.store.catalog_version()
+        key = cache.key(model_id, kind, self.config.embedder.max_chars, version)
+        data = cache.load(model_id, kind, key)
+        if data is not None:
+            return data
+        data = self.catalog.data(model_id, kind)
+        arrays = content_arrays(data)
+        if self.store.catalog_version() == version:
+            cache.save(model_id, kind, key, data, arrays)
+        return data
+
+    @property
+    def disk_cache(self) -> CatalogCache | None:
+        """The catalog cache of this store (``[index] catalog_cache``), or None."""
+        cfg = self.config.index
+        if not cfg.catalog_cache:
+            return None
+        if self._disk is None or self._disk[0] != cfg.cache_dir:
+            root = cache_root(self.store.url, cfg.cache_dir)
+            self._disk = (cfg.cache_dir, CatalogCache(root) if root is not None else None)
+        return self._disk[1]
 
     def content(self, kind: str | None = "show", metric: str | None = None) -> ContentModel:
         metric = metric or self.config.recommend.metric
