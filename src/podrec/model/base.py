@@ -126,6 +126,20 @@ def seen_rows(batch: UserBatch) -> np.ndarray:
     return m.indices[m.indptr[0]:m.indptr[1]].astype(np.int64)
 
 
+def row_shares(histories: Any, clip_negative: bool = True) -> tuple[sparse.csr_matrix,
+                                                                     np.ndarray]:
+    """Each row divided by its sum (negatives taken as 0 first), and the sums: a listener's
+    history as shares of their attention. Scales the stored values directly, since building
+    a diagonal matrix to multiply by costs more than the scoring itself for one listener."""
+    h = sparse.csr_matrix(histories, dtype=np.float32)
+    data = np.maximum(h.data, 0.0) if clip_negative else h.data.astype(np.float32, copy=True)
+    counts = np.diff(h.indptr)
+    totals = np.bincount(np.repeat(np.arange(h.shape[0]), counts), weights=data,
+                         minlength=h.shape[0]).astype(np.float32)
+    data = data / np.repeat(np.maximum(totals, 1e-9), counts)
+    return sparse.csr_matrix((data, h.indices, h.indptr), shape=h.shape), totals
+
+
 def best_unseen(scores: np.ndarray, n: int, seen: np.ndarray, rows: np.ndarray | None = None
                 ) -> np.ndarray:
     """The ``n`` best of ``scores`` (over ``rows``, else over row numbers) not in ``seen``."""

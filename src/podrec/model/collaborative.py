@@ -13,7 +13,14 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from podrec.model.base import CatalogData, Recommender, UserBatch, best_unseen, seen_rows
+from podrec.model.base import (
+    CatalogData,
+    Recommender,
+    UserBatch,
+    best_unseen,
+    row_shares,
+    seen_rows,
+)
 from podrec.model.interactions import Interactions
 from podrec.model.seeding import id_keys, uniform_rows
 
@@ -390,9 +397,8 @@ class BPRModel(_ImplicitModel):
         return _binary(interactions.matrix())
 
     def _fold_in(self, histories: sparse.csr_matrix) -> np.ndarray:
-        h = _binary(histories)
-        totals = np.maximum(np.asarray(h.sum(axis=1)).ravel(), 1.0)
-        users = np.asarray(sparse.diags(1.0 / totals) @ h @ np.asarray(self._model.item_factors))
+        h, _ = row_shares(_binary(histories))
+        users = np.asarray(h @ np.asarray(self._model.item_factors))
         users[:, -1] = 1.0  # implicit's BPR keeps item biases in the last factor
         return users
 

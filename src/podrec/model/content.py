@@ -33,6 +33,7 @@ from podrec.model.base import (
     Scored,
     UserBatch,
     norm_name,
+    row_shares,
     seen_rows,
 )
 
@@ -234,10 +235,7 @@ class ContentModel(Recommender):
 
     def score_rows(self, batch: UserBatch, rows: np.ndarray | None) -> np.ndarray:
         """``score`` on ``rows`` only (None: every item): the products shrink to them."""
-        h = sparse.csr_matrix(batch.histories, dtype=np.float32)
-        h.data = np.maximum(h.data, 0.0)
-        totals = np.asarray(h.sum(axis=1)).ravel()
-        h = sparse.diags(1.0 / np.maximum(totals, 1e-9)) @ h
+        h, totals = row_shares(batch.histories)
         w = self.weights.as_array()
         vectors = self.catalog.vectors
         sel = slice(None) if rows is None else np.asarray(rows, np.int64)
