@@ -23,6 +23,7 @@ from podrec.server.cache import KeyCache
 from podrec.server.errors import install_error_handlers
 from podrec.server.lists import KeptLists
 from podrec.server.middleware import ServeMiddleware
+from podrec.server.openapi import install_openapi
 from podrec.server.routes import ROUTERS
 from podrec.server.routes.service import mount_static
 from podrec.server.training import Retrainer, TrainLock
@@ -85,6 +86,7 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
     app.add_middleware(ServeMiddleware, max_request_bytes=config.server.max_request_bytes,
                        max_upload_bytes=config.server.max_upload_bytes)
     install_error_handlers(app)
+    install_openapi(app)
     for router in ROUTERS:
         app.include_router(router)
     mount_static(app)

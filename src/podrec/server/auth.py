@@ -48,6 +48,7 @@ def require(scope: str):
         return got
 
     check.__name__ = f"require_{scope}"
+    check.scope = scope  # type: ignore[attr-defined]  # the OpenAPI document's 401/403
     return check
 
 

@@ -9,7 +9,8 @@ by ``create_app``):
 
 The dependencies are async, so they cost no thread hand-off: a kept list is answered on the
 event loop. Routes are registered with ``ServeRoute``, which runs each sync route on a
-request thread limited to one BLAS/OpenMP thread (``one_thread``).
+request thread limited to one BLAS/OpenMP thread (``one_thread``), and which documents
+every error status the route can answer (server/openapi.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fastapi.routing import APIRoute
 
 from podrec.config import Config
 from podrec.server.lists import KeptLists
+from podrec.server.openapi import error_responses
 from podrec.server.training import TrainLock
 from podrec.server.worker import ServedPodrec, one_thread
 
@@ -73,6 +75,10 @@ class ServeRoute(APIRoute):
         if not inspect.iscoroutinefunction(endpoint):
             endpoint = _on_one_thread(endpoint)
         super().__init__(path, endpoint, **kwargs)
+        # The OpenAPI document: every error status this route can answer (server/openapi.py)
+        body = self.body_field is not None or "requestBody" in (self.openapi_extra or {})
+        self.responses = error_responses(self.dependant, self.responses, body=body,
+                                         database=(get_podrec, get_fresh_podrec))
 
 
 def router(tag: str) -> APIRouter:

@@ -27,6 +27,23 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# -- errors ---------------------------------------------------------------------------------
+class FieldProblem(BaseModel):
+    field: str = Field(description="the field or parameter, dotted for nested fields "
+                       "('filters.per_show'); 'body' for the request body as a whole")
+    location: str = Field(description="where it was sent: body, query, path or header")
+    message: str = Field(description="what was expected")
+
+
+class Error(_Open):
+    """Every error response (4xx, 5xx): one message; a 422 also names each bad field. Other
+    fields may come with some errors (/health's 503 adds `status` and `database`)."""
+
+    detail: str = Field(description="what went wrong, naming the field or the resource")
+    errors: list[FieldProblem] | None = Field(
+        None, description="with a 422: each bad field, where it was sent and what was expected")
+
+
 # -- events ---------------------------------------------------------------------------------
 class EventIn(_Strict):
     """One listening event in the generic event format (see the README's "Event format")."""
@@ -35,7 +52,9 @@ class EventIn(_Strict):
     item_id: str | None = Field(None, max_length=512,
                                 description="show or episode id; required except for search")
     item_kind: Kind | None = None
-    event: str = Field(description="one of " + ", ".join(EVENT_TYPES), max_length=32)
+    # Any case is accepted ("PLAY"); the document names the canonical values.
+    event: str = Field(description="one of " + ", ".join(EVENT_TYPES), max_length=32,
+                       json_schema_extra={"enum": list(EVENT_TYPES)})
     value: float | None = Field(None, description="listening progress 0..1, a rating or a "
                                 "play count")
     text: str | None = Field(None, max_length=10_000, description="review or search text")

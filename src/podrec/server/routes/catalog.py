@@ -39,8 +39,12 @@ INGEST_BODY = {"requestBody": {"required": True, "content": {
 
 @routes.post("/catalog/ingest", response_model=schemas.IngestReport, dependencies=[ADMIN],
              openapi_extra=INGEST_BODY,
-             responses={413: {"description": "upload larger than server.max_upload_bytes"},
-                        415: {"description": "neither multipart/form-data nor JSON"}})
+             responses={400: {"description": "a multipart body that cannot be parsed, or a "
+                              "Content-Length that is not a number"},
+                        413: {"description": "upload larger than server.max_upload_bytes"},
+                        415: {"description": "neither multipart/form-data nor JSON"},
+                        422: {"description": "no file, an unknown format, or a bad URL request: "
+                              "`detail` names the field"}})
 async def ingest(request: Request, podrec: Service, settings: Settings) -> Any:
     """Ingest a catalog, feed or OPML file (multipart upload: `file`, optional `format`
     and `enrich`), or the same from a URL (JSON: `url`, `type`, `format`, `enrich`).
@@ -75,7 +79,9 @@ def list_items(podrec: Service, kind: schemas.Kind | None = None, show_id: str |
 
 
 @routes.get("/items/{kind}/{item_id:path}/similar", response_model=schemas.RecommendationList,
-            tags=["recommend"], dependencies=[CLIENT])
+            tags=["recommend"], dependencies=[CLIENT],
+            responses={404: {"description": "no item of this kind with this id, or it is not "
+                             "embedded yet"}})
 def similar(podrec: FreshService, kind: schemas.Kind, item_id: str,
             k: Annotated[int | None, Query(ge=1, le=1000)] = None) -> Any:
     """The items most like one item (of its kind)."""
@@ -84,7 +90,8 @@ def similar(podrec: FreshService, kind: schemas.Kind, item_id: str,
     return {"items": [r.to_dict() for r in found]}
 
 
-@routes.get("/items/{kind}/{item_id:path}", dependencies=[CLIENT])
+@routes.get("/items/{kind}/{item_id:path}", dependencies=[CLIENT],
+            responses={404: {"description": "no item of this kind with this id"}})
 def item(podrec: Service, kind: schemas.Kind, item_id: str) -> dict[str, Any]:
     """One show or episode: every field and every tag (with source and score)."""
     return podrec.item_details(item_id, kind)

@@ -20,6 +20,7 @@ from podrec.server.errors import invalid
 routes = router("recommend")
 
 K = Annotated[int | None, Query(ge=1, le=1000)]
+NOT_EMBEDDED = "no item of the kind asked for is embedded yet (`podrec enrich`)"
 Languages = Annotated[list[str] | None, Query()]
 
 
@@ -36,7 +37,9 @@ def request_of(body: schemas.RecommendRequest) -> RecommendRequest:
 
 
 @routes.post("/recommendations", response_model=schemas.RecommendationList,
-             dependencies=[CLIENT])
+             dependencies=[CLIENT],
+             responses={404: {"description": "no listener with this id, a seed item not in "
+                              "the catalog, or " + NOT_EMBEDDED}})
 async def recommend(podrec: FreshService, lists: Lists, body: schemas.RecommendRequest) -> Any:
     """Recommendations for a listener (their history as stored now), seed items and/or
     free text, with filters, context, diversity and explanations."""
@@ -46,7 +49,8 @@ async def recommend(podrec: FreshService, lists: Lists, body: schemas.RecommendR
 
 
 @routes.get("/users/{user_id}/recommendations", response_model=schemas.RecommendationList,
-            dependencies=[CLIENT])
+            dependencies=[CLIENT],
+            responses={404: {"description": "no listener with this id, or " + NOT_EMBEDDED}})
 async def user_recommendations(podrec: FreshService, lists: Lists, user_id: str, k: K = None,
                                kind: schemas.Kind = "show", explain: bool = False) -> Any:
     """A listener's recommendations (the short form of POST /recommendations)."""
@@ -56,7 +60,8 @@ async def user_recommendations(podrec: FreshService, lists: Lists, user_id: str,
                                lambda p: p.recommend(request))
 
 
-@routes.get("/search", response_model=schemas.RecommendationList, dependencies=[CLIENT])
+@routes.get("/search", response_model=schemas.RecommendationList, dependencies=[CLIENT],
+            responses={404: {"description": NOT_EMBEDDED}})
 async def search(podrec: FreshService, lists: Lists,
                  q: Annotated[str, Query(min_length=1, max_length=2000)], k: K = None,
                  kind: schemas.Kind = "show", language: Languages = None) -> Any:
@@ -68,7 +73,8 @@ async def search(podrec: FreshService, lists: Lists,
                                lambda p: p.search(q, k=k, kind=kind, languages=language))
 
 
-@routes.get("/onboarding", response_model=schemas.RecommendationList, dependencies=[CLIENT])
+@routes.get("/onboarding", response_model=schemas.RecommendationList, dependencies=[CLIENT],
+            responses={404: {"description": NOT_EMBEDDED}})
 def onboarding(podrec: FreshService, k: Annotated[int, Query(ge=1, le=200)] = 12,
                language: Languages = None) -> Any:
     """Popular shows spread over genres, for a new listener to pick from."""

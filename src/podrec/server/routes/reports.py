@@ -13,7 +13,9 @@ from podrec.server.auth import CLIENT
 from podrec.server.deps import Settings, router
 from podrec.service import NotFoundError
 
-REPORT_FILES = {".png", ".svg", ".json", ".md"}
+# The files of a report served, by suffix, with the media type each is sent as.
+REPORT_FILES = {".png": "image/png", ".svg": "image/svg+xml", ".json": "application/json",
+                ".md": "text/markdown"}
 
 routes = router("reports")
 
@@ -26,7 +28,8 @@ def latest_report(reports_dir: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-@routes.get("/reports/latest", dependencies=[CLIENT])
+@routes.get("/reports/latest", dependencies=[CLIENT], responses={
+    404: {"description": "no `podrec evaluate` report under server.reports_dir"}})
 def latest(settings: Settings) -> dict[str, Any]:
     """The newest `podrec evaluate` run under server.reports_dir: its results.json,
     its Markdown and the URLs of its plots."""
@@ -47,7 +50,12 @@ def latest(settings: Settings) -> dict[str, Any]:
                        for p in sorted(folder.glob("*.png"))]}
 
 
-@routes.get("/reports/files/{path:path}", dependencies=[CLIENT], response_class=FileResponse)
+@routes.get("/reports/files/{path:path}", dependencies=[CLIENT], response_class=FileResponse,
+            responses={200: {"description": "the file", "content": {
+                media: {"schema": {} if media == "application/json"
+                        else {"type": "string", "format": "binary"}}
+                for media in sorted(set(REPORT_FILES.values()))}},
+                       404: {"description": "no report file at this path"}})
 def report_file(settings: Settings, path: str) -> Any:
     """A file of an evaluation report (PNG plots, results.json, results.md)."""
     root = Path(settings.server.reports_dir).resolve()
@@ -55,4 +63,4 @@ def report_file(settings: Settings, path: str) -> Any:
     if (not target.is_relative_to(root) or not target.is_file()
             or target.suffix.lower() not in REPORT_FILES):
         raise NotFoundError(f"no report file {path!r}")
-    return FileResponse(target)
+    return FileResponse(target, media_type=REPORT_FILES[target.suffix.lower()])

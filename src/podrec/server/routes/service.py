@@ -36,7 +36,9 @@ def health(podrec: Service, lists: Lists) -> Any:
             "cache": lists.mode}
 
 
-@routes.get("/metrics", response_class=Response)
+@routes.get("/metrics", response_class=Response, responses={200: {
+    "description": "every metric in Prometheus' text format",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def prometheus() -> Response:
     """Prometheus metrics (text format); no key needed."""
     body, ctype = metrics.render()

@@ -14,9 +14,14 @@ from podrec.service import NotFoundError
 
 routes = router("users")
 
+NO_LISTENER: dict[int | str, dict[str, Any]] = {404: {"description": "no listener with this id"}}
+
 
 @routes.post("/users", response_model=schemas.UserCreated, status_code=201,
-             dependencies=[CLIENT])
+             dependencies=[CLIENT],
+             responses={200: {"model": schemas.UserCreated,
+                              "description": "the listener existed already (`created` false)"},
+                        201: {"description": "the listener was created"}})
 def create_user(podrec: Service, body: schemas.UserIn, response: Response) -> Any:
     """Create a listener with no events yet (201; 200 when they already exist)."""
     user_id = body.user_id.strip()
@@ -28,7 +33,7 @@ def create_user(podrec: Service, body: schemas.UserIn, response: Response) -> An
     return {"user_id": user_id, "created": created}
 
 
-@routes.get("/users/{user_id}/profile", dependencies=[CLIENT])
+@routes.get("/users/{user_id}/profile", dependencies=[CLIENT], responses=NO_LISTENER)
 def profile(podrec: FreshService, user_id: str) -> dict[str, Any]:
     """A listener's profile: linked accounts, event counts and their interests."""
     if not podrec.user_exists(user_id):
@@ -46,13 +51,14 @@ def link(podrec: Service, lists: Lists, user_id: str, body: schemas.LinkIn) -> A
     return {"person_id": person, "accounts": accounts}
 
 
-@routes.get("/users/{user_id}/export", dependencies=[ADMIN])
+@routes.get("/users/{user_id}/export", dependencies=[ADMIN], responses=NO_LISTENER)
 def export(podrec: Service, user_id: str) -> dict[str, Any]:
     """Everything stored about one account: its record, links and every event."""
     return podrec.export_user(user_id)
 
 
-@routes.delete("/users/{user_id}", response_model=schemas.Deleted, dependencies=[ADMIN])
+@routes.delete("/users/{user_id}", response_model=schemas.Deleted, dependencies=[ADMIN],
+               responses=NO_LISTENER)
 def delete_user(podrec: Service, lists: Lists, user_id: str) -> Any:
     """Delete an account and every event it sent (linked accounts stay)."""
     person = podrec.person_of(user_id)
