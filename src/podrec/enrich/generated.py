@@ -159,18 +159,37 @@ def generate_tags(store: Any, generator: TextGenerator, kind: str | None = None,
                   limit: int | None = None, topics: int = 4,
                   progress: Callable[[int], None] | None = None,
                   on_total: Callable[[int], None] | None = None,
-                  timeout_s: float | None = None, labels: bool = False) -> TagReport:
+                  timeout_s: float | None = None, labels: bool = False,
+                  runner: Any = None, llm: Any = None, chunk_items: int = 64) -> TagReport:
     """Generated tags for a store's items (the most popular first when ``limit`` is set).
 
     Only the free topics are stored unless ``labels``: the bundled model's taxonomy labels
     were less precise than the zero-shot taxonomy tags against hidden source genres
     (docs/results/tags.md), and they would sit on the card beside them. What an item's
     category or taxonomy tags already say is not stored again, and keyphrases that repeat a
-    generated tag are dropped, so a card shows each idea once."""
+    generated tag are dropped, so a card shows each idea once.
+
+    With a distributed ``runner`` (``podrec.batch``), chunks of ``chunk_items`` items are
+    tasks, each with its own generator configured by ``llm`` (the ``[llm]`` settings)."""
     items = sorted(store.iter_items(kind=kind), key=lambda i: -(i.popularity or 0.0))
     items = items[:limit] if limit else items
     if on_total:
         on_total(len(items))
+    if runner is not None and runner.distributed:
+        from podrec.batch.enrich import tags_on_runner
+
+        if llm is None:
+            raise ValueError("generated tags on Ray need the [llm] settings to build each "
+                             "worker's generator")
+        return tags_on_runner(runner, store, llm, items, topics, labels, timeout_s,
+                              chunk_items, progress)
+    return generate_tags_for(store, generator, items, topics, progress, timeout_s, labels)
+
+
+def generate_tags_for(store: Any, generator: TextGenerator, items: list[Item],
+                      topics: int = 4, progress: Callable[[int], None] | None = None,
+                      timeout_s: float | None = None, labels: bool = False) -> TagReport:
+    """Generated tags for ``items``, saved as each batch is done (``generate_tags``)."""
     tagger = GeneratedTagger(generator, topics=topics)
     by_pk = {i.pk: i for i in items}
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from podrec.batch.runner import BatchRunner, InProcessRunner
 from podrec.enrich.embedders import TextEmbedder
 from podrec.evaluate import metrics as M
 from podrec.evaluate.folds import (
@@ -40,7 +41,7 @@ from podrec.model.registry import (
 )
 from podrec.recommend.history import TextEvent
 from podrec.records import EventRecord, ItemRecord
-from podrec.train.selection import assemble_hybrid, choose, fit_chosen, single_models
+from podrec.train.selection import assemble_hybrid, choose, single_models
 
 __all__ = ["GRIDS", "MODELS", "PROFILE_MODELS", "EvalData", "Fold", "embed_cached",
            "evaluate", "evaluate_platforms", "make_fold", "make_model", "prepare", "rank"]
@@ -156,46 +157,61 @@ def score_lists(lists: Sequence[np.ndarray], fold: Fold, ks: Sequence[int],
     return out
 
 
-def _only(sel: Any, name: str) -> Any:
-    """``sel`` narrowed to one model (to refit and time it alone)."""
-    return replace(sel, chosen={name: sel.chosen[name]})
+def test_one(task: tuple[str, dict[str, Any], int, tuple[int, ...], tuple[float, ...]],
+             data: EvalData, fold: Fold) -> tuple[dict[str, Any], Recommender]:
+    """One chosen model refitted on the fold's training pairs and scored on its test
+    listeners (and re-ranked by MMR at each level): its result rows and the fitted model. A
+    task of its own (``podrec.batch``)."""
+    name, params, seed, ks, mmr_levels = task
+    n_users, vectors, kmax = data.interactions.n_users, data.catalog.vectors, max(ks)
+    t0 = time.perf_counter()
+    model = make_model(name, params, seed).fit(data.catalog, fold.train)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lists = rank(model, fold, kmax)
+    infer_s = time.perf_counter() - t0
+    rows = {name: score_lists(lists, fold, ks, vectors, n_users) | {
+        "fit_seconds": round(fit_s, 3), "inference_seconds": round(infer_s, 3),
+        "params": model.params()}}
+    if mmr_levels:
+        _, diverse = rank(model, fold, kmax, mmr_levels=mmr_levels, vectors=vectors)
+        for lvl, dl in diverse.items():
+            rows[f"{name} mmr={lvl:g}"] = score_lists(dl, fold, ks, vectors, n_users) | {
+                "fit_seconds": round(fit_s, 3), "params": {"mmr": lvl}}
+    return rows, model
 
 
 def _test_singles(data: EvalData, fold: Fold, sel: Any, singles: Sequence[str],
-                  ks: Sequence[int], seed: int, mmr_levels: Sequence[float], say: Progress
+                  ks: Sequence[int], seed: int, mmr_levels: Sequence[float], say: Progress,
+                  runner: BatchRunner | None = None
                   ) -> tuple[dict[str, Any], dict[str, Recommender]]:
     """Each chosen single model refitted on the fold's training pairs and scored on its test
-    listeners (and re-ranked by MMR at ``mmr_levels``)."""
+    listeners (and re-ranked by MMR at ``mmr_levels``), one task per model."""
     results: dict[str, Any] = {}
     fitted: dict[str, Recommender] = {}
-    n_users, vectors, kmax = data.interactions.n_users, data.catalog.vectors, max(ks)
-    for name in singles:
-        t0 = time.perf_counter()
-        model = fit_chosen(data.catalog, fold.train, _only(sel, name), seed)[name]
-        fit_s = time.perf_counter() - t0
-        fitted[name] = model
-        t0 = time.perf_counter()
-        lists = rank(model, fold, kmax)
-        infer_s = time.perf_counter() - t0
-        results[name] = score_lists(lists, fold, ks, vectors, n_users) | {
-            "fit_seconds": round(fit_s, 3), "inference_seconds": round(infer_s, 3),
-            "params": model.params(),
-            "validation_ndcg@10": sel.chosen[name]["validation_ndcg@10"]}
-        say(f"test {name}: ndcg@10 {results[name]['ndcg@10']:.4f}")
-        if mmr_levels:
-            _, diverse = rank(model, fold, kmax, mmr_levels=mmr_levels, vectors=vectors)
-            for lvl, dl in diverse.items():
-                results[f"{name} mmr={lvl:g}"] = score_lists(dl, fold, ks, vectors, n_users) | {
-                    "fit_seconds": round(fit_s, 3), "params": {"mmr": lvl}}
-    return results, fitted
+
+    def done(n: int, out: tuple[dict[str, Any], Recommender]) -> None:
+        name = singles[n]
+        rows, fitted[name] = out
+        rows[name]["validation_ndcg@10"] = sel.chosen[name]["validation_ndcg@10"]
+        results.update(rows)
+        say(f"test {name}: ndcg@10 {rows[name]['ndcg@10']:.4f}")
+
+    tasks = [(name, sel.chosen[name]["params"], seed, tuple(ks), tuple(mmr_levels))
+             for name in singles]
+    (runner or InProcessRunner()).map(test_one, tasks, shared=(data, fold), on_result=done,
+                                      what="model tests", keep=False)
+    return results, {name: fitted[name] for name in singles}
 
 
 def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
              ks: Sequence[int], embedder: TextEmbedder, cache_dir: Path,
              max_validation_users: int = 1000, progress: Progress | None = None,
              text_evidence: str = "train", mmr_levels: Sequence[float] = (),
-             fixed: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Score ``model_names`` on one split. ``text_evidence`` 'train' lets a listener's
+             fixed: dict[str, dict[str, Any]] | None = None,
+             runner: BatchRunner | None = None) -> dict[str, Any]:
+    """Score ``model_names`` on one split (grid points and model fits as tasks of
+    ``runner``, ``podrec.batch``; here by default). ``text_evidence`` 'train' lets a listener's
     reviews/searches about training items count as evidence; 'all' also their text about the
     test items (the review-text cold-start task: find the show from what its listener wrote,
     easier than a real cold start because reviews often name the show). ``mmr_levels``:
@@ -216,8 +232,10 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
     say(f"train pairs {len(fold.train.users)}, test listeners {len(fold.users)}, "
         f"validation listeners {len(val.users)}")
     singles = single_models(model_names)
-    sel = choose(data.catalog, val, singles, split.seed, fixed, "hybrid" in model_names, say)
-    results, fitted = _test_singles(data, fold, sel, singles, ks, split.seed, mmr_levels, say)
+    sel = choose(data.catalog, val, singles, split.seed, fixed, "hybrid" in model_names, say,
+                 runner=runner)
+    results, fitted = _test_singles(data, fold, sel, singles, ks, split.seed, mmr_levels, say,
+                                    runner)
     if "hybrid" in model_names:
         hybrid = assemble_hybrid(data.catalog, fold.train, fitted, sel)
         t0 = time.perf_counter()

@@ -70,7 +70,8 @@ class CatalogService:
 
     def enrich(self, kind: str | None = None, force: bool = False,
                progress: Callable[[int], None] | None = None,
-               on_total: Callable[[int], None] | None = None) -> EnrichReport:
+               on_total: Callable[[int], None] | None = None, runner: Any = None
+               ) -> EnrichReport:
         cfg, tag = self.config.embedder, self.config.tagger
         with self.lock:
             enricher = Enricher(self.store, self._embedder(), max_chars=cfg.max_chars,
@@ -78,7 +79,8 @@ class CatalogService:
                                 taxonomy_min_score=tag.taxonomy_min_score,
                                 keyphrases=tag.keyphrases)
             report = enricher.run(kind=kind, force=force, progress=progress,
-                                  on_total=on_total)
+                                  on_total=on_total, runner=runner,
+                                  chunk_items=self.config.ray.chunk_items)
         self._changed()
         return report
 

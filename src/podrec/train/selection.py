@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from podrec.batch.runner import BatchRunner, InProcessRunner
 from podrec.evaluate import metrics as M
 from podrec.evaluate.folds import Fold, rank
 from podrec.model.base import CatalogData, Recommender
@@ -57,35 +58,71 @@ def hybrid_parts(names: Sequence[str]) -> list[str]:
     return [n for n in names if n not in ("profile-static", "profile-context")]
 
 
+def validate(point: tuple[str, dict[str, Any], int], catalog: CatalogData, val: Fold
+             ) -> tuple[float, Recommender]:
+    """One grid point: the model fitted on the validation fold's training pairs, and its
+    NDCG@10 on the held-out pairs. A task of its own (``podrec.batch``)."""
+    name, params, seed = point
+    model = make_model(name, params, seed).fit(catalog, val.train)
+    lists = rank(model, val, 10)
+    q = float(np.mean([M.ndcg_at_k(r.tolist(), rel, 10)
+                       for r, rel in zip(lists, val.relevant, strict=True)])) if lists else 0.0
+    return q, model
+
+
+def _waves(names: Sequence[str]) -> list[list[str]]:
+    """``names`` in runs that can be validated at once: a model whose grid is built on
+    another's choice (a profile on the content's, the context on the profile's) waits for
+    the run that chooses it."""
+    needs = {"profile": "content", "profile-context": "profile"}
+    waves: list[list[str]] = [[]]
+    for name in names:
+        if needs.get(name) in waves[-1]:
+            waves.append([])
+        waves[-1].append(name)
+    return [w for w in waves if w]
+
+
 def choose(catalog: CatalogData, val: Fold, names: Sequence[str], seed: int = 0,
            fixed: dict[str, dict[str, Any]] | None = None, want_hybrid: bool = False,
            progress: Progress | None = None,
-           extra: dict[str, dict[str, Any]] | None = None) -> Selection:
-    """Try each model's grid on ``val``; keep the best; learn the hybrid's blend there.
-    ``extra``: {model: parameters} added to every entry of that model's grid (settings of
-    the deployment, such as EASE's size, rather than choices)."""
+           extra: dict[str, dict[str, Any]] | None = None,
+           runner: BatchRunner | None = None) -> Selection:
+    """Try each model's grid on ``val``; keep the best (the first of equals, in grid order);
+    learn the hybrid's blend there. ``extra``: {model: parameters} added to every entry of
+    that model's grid (settings of the deployment, such as EASE's size, rather than
+    choices). ``runner``: where the grid points run (``podrec.batch``; default here)."""
     say = progress or (lambda _m: None)
+    runner = runner or InProcessRunner()
     sel = Selection()
-    for name in names:
-        best = None
-        grid = [fixed[name]] if fixed and name in fixed else GRIDS[name]
-        grid = [p | (extra or {}).get(name, {}) for p in grid]
-        if name == "profile-context":  # context on top of the chosen profile
-            grid = [sel.chosen["profile"]["params"] | p for p in grid]
-        elif name == "profile" and "content" in sel.chosen:  # profiles of the chosen content
-            grid = [sel.chosen["content"]["params"] | p for p in grid]
-        for params in grid:
-            model = make_model(name, params, seed).fit(catalog, val.train)
-            lists = rank(model, val, 10)
-            q = float(np.mean([M.ndcg_at_k(r.tolist(), rel, 10)
-                               for r, rel in zip(lists, val.relevant, strict=True)])) \
-                if lists else 0.0
+    for wave in _waves(names):
+        points: list[tuple[str, dict[str, Any], int]] = []
+        for name in wave:
+            grid = [fixed[name]] if fixed and name in fixed else GRIDS[name]
+            grid = [p | (extra or {}).get(name, {}) for p in grid]
+            if name == "profile-context":  # context on top of the chosen profile
+                grid = [sel.chosen["profile"]["params"] | p for p in grid]
+            elif name == "profile" and "content" in sel.chosen:  # profiles of the chosen content
+                grid = [sel.chosen["content"]["params"] | p for p in grid]
+            points += [(name, params, seed) for params in grid]
+        best: dict[str, tuple[float, int, Recommender]] = {}
+
+        def done(n: int, result: tuple[float, Recommender],
+                 points: list[tuple[str, dict[str, Any], int]] = points,
+                 best: dict[str, tuple[float, int, Recommender]] = best) -> None:
+            name, params, _ = points[n]
+            q, model = result
             say(f"validation {name} {params}: ndcg@10 {q:.4f}")
-            if best is None or q > best[0]:
-                best = (q, params, model)
-        assert best is not None
-        sel.chosen[name] = {"params": best[1], "validation_ndcg@10": round(best[0], 4)}
-        sel.val_models[name] = best[2]
+            held = best.get(name)
+            if held is None or q > held[0] or (q == held[0] and n < held[1]):
+                best[name] = (q, n, model)
+
+        runner.map(validate, points, shared=(catalog, val), on_result=done,
+                   what="grid points", keep=False)
+        for name in wave:
+            q, n, model = best[name]
+            sel.chosen[name] = {"params": points[n][1], "validation_ndcg@10": round(q, 4)}
+            sel.val_models[name] = model
     if want_hybrid:
         parts = {n: sel.val_models[n] for n in hybrid_parts(names)}
         hybrid_val = HybridModel(parts).fit(catalog, val.train)
@@ -97,11 +134,21 @@ def choose(catalog: CatalogData, val: Fold, names: Sequence[str], seed: int = 0,
     return sel
 
 
-def fit_chosen(catalog: CatalogData, train: Interactions, sel: Selection, seed: int = 0
-               ) -> dict[str, Recommender]:
+def fit_one(task: tuple[str, dict[str, Any], int], catalog: CatalogData, train: Interactions
+            ) -> Recommender:
+    """One model fitted with its parameters: a task of its own (``podrec.batch``)."""
+    name, params, seed = task
+    return make_model(name, params, seed).fit(catalog, train)
+
+
+def fit_chosen(catalog: CatalogData, train: Interactions, sel: Selection, seed: int = 0,
+               runner: BatchRunner | None = None) -> dict[str, Recommender]:
     """Every chosen model refitted on ``train`` with its chosen parameters."""
-    return {name: make_model(name, c["params"], seed).fit(catalog, train)
-            for name, c in sel.chosen.items()}
+    runner = runner or InProcessRunner()
+    names = list(sel.chosen)
+    models = runner.map(fit_one, [(n, sel.chosen[n]["params"], seed) for n in names],
+                        shared=(catalog, train), what="model fits")
+    return dict(zip(names, models, strict=True))
 
 
 def assemble_hybrid(catalog: CatalogData, train: Interactions,
