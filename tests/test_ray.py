@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import sqlite3
+import subprocess
 import sys
 import threading
 from dataclasses import replace
@@ -252,9 +253,11 @@ def movielens_db(tmp_path_factory, wordllama) -> str:
 
 def test_training_on_ray_chooses_what_training_here_chooses(runner, wordllama, movielens_db,
                                                            tmp_path):
+    parts = ("pop", "itemknn", "ials", "content", "profile")  # the profile on content's choice
     metas, blends = [], []
     for name, run_on in (("here", None), ("ray", runner)):
-        app = Podrec(_config(), database_url=_copy_db(movielens_db, tmp_path / f"{name}.db"),
+        app = Podrec(_config(parts=parts),
+                     database_url=_copy_db(movielens_db, tmp_path / f"{name}.db"),
                      embedder=wordllama)
         try:
             report = app.train("show", runner=run_on)
@@ -267,7 +270,7 @@ def test_training_on_ray_chooses_what_training_here_chooses(runner, wordllama, m
     here, there = metas
     assert here["params"] == there["params"] and here["validation"] == there["validation"]
     assert blends[0] == blends[1] and blends[0] is not None
-    assert set(here["params"]) == set(Config().train.parts)
+    assert set(here["params"]) == set(parts)
 
 
 def _without_timings(value: Any) -> Any:
@@ -284,22 +287,48 @@ def test_evaluate_on_ray_gives_the_same_figures(runner, wordllama, tmp_path):
     events = list(read_events(ML / "ratings.csv", report))
     data = prepare(records, events, wordllama, tmp_path / "cache")
     args = (data, SplitConfig("random", seed=0), ["pop", "itemknn", "ials", "content",
-                                                  "profile", "hybrid"],
+                                                  "hybrid"],
             [5, 10], wordllama, tmp_path / "cache")
     here = evaluate(*args, mmr_levels=(0.5,))
     messages: list[str] = []
     there = evaluate(*args, mmr_levels=(0.5,), runner=runner, progress=messages.append)
     assert _without_timings(here) == _without_timings(there)
-    assert "profile mmr=0.5" in there["models"]
-    assert sum(m.startswith("validation ") for m in messages) == 1 + 2 + 3 + 2 + 9
+    assert "ials mmr=0.5" in there["models"] and "blend" in there["models"]["hybrid"]["params"]
+    assert sum(m.startswith("validation ") for m in messages) == 1 + 2 + 3 + 2
 
 
 # -- choosing the runner ------------------------------------------------------------------------
 
-def test_no_address_runs_here_and_a_bad_one_is_one_clear_error(cluster):
+def test_no_address_runs_here(cluster):
     assert isinstance(make_runner("", Config()), InProcessRunner)
     assert isinstance(make_runner(None, Config()), InProcessRunner)
     runner = make_runner("local", Config())  # Ray is already up here: that cluster is used
     assert runner.distributed and runner.workers == 2
     runner.close()
     assert ray.is_initialized()  # not stopped: this runner did not start it
+
+
+def test_enrich_command_with_ray(cluster, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from podrec.cli import app
+
+    monkeypatch.setenv("PODREC_EMBEDDER", "wordllama")
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    cli = CliRunner()
+    assert cli.invoke(app, ["ingest", "catalog", str(_catalog(tmp_path, 40)), "--db", db]
+                      ).exit_code == 0
+    out = cli.invoke(app, ["enrich", "--ray", "local", "--db", db, "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout.strip().splitlines()[-1])["tagged"] == 40
+
+
+def test_without_ray_installed_ray_is_one_clear_error(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; from podrec.cli import app; "
+            f"sys.argv = ['podrec', 'train', '--ray', 'local', '--db', "
+            f"'sqlite:///{tmp_path / 'x.db'}']; app()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2
+    assert "running on Ray needs the ray package: pip install 'podrec[ray]'" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -54,7 +55,7 @@ def _open(config: Path | None, db: str | None) -> Any:
     try:
         yield podrec
     except (NotFoundError, ValueError, StoreError, BatchError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     finally:
         podrec.close()
@@ -69,7 +70,7 @@ def _runner(address: str | None, config: Any) -> Any:
     try:
         runner = make_runner(address, config)
     except BatchError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     try:
         yield runner
@@ -674,7 +675,7 @@ def evaluate_cmd(
                 catalog_format=catalog_format, out=out, http_sample=http_sample,
                 balances=balance, runner=runner)
         except (ValueError, BatchError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
     results["files"] = {"catalog": str(catalog), "events": str(events)}
     paths = write_results(results, out)
