@@ -2,6 +2,9 @@
 
 An item's embedding text is title + categories + (trimmed) description; its hash, with the
 model id, decides whether it must be embedded again. Identical texts share one computation.
+A batch's vectors and tags are stored in one transaction, so an enrich stopped at any point
+(killed, out of memory) leaves no item with a new vector and old or missing tags: a re-run
+embeds and tags exactly what is left.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +27,7 @@ from podrec.records import Item
 from podrec.storage import Store
 
 Progress = Callable[[int], None]
+TAG_SOURCES = ("category", "taxonomy", "keyphrase")  # the tags an enrich replaces
 
 
 def embedding_text(item: Item, max_chars: int = 1000) -> str:
@@ -69,22 +74,28 @@ class Enricher:
     def plan(self, kind: str | None = None, force: bool = False
              ) -> tuple[list[tuple[Item, str, str]], int]:
         """Items whose embedding is missing or stale, with their text and hash; and how many
-        are up to date."""
+        are up to date. An item with categories but no category tags is not up to date
+        either: a database enriched before vectors and tags were stored together may hold
+        its vector without its tags (its vector is reused, not computed again)."""
         model_id = self.embedder.model_id
         stored = {} if force else self.store.embedding_hashes(model_id)
+        with_tags = set() if force else self.store.tagged_items("category")
         todo, fresh = [], 0
         for item in self.store.iter_items(kind=kind):
             text = embedding_text(item, self.max_chars)
             h = text_hash(model_id, text)
-            if stored.get(item.pk) == h:
+            tagless = item.pk not in with_tags and any(c.strip() for c in item.categories)
+            if stored.get(item.pk) == h and not tagless:
                 fresh += 1
             else:
                 todo.append((item, text, h))
         return todo, fresh
 
     def run(self, kind: str | None = None, force: bool = False,
-            progress: Progress | None = None, on_total: Callable[[int], None] | None = None
-            ) -> EnrichReport:
+            progress: Progress | None = None, on_total: Callable[[int], None] | None = None,
+            runner: Any = None, chunk_items: int = 256) -> EnrichReport:
+        """Embed and tag what the plan finds; with a distributed ``runner``
+        (``podrec.batch``), as tasks of ``chunk_items`` items that write their own results."""
         report = EnrichReport()
         model_id = self.embedder.model_id
         todo, report.unchanged = self.plan(kind, force)
@@ -92,6 +103,10 @@ class Enricher:
             on_total(len(todo))
         if not todo:
             return report
+        if runner is not None and runner.distributed:
+            from podrec.batch.enrich import enrich_on_runner
+
+            return enrich_on_runner(self, runner, todo, report, force, chunk_items, progress)
         cached = {} if force else self.store.vectors_for_hashes(model_id,
                                                                  sorted({h for _, _, h in todo}))
         tagger = TaxonomyTagger(self.embedder, self.taxonomy_top_k, self.taxonomy_min_score)
@@ -107,15 +122,18 @@ class Enricher:
             report.embedded += len(need)
             report.reused += len(batch) - len(need)
             rows = [(item.pk, h, cached[h]) for item, _, h in batch]
-            self.store.save_embeddings(model_id, rows)
-            self._tag(batch, np.vstack([cached[h] for _, _, h in batch]), tagger, keyphraser)
+            tagged = self._tag(batch, np.vstack([cached[h] for _, _, h in batch]), tagger,
+                               keyphraser)
+            self.store.save_enrichment(model_id, rows, tagged, TAG_SOURCES)
             report.tagged += len(batch)
             if progress:
                 progress(len(batch))
         return report
 
     def _tag(self, batch: list[tuple[Item, str, str]], vectors: np.ndarray,
-             tagger: TaxonomyTagger, keyphraser: KeyphraseExtractor) -> None:
+             tagger: TaxonomyTagger, keyphraser: KeyphraseExtractor
+             ) -> dict[int, list[tuple[str, str, float]]]:
+        """The batch's tags (category, taxonomy, keyphrase) by item key."""
         tagged: dict[int, list[tuple[str, str, float]]] = {}
         for (item, _, _), labels in zip(batch, tagger.tag(vectors), strict=True):
             entries = [("category", c, 1.0) for c in item.categories]
@@ -126,4 +144,4 @@ class Enricher:
                                     item.author or "")
             entries += [("keyphrase", kw, s) for kw, s in phrases[: self.keyphrases]]
             tagged[item.pk] = entries
-        self.store.replace_tags(tagged, sources=("category", "taxonomy", "keyphrase"))
+        return tagged

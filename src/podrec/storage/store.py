@@ -2,22 +2,25 @@
 
 Writes happen in chunks, each in one transaction, so an interrupted ingest leaves whole chunks
 behind and a re-run finishes the job (ingest is idempotent: items are matched by id, feed URL,
-GUID, enclosure URL or normalised title + author before anything is inserted).
+GUID, enclosure URL or normalised title + author before anything is inserted). Every write
+goes through ``Store._write`` (storage/retry.py): a transaction another writer got in the way
+of is run again, so processes writing one database at once neither fail nor lose rows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import (
@@ -36,8 +39,12 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError, StatementError
 
+from podrec.privacy.ids import ListenerIds
 from podrec.records import EventRecord, IngestReport, Item, ItemRecord
 from podrec.storage import schema
+from podrec.storage.retry import WriteGaveUp, run_write
+
+T = TypeVar("T")
 
 # Store.listener_version: the listener's person, and the count and newest key of the events of
 # every account of that person (just the listener's own when they have none).
@@ -48,6 +55,18 @@ _LISTENER_VERSION = sql_text(
     "(SELECT person_id FROM users WHERE id = :uid))) AS agg WHERE u.id = :uid")
 
 CHUNK = 500
+
+
+class _RaisedAnyway(logging.Filter):
+    """psycopg warns "error ignored terminating <Pipeline>: pipeline aborted" when a
+    statement of a pipelined batch fails (a key another writer took meanwhile); the error
+    itself reaches the store, which handles it. The warning is not shown to the operator."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("error ignored terminating <psycopg.Pipeline")
+
+
+logging.getLogger("psycopg").addFilter(_RaisedAnyway())
 API_SCOPES = ("admin", "client")
 _ITEM_FIELDS = [f.name for f in fields(ItemRecord)]
 
@@ -114,23 +133,64 @@ class _Known:
             return self.by_norm[(rec.kind, norm)]
         return None
 
-    def remember(self, rec: ItemRecord, pk: int, chash: str, norm: str) -> None:
-        self.by_id[(rec.kind, rec.id)] = (pk, chash)
+    def remember(self, rec: ItemRecord, pk: int, chash: str, norm: str,
+                 undo: _Undo | None = None) -> None:
+        """Learn a stored (or about to be stored) item; with ``undo``, so it can be forgotten
+        again if its transaction does not commit."""
+        self.set(self.by_id, (rec.kind, rec.id), (pk, chash), undo)
         if rec.feed_url and rec.kind == "show":
-            self.by_feed.setdefault(rec.feed_url, pk)
+            self.set(self.by_feed, rec.feed_url, pk, undo, keep=True)
         if rec.guid and rec.kind == "episode":
-            self.by_guid.setdefault(rec.guid, pk)
+            self.set(self.by_guid, rec.guid, pk, undo, keep=True)
         if rec.audio_url and rec.kind == "episode":
-            self.by_audio.setdefault(rec.audio_url, (pk, rec.guid))
+            self.set(self.by_audio, rec.audio_url, (pk, rec.guid), undo, keep=True)
         if _matchable(norm):
-            self.by_norm.setdefault((rec.kind, norm), pk)
+            self.set(self.by_norm, (rec.kind, norm), pk, undo, keep=True)
+
+    @staticmethod
+    def set(table: dict[Any, Any], key: Any, value: Any, undo: _Undo | None,
+            keep: bool = False) -> None:
+        """``table[key] = value`` (with ``keep``: only when absent), noting the old state."""
+        if keep and key in table:
+            return
+        if undo is not None:
+            undo.append((table, key, table.get(key, _ABSENT)))
+        table[key] = value
+
+
+_ABSENT = object()
+_Undo = list[tuple[dict[Any, Any], Any, Any]]
+
+
+def _roll_back(undo: _Undo) -> None:
+    """Put a ``_Known`` back as it was before the changes noted in ``undo``."""
+    for table, key, old in reversed(undo):
+        if old is _ABSENT:
+            table.pop(key, None)
+        else:
+            table[key] = old
+    undo.clear()
+
+
+@dataclass
+class _ChunkPlan:
+    """What one chunk of items will write, planned against what is known to be stored."""
+
+    inserts: list[tuple[ItemRecord, dict[str, Any]]]
+    updates: list[dict[str, Any]]
+    counts: IngestReport
+    undo: _Undo
 
 
 class Store:
-    """A podrec database (SQLite file or PostgreSQL URL), migrated to the current schema."""
+    """A podrec database (SQLite file or PostgreSQL URL), migrated to the current schema.
 
-    def __init__(self, url: str, migrate: bool = True) -> None:
+    ``id_key`` (``privacy.id_key``): every listener and person id that comes in is stored
+    and looked up as its keyed hash (``podrec.privacy.ids``); empty: as given."""
+
+    def __init__(self, url: str, migrate: bool = True, id_key: str = "") -> None:
         self.url = url
+        self.ids = ListenerIds(id_key)
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
                 parents=True, exist_ok=True)
@@ -149,12 +209,24 @@ class Store:
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic), creating it on a new database."""
-        from podrec.storage.migrations import upgrade
+        from podrec.storage.migrations import MigrationLockTimeout, upgrade
 
         try:
             upgrade(self.engine)
         except OperationalError as exc:
             raise StoreError(f"cannot use database {self.url!r}: {exc.orig}") from None
+        except MigrationLockTimeout as exc:
+            raise StoreError(f"cannot migrate database {self.url!r}: {exc}") from None
+
+    def _write(self, write: Callable[[Connection], T],
+               on_conflict: Callable[[], None] | None = None, what: str = "write") -> T:
+        """Every write of the store: ``write(conn)`` in one transaction, run again when
+        another writer got in the way (storage/retry.py); a database that stays busy is one
+        clear ``StoreError``."""
+        try:
+            return run_write(self.engine, write, on_conflict, what=what)
+        except WriteGaveUp as exc:
+            raise StoreError(f"{exc} ({self.engine.url.render_as_string()!r})") from None
 
     def close(self) -> None:
         with self._readers_lock:
@@ -202,10 +274,35 @@ class Store:
         return report
 
     def _write_chunk(self, batch: list[ItemRecord], known: _Known, report: IngestReport) -> None:
+        plan = self._plan_chunk(batch, known)
+
+        def plan_again() -> None:  # another writer stored some of these ids meanwhile
+            nonlocal plan
+            _roll_back(plan.undo)
+            self._refresh_known(batch, known)
+            plan = self._plan_chunk(batch, known)
+
+        try:
+            self._write(lambda conn: self._item_writes(conn, [row for _, row in plan.inserts],
+                                                       plan.updates),
+                        on_conflict=plan_again, what=f"a chunk of {len(batch)} items")
+            inserts = plan.inserts
+        except OperationalError:
+            raise
+        except StatementError:  # the database refused a record: find it, keep the rest
+            inserts = self._items_one_by_one(plan.inserts, plan.updates, known, plan.counts)
+        if inserts:  # learn the new row keys so later chunks can match against them
+            self._learn_keys([rec for rec, _ in inserts], known)
+        report.merge(plan.counts)
+
+    def _plan_chunk(self, batch: list[ItemRecord], known: _Known) -> _ChunkPlan:
+        """Sort a chunk into inserts, updates, unchanged records and duplicates. What it
+        teaches ``known`` is noted, to be undone if the chunk is planned again."""
         now = datetime.now(UTC)
         inserts: list[tuple[ItemRecord, dict[str, Any]]] = []
         updates: list[dict[str, Any]] = []
         counts = IngestReport()
+        undo: _Undo = []
         pending: dict[tuple[str, str], dict[str, Any]] = {}
         for rec in batch:
             chash = rec.content_hash()
@@ -225,7 +322,7 @@ class Store:
                     continue
                 row["b_pk"] = pk
                 updates.append(row)
-                known.by_id[key] = (pk, chash)
+                known.set(known.by_id, key, (pk, chash), undo)
                 counts.updated += 1
                 continue
             if known.match(rec, norm) is not None:
@@ -234,18 +331,24 @@ class Store:
             row["created_at"] = now
             inserts.append((rec, row))
             pending[key] = row
-            known.remember(rec, -1, chash, norm)
+            known.remember(rec, -1, chash, norm, undo)
             counts.added += 1
-        try:
-            with self.engine.begin() as conn:
-                self._item_writes(conn, [row for _, row in inserts], updates)
-        except OperationalError:
-            raise
-        except StatementError:  # the database refused a record: find it, keep the rest
-            inserts = self._items_one_by_one(inserts, updates, known, counts)
-        if inserts:  # learn the new row keys so later chunks can match against them
-            self._learn_keys([rec for rec, _ in inserts], known)
-        report.merge(counts)
+        return _ChunkPlan(inserts, updates, counts, undo)
+
+    def _refresh_known(self, batch: list[ItemRecord], known: _Known) -> None:
+        """Learn what is stored now under the ids of ``batch`` (another writer's rows)."""
+        t = schema.items
+        by_kind: dict[str, list[str]] = {}
+        for rec in batch:
+            by_kind.setdefault(rec.kind, []).append(rec.id)
+        with self.engine.connect() as conn:
+            for kind, ids in by_kind.items():
+                rows = conn.execute(select(t.c.pk, t.c.id, t.c.content_hash, t.c.feed_url,
+                                           t.c.guid, t.c.audio_url, t.c.norm_key)
+                                    .where(and_(t.c.kind == kind, t.c.id.in_(ids))))
+                for pk, id_, chash, feed, guid, audio, norm in rows:
+                    known.remember(ItemRecord(id=id_, title="", kind=kind, feed_url=feed,
+                                              guid=guid, audio_url=audio), pk, chash, norm or "")
 
     def _learn_keys(self, records: list[ItemRecord], known: _Known) -> None:
         """The row keys of just-inserted records, looked up by (kind, id): the unique
@@ -295,8 +398,7 @@ class Store:
     def _try_write(self, write: Any, report: IngestReport, what: str) -> bool:
         """Run ``write(conn)`` in its own transaction; a refusal is reported, not raised."""
         try:
-            with self.engine.begin() as conn:
-                write(conn)
+            self._write(write, what=what)
             return True
         except OperationalError:
             raise
@@ -394,24 +496,29 @@ class Store:
     def replace_tags(self, tagged: dict[int, list[tuple[str, str, float]]],
                      sources: Sequence[str]) -> None:
         """Set the tags of the given items for the given sources, dropping their old ones."""
+        self._write(lambda conn: self._replace_tags(conn, tagged, sources),
+                    on_conflict=lambda: None, what=f"tags of {len(tagged)} items")
+
+    @staticmethod
+    def _replace_tags(conn: Connection, tagged: dict[int, list[tuple[str, str, float]]],
+                      sources: Sequence[str]) -> None:
         t = schema.tags
         pks = list(tagged)
-        with self.engine.begin() as conn:
-            for i in range(0, len(pks), CHUNK):
-                conn.execute(delete(t).where(and_(t.c.item_pk.in_(pks[i:i + CHUNK]),
-                                                  t.c.source.in_(list(sources)))))
-            rows = []
-            for pk, entries in tagged.items():
-                seen: set[tuple[str, str]] = set()
-                for source, tag, score in entries:
-                    tag = tag.strip()[:200]
-                    if not tag or (source, tag) in seen:
-                        continue
-                    seen.add((source, tag))
-                    rows.append({"item_pk": pk, "source": source, "tag": tag,
-                                 "score": float(score)})
-            if rows:
-                conn.execute(t.insert(), rows)
+        for i in range(0, len(pks), CHUNK):
+            conn.execute(delete(t).where(and_(t.c.item_pk.in_(pks[i:i + CHUNK]),
+                                              t.c.source.in_(list(sources)))))
+        rows = []
+        for pk, entries in tagged.items():
+            seen: set[tuple[str, str]] = set()
+            for source, tag, score in entries:
+                tag = tag.strip()[:200]
+                if not tag or (source, tag) in seen:
+                    continue
+                seen.add((source, tag))
+                rows.append({"item_pk": pk, "source": source, "tag": tag,
+                             "score": float(score)})
+        if rows:
+            conn.execute(t.insert(), rows)
 
     def tags_for(self, pks: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         t = schema.tags
@@ -425,6 +532,13 @@ class Store:
                 for pk, source, tag, score in conn.execute(q):
                     out[pk].append({"tag": tag, "source": source, "score": round(score, 4)})
         return out
+
+    def tagged_items(self, source: str) -> set[int]:
+        """The keys of the items that have at least one tag from ``source``."""
+        t = schema.tags
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(t.c.item_pk).where(t.c.source == source)
+                                    .distinct()).scalars())
 
     def tag_counts(self, source: str | None = None, limit: int = 50) -> list[tuple[str, int]]:
         t = schema.tags
@@ -457,17 +571,34 @@ class Store:
         return out
 
     def save_embeddings(self, model_id: str, rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
+        if rows:
+            self._write(lambda conn: self._save_embeddings(conn, model_id, rows),
+                        on_conflict=lambda: None, what=f"vectors of {len(rows)} items")
+
+    def save_enrichment(self, model_id: str, rows: Sequence[tuple[int, str, np.ndarray]],
+                        tagged: dict[int, list[tuple[str, str, float]]],
+                        sources: Sequence[str]) -> None:
+        """Items' vectors and their tags in one transaction: an enrich stopped at any point
+        leaves each item either done (vector and tags) or not done (neither new), so a
+        re-run, which looks for missing or stale vectors, finds every item left to do."""
+        def write(conn: Connection) -> None:
+            if rows:
+                self._save_embeddings(conn, model_id, rows)
+            self._replace_tags(conn, tagged, sources)
+
+        self._write(write, on_conflict=lambda: None, what=f"vectors and tags of {len(rows)} items")
+
+    @staticmethod
+    def _save_embeddings(conn: Connection, model_id: str,
+                         rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
         t = schema.embeddings
-        if not rows:
-            return
-        with self.engine.begin() as conn:
-            pks = [pk for pk, _, _ in rows]
-            for i in range(0, len(pks), CHUNK):
-                conn.execute(delete(t).where(and_(t.c.model_id == model_id,
-                                                  t.c.item_pk.in_(pks[i:i + CHUNK]))))
-            conn.execute(t.insert(), [
-                {"item_pk": pk, "model_id": model_id, "content_hash": h, "dim": int(v.shape[0]),
-                 "vector": np.asarray(v, dtype=np.float32).tobytes()} for pk, h, v in rows])
+        pks = [pk for pk, _, _ in rows]
+        for i in range(0, len(pks), CHUNK):
+            conn.execute(delete(t).where(and_(t.c.model_id == model_id,
+                                              t.c.item_pk.in_(pks[i:i + CHUNK]))))
+        conn.execute(t.insert(), [
+            {"item_pk": pk, "model_id": model_id, "content_hash": h, "dim": int(v.shape[0]),
+             "vector": np.asarray(v, dtype=np.float32).tobytes()} for pk, h, v in rows])
 
     def load_vectors(self, model_id: str, kind: str | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -490,7 +621,10 @@ class Store:
         """Store events (idempotent: an event already stored is skipped) and their users."""
         report = report or IngestReport()
         batch: list[EventRecord] = []
+        stored = self.ids.stored
         for rec in records:
+            if self.ids.enabled:
+                rec = replace(rec, user_id=stored(rec.user_id))
             batch.append(rec)
             if len(batch) >= CHUNK:
                 self._write_events(batch, report)
@@ -504,9 +638,10 @@ class Store:
         for rec in batch:
             keyed.setdefault(rec.dedupe_key(), rec)
         report.unchanged += len(batch) - len(keyed)
-        try:
-            with self.engine.begin() as conn:
-                added, unchanged = self._event_writes(conn, keyed)
+        try:  # on a conflict the write runs again: it reads what is stored inside it
+            added, unchanged = self._write(lambda conn: self._event_writes(conn, keyed),
+                                           on_conflict=lambda: None,
+                                           what=f"a chunk of {len(keyed)} events")
         except OperationalError:
             raise
         except StatementError:  # a record refused, or another writer stored one meanwhile
@@ -529,8 +664,7 @@ class Store:
     def _try_event(self, write: Any, report: IngestReport, what: str, key: str) -> bool:
         """One event in its own transaction; another writer's copy is no failure."""
         try:
-            with self.engine.begin() as conn:
-                write(conn)
+            self._write(write, what=what)
             return True
         except IntegrityError:
             if self._event_stored(key):
@@ -583,6 +717,7 @@ class Store:
         """A listener's events, oldest first; with ``linked`` those of every account linked
         to the same person too (one profile across platforms)."""
         ev, us = schema.events, schema.users
+        user_id = self.ids.stored(user_id)
         if linked:  # one statement: the account and every account of the same person
             person = select(us.c.person_id).where(us.c.id == user_id).scalar_subquery()
             same = select(us.c.id).where(us.c.person_id == person)
@@ -591,29 +726,37 @@ class Store:
             who = ev.c.user_id == user_id
         with self.engine.connect() as conn:
             rows = conn.execute(select(ev).where(who).order_by(ev.c.timestamp, ev.c.pk)).all()
-        return [EventRecord(user_id=r.user_id, event=r.event, timestamp=_utc(r.timestamp),
-                            item_id=r.item_id, item_kind=r.item_kind, value=r.value, text=r.text,
+        mark = self.ids.mark
+        return [EventRecord(user_id=mark(r.user_id), event=r.event,
+                            timestamp=_utc(r.timestamp), item_id=r.item_id,
+                            item_kind=r.item_kind, value=r.value, text=r.text,
                             platform=r.platform, device=r.device, context=dict(r.context or {}))
                 for r in rows]
 
     def ensure_user(self, user_id: str) -> None:
         """Create a listener with no events yet (onboarding starts here)."""
         us = schema.users
-        with self.engine.begin() as conn:
+        user_id = self.ids.stored(user_id)
+
+        def write(conn: Connection) -> None:
             if conn.execute(select(us.c.pk).where(us.c.id == user_id)).first() is None:
                 conn.execute(self._insert_ignoring_duplicates(us).values(
                     id=user_id, created_at=datetime.now(UTC), attrs={}))
+
+        self._write(write, what="a listener")
 
     def link_users(self, user_ids: Sequence[str], person_id: str | None = None) -> str:
         """Link accounts into one person and return the person id. Accounts already linked
         bring their whole person along; unknown accounts are created."""
         us = schema.users
-        ids = list(dict.fromkeys(user_ids))
+        ids = list(dict.fromkeys(self.ids.stored(u) for u in user_ids))
         if len(ids) < 1:
             raise ValueError("name at least one account to link")
+        person_id = self.ids.stored_opt(person_id)
         for uid in ids:
             self.ensure_user(uid)
-        with self.engine.begin() as conn:
+
+        def write(conn: Connection) -> str:
             current = conn.execute(select(us.c.id, us.c.person_id)
                                    .where(us.c.id.in_(ids))).all()
             persons = sorted({p for _, p in current if p})
@@ -624,24 +767,28 @@ class Store:
                                .scalars())
             conn.execute(update(us).where(us.c.id.in_(sorted(members)))
                          .values(person_id=person))
-        return person
+            return person
+
+        return self.ids.mark(self._write(write, what="linked accounts"))
 
     def unlink_user(self, user_id: str) -> None:
         us = schema.users
-        with self.engine.begin() as conn:
-            conn.execute(update(us).where(us.c.id == user_id).values(person_id=None))
+        user_id = self.ids.stored(user_id)
+        self._write(lambda conn: conn.execute(update(us).where(us.c.id == user_id)
+                                              .values(person_id=None)), what="an unlink")
 
     def linked_accounts(self, user_id: str) -> list[str]:
         """``user_id`` and every account linked to the same person (just ``user_id`` when
         unlinked or unknown)."""
         us = schema.users
+        user_id = self.ids.stored(user_id)
         with self.engine.connect() as conn:
             person = conn.execute(select(us.c.person_id).where(us.c.id == user_id)).scalar()
             if not person:
                 return [user_id]
             ids = list(conn.execute(select(us.c.id).where(us.c.person_id == person)
                                     .order_by(us.c.id)).scalars())
-        return ids or [user_id]
+        return [self.ids.mark(i) for i in ids] or [user_id]
 
     def listener_version(self, user_id: str) -> tuple[str, int, int] | None:
         """A cheap fingerprint of everything stored that a listener's recommendations read:
@@ -654,13 +801,13 @@ class Store:
         about 30 us on SQLite, one round trip on PostgreSQL."""
         conn = self._reader()
         try:
-            row = conn.execute(_LISTENER_VERSION, {"uid": user_id}).first()
+            row = conn.execute(_LISTENER_VERSION, {"uid": self.ids.stored(user_id)}).first()
         except SQLAlchemyError:
             self._drop_reader()  # a broken connection: the next call opens a new one
             raise
         if row is None:
             return None
-        return (row.person_id or "", int(row.n), int(row.newest or 0))
+        return (self.ids.mark(row.person_id or ""), int(row.n), int(row.newest or 0))
 
     def _reader(self) -> Connection:
         conn = getattr(self._readers, "conn", None)
@@ -687,37 +834,88 @@ class Store:
     def person_of(self, user_id: str) -> str | None:
         us = schema.users
         with self.engine.connect() as conn:
-            return conn.execute(select(us.c.person_id).where(us.c.id == user_id)).scalar()
+            person = conn.execute(select(us.c.person_id)
+                                  .where(us.c.id == self.ids.stored(user_id))).scalar()
+        return None if person is None else self.ids.mark(person)
 
     def export_user(self, user_id: str) -> dict[str, Any]:
         """Everything stored about one account: its record, links and every event."""
         us = schema.users
+        user_id = self.ids.stored(user_id)
         with self.engine.connect() as conn:
             row = conn.execute(select(us).where(us.c.id == user_id)).first()
         if row is None:
             return {}
         return {"user_id": row.id, "created_at": _utc(row.created_at).isoformat(),
+                "pseudonymised": self.ids.enabled,
                 "person_id": row.person_id, "attrs": dict(row.attrs or {}),
                 "linked_accounts": self.linked_accounts(user_id),
                 "events": [e.to_dict() for e in self.user_events(user_id, linked=False)]}
 
     def delete_user(self, user_id: str) -> int:
         """Delete one account and all its events; returns how many events went."""
+        return self.forget_user(user_id)["events"]
+
+    def forget_user(self, user_id: str) -> dict[str, Any]:
+        """Delete one account, every event it sent, and its id wherever another row holds
+        it: linked accounts whose person id is this account's id get a new person id (the
+        first remaining account's, or none when one account is left). Trained models are
+        scrubbed by ``podrec.privacy.forget``. On SQLite freed pages are zeroed
+        (``secure_delete``) and the write-ahead log is checkpointed, so the file no longer
+        holds the id. Returns the counts: events, relinked accounts, ``stored_id``."""
         us, ev = schema.users, schema.events
-        with self.engine.begin() as conn:
+        user_id = self.ids.stored(user_id)
+
+        def write(conn: Connection) -> tuple[int, list[str]]:
             n = conn.execute(delete(ev).where(ev.c.user_id == user_id)).rowcount
             conn.execute(delete(us).where(us.c.id == user_id))
-        return int(n or 0)
+            rest = sorted(conn.execute(select(us.c.id).where(us.c.person_id == user_id))
+                          .scalars())
+            if rest:  # the person was named after this account: rename it
+                conn.execute(update(us).where(us.c.id.in_(rest))
+                             .values(person_id=rest[0] if len(rest) > 1 else None))
+            return int(n or 0), rest
+
+        n, rest = self._write(write, what="a deleted listener")
+        self.checkpoint()
+        return {"events": n, "relinked": len(rest), "stored_id": user_id}
+
+    def checkpoint(self) -> bool:
+        """SQLite: copy the write-ahead log into the file and empty it (what was deleted is
+        then in neither); True when the log was emptied. Other databases: True."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        with self.engine.connect() as conn:
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        return busy is None or int(busy[0]) == 0
+
+    def purge_events(self, before: datetime) -> dict[str, int]:
+        """Delete every event older than ``before`` (retention); the counts of events and
+        of listeners they belonged to. Listeners stay (with their remaining events)."""
+        ev = schema.events
+        cutoff = _utc(before)
+
+        def write(conn: Connection) -> tuple[int, int]:
+            users = conn.execute(select(func.count(func.distinct(ev.c.user_id)))
+                                 .where(ev.c.timestamp < cutoff)).scalar()
+            n = conn.execute(delete(ev).where(ev.c.timestamp < cutoff)).rowcount
+            return int(n or 0), int(users or 0)
+
+        n, users = self._write(write, what="purged events")
+        if n:
+            self.checkpoint()
+        return {"events": n, "listeners": users}
 
     def user_exists(self, user_id: str) -> bool:
         with self.engine.connect() as conn:
-            return conn.execute(select(schema.users.c.pk)
-                                .where(schema.users.c.id == user_id)).first() is not None
+            return conn.execute(select(schema.users.c.pk).where(
+                schema.users.c.id == self.ids.stored(user_id))).first() is not None
 
     def list_users(self) -> list[str]:
+        """Every listener id as stored (keyed hashes when pseudonymised)."""
         with self.engine.connect() as conn:
-            return list(conn.execute(select(schema.users.c.id).order_by(schema.users.c.id))
-                        .scalars())
+            return [self.ids.mark(u) for u in conn.execute(
+                select(schema.users.c.id).order_by(schema.users.c.id)).scalars()]
 
     # -- API keys -------------------------------------------------------------------------
     def create_api_key(self, name: str, scope: str) -> str:
@@ -727,10 +925,9 @@ class Store:
             raise ValueError(f"scope must be one of {', '.join(API_SCOPES)}, got {scope!r}")
         key_id = secrets.token_hex(6)
         key = f"podrec_{key_id}_{secrets.token_urlsafe(24)}"
-        with self.engine.begin() as conn:
-            conn.execute(schema.api_keys.insert().values(
-                key_id=key_id, name=name, scope=scope, key_hash=_key_hash(key),
-                created_at=datetime.now(UTC), revoked_at=None))
+        self._write(lambda conn: conn.execute(schema.api_keys.insert().values(
+            key_id=key_id, name=name, scope=scope, key_hash=_key_hash(key),
+            created_at=datetime.now(UTC), revoked_at=None)), what="an API key")
         return key
 
     def check_api_key(self, key: str) -> str | None:
@@ -751,10 +948,9 @@ class Store:
         if key_id.startswith("podrec_"):
             key_id = key_id.split("_")[1]
         t = schema.api_keys
-        with self.engine.begin() as conn:
-            n = conn.execute(update(t).where(and_(t.c.key_id == key_id,
-                                                  t.c.revoked_at.is_(None)))
-                             .values(revoked_at=datetime.now(UTC))).rowcount
+        n = self._write(lambda conn: conn.execute(
+            update(t).where(and_(t.c.key_id == key_id, t.c.revoked_at.is_(None)))
+            .values(revoked_at=datetime.now(UTC))).rowcount, what="a revocation")
         return bool(n)
 
     def list_api_keys(self) -> list[dict[str, Any]]:
@@ -782,11 +978,14 @@ class Store:
                        seconds: float) -> None:
         """Keep one output under its input hash (a second write of the same key replaces it)."""
         g = schema.generations
-        with self.engine.begin() as conn:
+
+        def write(conn: Connection) -> None:
             conn.execute(delete(g).where(g.c.key == key))
             conn.execute(g.insert().values(key=key, model_id=model_id[:200], task=task[:32],
                                            output=output, seconds=float(seconds),
                                            created_at=datetime.now(UTC)))
+
+        self._write(write, on_conflict=lambda: None, what="a generation")
 
     def count_generations(self, task: str | None = None) -> int:
         g = schema.generations
@@ -799,10 +998,13 @@ class Store:
     # -- artefacts ------------------------------------------------------------------------
     def put_artifact(self, name: str, meta: dict[str, Any], payload: bytes | None = None) -> None:
         a = schema.artifacts
-        with self.engine.begin() as conn:
+
+        def write(conn: Connection) -> None:
             conn.execute(delete(a).where(a.c.name == name))
             conn.execute(a.insert().values(name=name, created_at=datetime.now(UTC), meta=meta,
                                            payload=payload))
+
+        self._write(write, on_conflict=lambda: None, what=f"artefact {name!r}")
 
     def get_artifact(self, name: str) -> tuple[dict[str, Any], bytes | None] | None:
         a = schema.artifacts
@@ -829,8 +1031,8 @@ class Store:
 
     def delete_artifact(self, name: str) -> None:
         a = schema.artifacts
-        with self.engine.begin() as conn:
-            conn.execute(delete(a).where(a.c.name == name))
+        self._write(lambda conn: conn.execute(delete(a).where(a.c.name == name)),
+                    what=f"deleting artefact {name!r}")
 
     def catalog_version(self) -> tuple[Any, ...]:
         """A cheap fingerprint of everything fitted models are built from: item count and
@@ -856,8 +1058,9 @@ class Store:
         query = select(ev).order_by(ev.c.timestamp, ev.c.pk)
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
+            mark = self.ids.mark
             for r in result:
-                yield EventRecord(user_id=r.user_id, event=r.event,
+                yield EventRecord(user_id=mark(r.user_id), event=r.event,
                                   timestamp=_utc(r.timestamp), item_id=r.item_id,
                                   item_kind=r.item_kind, value=r.value, text=r.text,
                                   platform=r.platform, device=r.device,
@@ -878,6 +1081,9 @@ def _key_hash(key: str) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
+    # deleted rows (a forgotten listener, purged events) are overwritten with zeros, not left
+    # in free pages of the file
+    cur.execute("PRAGMA secure_delete=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
