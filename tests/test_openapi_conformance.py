@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -40,6 +42,7 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
 # Routes not exercised, with the reason (also in docs/trust.md, "The API document").
 EXCLUDED = {"/catalog/ingest": "fetches URLs from the network"}
 MAX_EXAMPLES = 4  # fuzzing cases per operation; the examples and coverage phases add theirs
+UNDECLARED = "(a method the path does not declare)"
 # Fewer requests than this per store means generation stopped working, not a pass.
 MIN_REQUESTS = 500
 
@@ -102,9 +105,11 @@ def with_examples(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def schemathesis_run(url: str, key: str, tmp: Path) -> tuple[dict[str, Any], list[int], str]:
+def schemathesis_run(url: str, key: str, tmp: Path
+                     ) -> tuple[dict[str, Any], list[tuple[str, int]], str]:
     """``schemathesis run`` over the live document of the server at ``url``: its JSON
-    report, the status of every request it sent (from its HAR log), and its output."""
+    report, the operation and status of every request it sent (from its HAR log), and its
+    output."""
     doc = httpx.get(url + "/openapi.json", timeout=30).raise_for_status().json()
     schema = tmp / "openapi.json"
     schema.write_text(json.dumps(with_examples(doc)))
@@ -121,8 +126,21 @@ def schemathesis_run(url: str, key: str, tmp: Path) -> tuple[dict[str, Any], lis
         *(arg for path in EXCLUDED for arg in ("--exclude-path", path))]
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp)
     assert report.is_file() and har.is_file(), out.stdout + out.stderr
-    statuses = [e["response"]["status"] for e in json.loads(har.read_text())["log"]["entries"]]
-    return json.loads(report.read_text()), statuses, out.stdout + out.stderr
+    entries = json.loads(har.read_text())["log"]["entries"]
+    sent = [(operation_of(doc, e["request"]["method"], e["request"]["url"]),
+             e["response"]["status"]) for e in entries]
+    return json.loads(report.read_text()), sent, out.stdout + out.stderr
+
+
+def operation_of(doc: dict[str, Any], method: str, url: str) -> str:
+    """The document's operation a request was sent to ("GET /users/{user_id}/profile"), or
+    UNDECLARED for a probe with a method the path does not have."""
+    path = urlsplit(url).path
+    for template in doc["paths"]:
+        if method.lower() in doc["paths"][template] and re.fullmatch(
+                re.sub(r"\\{\w+\\}", "[^/]+", re.escape(template)), path):
+            return f"{method} {template}"
+    return UNDECLARED
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
@@ -135,10 +153,13 @@ def test_every_answer_is_documented(store: str, request: pytest.FixtureRequest,
     key = _fill(url, config)
     server = Server("--db", url, "--config", str(config), log=tmp_path / "server.log").wait()
     try:
-        report, statuses, output = schemathesis_run(server.url, key, tmp_path)
+        report, sent, output = schemathesis_run(server.url, key, tmp_path)
     finally:
         server.stop()
+    statuses = [status for _, status in sent]
     counts = Counter(f"{s // 100}xx" for s in statuses)
+    for operation in sorted({op for op, _ in sent}):
+        print(operation, dict(sorted(Counter(s for op, s in sent if op == operation).items())))
     print(f"\n{store}: {len(statuses)} requests ({dict(sorted(counts.items()))}), "
           f"{report['test_cases']['generated']} test cases, "
           f"{report['test_cases']['unique_failures']} failures")
