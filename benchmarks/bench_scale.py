@@ -262,6 +262,8 @@ def build_store(url: str, work: Path, plan: synthetic.Plan, pools: synthetic.Tex
         t0 = time.perf_counter()
         batch = []
         for row, item_id in enumerate(data.ids):
+            if item_id not in keys:  # not stored (taken for a duplicate): no vector
+                continue
             pk, chash = keys[item_id]
             batch.append((pk, chash, data.vectors[row]))
             if len(batch) >= 5000:

@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 
+from podrec.storage.store import normalise_key
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 END = 1_795_996_800.0  # 2026-11-30T00:00:00Z: the newest date anything carries
 DAY = 86_400.0
@@ -341,11 +343,11 @@ def catalog_records(plan: Plan, pools: TextPools) -> Iterator[dict[str, Any]]:
         title = base.title if rng.random() < 0.5 else _splice(rng, [base.title, rng.choice(
             real).title])
         author = rng.choice(real).author or base.author or "Unknown"
-        key = f"{title.casefold()}|{author.casefold()}"
+        key = normalise_key(title, author)
         k = 2
-        while key in seen_shows:
+        while key in seen_shows:  # two shows the store would take for one
             title = f"{title.rsplit(' #', 1)[0]} #{k}"
-            key, k = f"{title.casefold()}|{author.casefold()}", k + 1
+            key, k = normalise_key(title, author), k + 1
         seen_shows.add(key)
         cats = _base_categories(pools, lang, int(plan.show_base[s]), rng)
         lo, hi = int(plan.show_start[s]), int(plan.show_start[s + 1])
@@ -365,9 +367,11 @@ def catalog_records(plan: Plan, pools: TextPools) -> Iterator[dict[str, Any]]:
             t = _splice(rng, titles)
             if numbering:
                 t = numbering.format(n=e - lo + 1) + t
-            while t.casefold() in used:
+            key = normalise_key(t)
+            while key in used:  # two episodes the store would take for one
                 t = f"{t} (part {rng.randint(2, 9)})"
-            used.add(t.casefold())
+                key = normalise_key(t)
+            used.add(key)
             length = int(rng.choice(pools.description_lengths))
             yield {"id": f"e{e}", "kind": "episode", "show_id": show_id, "title": t,
                    "description": _description(rng, sentences, length) if length else "",
