@@ -115,6 +115,9 @@ class RayRunner:
         self.client = address.startswith("ray://") or os.environ.get(
             "RAY_ADDRESS", "").startswith("ray://")
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1) // max(task_cpus, 0.01)))
+        # the most CPUs one task can get (on the largest node): a task asking for more waits
+        self.node_cpus = max([float(n["Resources"].get("CPU", 0)) for n in ray.nodes()
+                              if n.get("Alive")] or [0.0])
         self._remote: dict[Any, Any] = {}
         self._puts: dict[int, tuple[Any, Any]] = {}
 
@@ -135,8 +138,9 @@ class RayRunner:
         remote = self._remote.get(fn)
         if remote is None:
             remote = self._remote[fn] = ray.remote(fn)
+        cpus = min(self.task_cpus if num_cpus is None else num_cpus, self.node_cpus or 1.0)
         options: dict[str, Any] = {"max_retries": self.max_retries, "retry_exceptions": True,
-                                   "num_cpus": self.task_cpus if num_cpus is None else num_cpus}
+                                   "num_cpus": cpus}
         if this_node:
             if self.client:
                 raise BatchError("a SQLite database is a file on this machine, and through a "
@@ -144,8 +148,15 @@ class RayRunner:
                                  "use a PostgreSQL database_url they can all reach")
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
-                ray.get_runtime_context().get_node_id(), soft=False)
+            here = ray.get_runtime_context().get_node_id()
+            free = [float(n["Resources"].get("CPU", 0)) for n in ray.nodes()
+                    if n.get("NodeID") == here]
+            if not free or free[0] <= 0:
+                raise BatchError("a SQLite database is a file on this machine, and this Ray "
+                                 "node offers no CPUs to tasks: use a PostgreSQL database_url "
+                                 "the cluster can reach, or --ray local")
+            options["num_cpus"] = min(cpus, free[0])
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(here, soft=False)
         refs = [self.put(obj) for obj in shared]
         pending = {remote.options(**options).remote(task, *refs): n
                    for n, task in enumerate(tasks)}
