@@ -107,8 +107,10 @@ class Podrec:
 
     def enrich(self, kind: str | None = None, force: bool = False,
                progress: Callable[[int], None] | None = None,
-               on_total: Callable[[int], None] | None = None) -> EnrichReport:
-        return self.catalog.enrich(kind, force, progress, on_total)
+               on_total: Callable[[int], None] | None = None,
+               runner: Any = None) -> EnrichReport:
+        """Embed and tag new or changed items; ``runner``: as chunk tasks (``podrec.batch``)."""
+        return self.catalog.enrich(kind, force, progress, on_total, runner)
 
     def get_item(self, item_id: str, kind: str | None = None) -> Item:
         return self.catalog.get_item(item_id, kind)
@@ -195,14 +197,16 @@ class Podrec:
 
     # -- training ---------------------------------------------------------------------------
     def train(self, kind: str = "show", progress: Callable[[str], None] | None = None,
-              **overrides: Any) -> TrainReport:
+              runner: Any = None, **overrides: Any) -> TrainReport:
         """Choose and fit the served model of ``kind`` on the stored events (``[train]``,
-        with ``overrides`` of its keys) and save it as the newest version."""
+        with ``overrides`` of its keys) and save it as the newest version. ``runner``:
+        where grid points and fits run (``podrec.batch``; default: this process)."""
         from dataclasses import replace
 
         config = replace(self.config.train, **overrides) if overrides else self.config.train
         trainer = Trainer(self.store, config, self.config.event_weights.as_dict(),
                           self.embedder, self.config.recommend.half_life_days)
+        trainer.runner = runner
         report = trainer.train(self.models.data(kind), kind, progress)
         self.models.invalidate()
         return report

@@ -68,6 +68,8 @@ def events_on(catalog: CatalogData, events: Iterable[EventRecord]
 class Trainer:
     """Fits the configured served model of one kind on a store's events and saves it."""
 
+    runner: Any = None  # where grid points and fits run (podrec.batch; None: here)
+
     def __init__(self, store: Store, config: TrainConfig, event_weights: dict[str, float],
                  embedder: TextEmbedder | None = None, half_life_days: float = 180.0) -> None:
         self.store = store
@@ -141,7 +143,8 @@ class Trainer:
                              f"{', '.join(REGISTRY)}")
         return choose(catalog, val, names, self.model_seed, None,
                       self.config.model == "hybrid", say,
-                      extra={"ease": {"max_items": self.config.ease_max_items}})
+                      extra={"ease": {"max_items": self.config.ease_max_items}},
+                      runner=self.runner)
 
     def _embedder(self) -> TextEmbedder:
         if self.embedder is None:
@@ -154,7 +157,7 @@ class Trainer:
         rebuilt when the model is loaded)."""
         cf = Selection(chosen={n: c for n, c in sel.chosen.items() if n not in CATALOG_PARTS})
         say(f"fitting {', '.join(cf.chosen) or 'nothing'} on {len(pairs.users)} pairs")
-        return fit_chosen(catalog, pairs, cf, self.model_seed)
+        return fit_chosen(catalog, pairs, cf, self.model_seed, self.runner)
 
     def _payload(self, catalog: CatalogData, pairs: Interactions, sel: Selection,
                  fitted: dict[str, Recommender], model_name: str) -> dict[str, Any]:
