@@ -416,7 +416,8 @@ def test_the_api_hashes_ids_purges_and_publishes_noisy_counts(tmp_path: Path) ->
                    for _ in range(5))
 
         gone = admin.delete("/users/api-alice")
-        assert gone.json() == {"user_id": "api-alice", "deleted_events": 2}
+        assert gone.json()["user_id"] == "api-alice" and gone.json()["deleted_events"] == 2
+        assert gone.json()["relinked_accounts"] == 1  # the phone no longer names alice
         assert admin.get("/users/api-alice/export").status_code == 404
         assert admin.get("/users/api-alice-phone/export").json()["person_id"] is None
         found = stored_ids(db)

@@ -452,7 +452,9 @@ def test_listeners_create_profile_link_export_delete(api, admin):
     assert [e["item_id"] for e in export["events"]] == ["1322200189"]
     assert sorted(export["linked_accounts"]) == ["alice", "alice-phone"]
 
-    assert admin.delete("/users/alice").json() == {"user_id": "alice", "deleted_events": 1}
+    assert admin.delete("/users/alice").json() == {"user_id": "alice", "deleted_events": 1,
+                                                   "relinked_accounts": 0,
+                                                   "scrubbed_models": 0}
     assert admin.get("/users/alice/export").status_code == 404
     assert "no listener with id 'alice'" in detail(admin.delete("/users/alice"), 404)
     assert admin.get("/users/alice-phone/export").status_code == 200  # linked account stays

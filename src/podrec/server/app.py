@@ -24,6 +24,7 @@ from podrec.server.errors import install_error_handlers
 from podrec.server.lists import KeptLists
 from podrec.server.middleware import ServeMiddleware
 from podrec.server.openapi import install_openapi
+from podrec.server.retention import Purger
 from podrec.server.routes import ROUTERS
 from podrec.server.routes.service import mount_static
 from podrec.server.training import Retrainer, TrainLock
@@ -42,7 +43,7 @@ DESCRIPTION = (
 
 
 def _lifespan(podrec: ServedPodrec, lists: KeptLists, retrainer: Retrainer | None,
-              warm: bool, threads: int | None) -> Any:
+              warm: bool, threads: int | None, purger: Purger | None = None) -> Any:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
         if threads:
@@ -54,9 +55,13 @@ def _lifespan(podrec: ServedPodrec, lists: KeptLists, retrainer: Retrainer | Non
         lists.start()
         if retrainer is not None:
             retrainer.start()
+        if purger is not None:
+            purger.start()
         yield
         if retrainer is not None:
             retrainer.stop()
+        if purger is not None:
+            purger.stop()
         lists.stop()
         podrec.close()
 
@@ -68,7 +73,8 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
     """The API over the database ``database_url`` (default: the configuration's). With
     ``warm``, the embedder and the show model load in the background at start-up.
     ``threads``: requests computed at once (None: anyio's default, 40). With
-    ``train.interval`` > 0, a new model of each kind is trained on that schedule."""
+    ``train.interval`` > 0, a new model of each kind is trained on that schedule; with
+    ``privacy.retain_days`` > 0, old events are purged every ``privacy.purge_interval``."""
     config = config or load_config()
     podrec = ServedPodrec(config, database_url=database_url)
     podrec.refresh(force=True)  # the baseline, taken before any model is fitted
@@ -76,12 +82,15 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
     train_lock = TrainLock(podrec.database_url, podrec.dialect)
     retrainer = (Retrainer(podrec, train_lock, config.train.interval)
                  if config.train.interval > 0 else None)
+    purger = (Purger(podrec, config.privacy.purge_interval)
+              if config.privacy.retain_days > 0 else None)
     app = FastAPI(title="podrec", version="0.1.0", description=DESCRIPTION,
-                  lifespan=_lifespan(podrec, lists, retrainer, warm, threads))
+                  lifespan=_lifespan(podrec, lists, retrainer, warm, threads, purger))
     app.state.podrec = podrec
     app.state.config = config
     app.state.lists = lists
     app.state.train_lock = train_lock
+    app.state.purger = purger
     app.state.keys = KeyCache(config.server.key_cache_seconds)
     app.add_middleware(ServeMiddleware, max_request_bytes=config.server.max_request_bytes,
                        max_upload_bytes=config.server.max_upload_bytes)

@@ -65,7 +65,8 @@ class KeptLists:
             self.watcher.stop()
 
     def forget(self, user_id: str, person: str | None = None) -> None:
-        """Drop this worker's lists of a listener (and their person) at once."""
+        """Drop this worker's lists of a listener (by stored id, ``Podrec.listener_key``;
+        and their person) at once."""
         self.cache.forget(user_id, person)
 
     async def respond(self, podrec: ServedPodrec, endpoint: str, user_id: str | None,
@@ -74,6 +75,8 @@ class KeptLists:
         key: tuple[Any, ...] | None = None
         stamp: tuple[int, ...] | None = None
         person = None
+        # kept under the id as stored: what the database's announcements and forget() name
+        listener = podrec.listener_key(user_id) if user_id else None
         if self.cache.enabled:
             watching = self.watcher is not None and self.watcher.ready
             # Without announcements the listener's version is part of the key; with them it
@@ -87,7 +90,7 @@ class KeptLists:
                 if user_id and watching:
                     found = podrec.listener_version(user_id)
                     key, person = (None, None) if found is None else (key, found[0] or None)
-                stamp = self.cache.stamp(user_id, person)  # before the events are read
+                stamp = self.cache.stamp(listener, person)  # before the events are read
         items = await run_in_threadpool(_on_one_thread, compute, podrec)
         body = schemas.RecommendationList.model_validate(
             {"items": [r.to_dict() for r in items]}).model_dump_json().encode()
@@ -95,5 +98,5 @@ class KeptLists:
         # a list whose reasons are still being written is not kept: the next request
         # shows the written ones
         if key is not None and not any(r.reason_fallback == "pending" for r in items):
-            self.cache.put(key, CachedResponse(body, len(items)), stamp, user_id, person)
+            self.cache.put(key, CachedResponse(body, len(items)), stamp, listener, person)
         return Response(body, media_type="application/json")

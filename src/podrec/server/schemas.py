@@ -251,6 +251,10 @@ class Linked(BaseModel):
 class Deleted(BaseModel):
     user_id: str
     deleted_events: int
+    relinked_accounts: int = Field(0, description="linked accounts that held this id as "
+                                   "their person id, given a new one")
+    scrubbed_models: int = Field(0, description="trained models this listener was taken out "
+                                 "of")
 
 
 # -- trained models -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from podrec.enrich.pipeline import EnrichReport
 from podrec.model.base import CatalogData, Scored
 from podrec.model.content import ContentModel, ContentWeights
 from podrec.model.profile import ProfileModel
+from podrec.privacy.ids import ListenerIds
+from podrec.privacy.noise import Releases
 from podrec.recommend.history import HistoryBuilder
 from podrec.recommend.request import RecommendRequest
 from podrec.recommend.results import Recommendation
@@ -47,7 +49,8 @@ class Podrec:
                  embedder: TextEmbedder | None = None,
                  on_fit: Callable[[], None] | None = None) -> None:
         self._config = config or load_config()
-        self.store = Store(database_url or self.config.database_url)
+        self.store = Store(database_url or self.config.database_url,
+                           id_key=self._config.privacy.id_key)
         self._embedder = embedder
         self._embed_lock = threading.Lock()
         self.builder = HistoryBuilder(self._config.event_weights.as_dict(),
@@ -66,6 +69,7 @@ class Podrec:
     def config(self, config: Config) -> None:
         """A new configuration reaches every component; fitted models are dropped."""
         self._config = self.catalog.config = self.models.config = config
+        self.store.ids = ListenerIds(config.privacy.id_key)
         self.builder.weights = config.event_weights.as_dict()
         self.builder.half_life_days = config.recommend.half_life_days
         self.models.invalidate()
@@ -123,8 +127,15 @@ class Podrec:
                    offset: int = 0) -> list[dict[str, Any]]:
         return self.catalog.list_items(kind, show_id, tag, limit, offset)
 
-    def catalog_stats(self) -> dict[str, Any]:
-        return self.catalog.stats()
+    def catalog_stats(self, published: bool = False) -> dict[str, Any]:
+        """Counts of the catalog and of listeners; ``published`` (the API): the listener
+        count with Laplace noise when ``privacy.dp_epsilon`` is set."""
+        stats = self.catalog.stats()
+        epsilon = self.config.privacy.dp_epsilon
+        if published and epsilon > 0:
+            stats["users"] = Releases(self.store, epsilon).count("users", stats["users"])
+            stats["dp_epsilon"] = epsilon
+        return stats
 
     def content_weights(self) -> ContentWeights:
         return self.catalog.content_weights()
@@ -151,7 +162,26 @@ class Podrec:
         return self.listeners.export(user_id)
 
     def delete_user(self, user_id: str) -> dict[str, Any]:
+        """Delete a listener and every trace of them (``ListenerService.delete``)."""
         return self.listeners.delete(user_id)
+
+    def listener_key(self, user_id: str) -> str:
+        """The listener's id as stored (its keyed hash when ``privacy.id_key`` is set)."""
+        return self.store.ids.stored(user_id)
+
+    def purge(self, retain_days: float | None = None) -> dict[str, Any]:
+        """Delete events older than ``retain_days`` (default ``privacy.retain_days``; 0:
+        nothing is purged); what went and the cut-off."""
+        from datetime import UTC, timedelta
+
+        days = self.config.privacy.retain_days if retain_days is None else retain_days
+        if days < 0:
+            raise ValueError(f"retain_days must be 0 or more, got {days}")
+        if not days:
+            return {"events": 0, "listeners": 0, "before": None, "retain_days": 0}
+        before = datetime.now(UTC) - timedelta(days=days)
+        gone = self.store.purge_events(before)
+        return gone | {"before": before.isoformat(), "retain_days": days}
 
     def add_events(self, rows: list[dict[str, Any]], source: str = "request") -> IngestReport:
         return self.listeners.add_events(rows, source)
@@ -206,6 +236,8 @@ class Podrec:
         config = replace(self.config.train, **overrides) if overrides else self.config.train
         trainer = Trainer(self.store, config, self.config.event_weights.as_dict(),
                           self.embedder, self.config.recommend.half_life_days)
+        if self.config.privacy.dp_epsilon > 0:
+            trainer.dp = Releases(self.store, self.config.privacy.dp_epsilon)
         trainer.runner = runner
         report = trainer.train(self.models.data(kind), kind, progress)
         self.models.invalidate()
@@ -227,6 +259,8 @@ class Podrec:
             if unknown:
                 raise TypeError(f"unknown request field(s): {', '.join(sorted(unknown))}")
             request = RecommendRequest(**fields_)
+        if request.user_id:  # as stored: what trained models know the listener by
+            request = replace(request, user_id=self.listener_key(request.user_id))
         self.models.refresh()
         pipeline = self.models.pipeline(request.kind)
         events = self.listeners.events(request.user_id) if request.user_id else []

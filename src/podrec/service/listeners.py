@@ -11,6 +11,7 @@ import numpy as np
 from podrec.ingest.events import event_from_row
 from podrec.ingest.normalize import FieldError
 from podrec.model.profile import ProfileModel
+from podrec.privacy.forget import scrub_models
 from podrec.profile.labels import interest_label
 from podrec.profile.summaries import SummaryFacts, interest_facts
 from podrec.recommend.history import HistoryBuilder, TextEvent
@@ -56,10 +57,16 @@ class ListenerService:
         return data
 
     def delete(self, user_id: str) -> dict[str, Any]:
-        """Delete an account and every event it sent (linked accounts stay)."""
+        """Delete an account, every event it sent, its id as a linked account's person id,
+        and its rows in the trained models (linked accounts stay)."""
         if not self.store.user_exists(user_id):
             raise NotFoundError(f"no listener with id {user_id!r}")
-        return {"user_id": user_id, "deleted_events": self.store.delete_user(user_id)}
+        gone = self.store.forget_user(user_id)
+        models = scrub_models(self.store, gone["stored_id"])
+        if models:
+            self.store.checkpoint()  # the rewritten models' old pages out of the log too
+        return {"user_id": user_id, "deleted_events": gone["events"],
+                "relinked_accounts": gone["relinked"], "scrubbed_models": models}
 
     def events(self, user_id: str) -> list[EventRecord]:
         """Every event of a listener and of the accounts linked to them, oldest first (one

@@ -24,6 +24,7 @@ from podrec.model.base import CatalogData, Recommender
 from podrec.model.hybrid import DEFAULT_BUCKETS
 from podrec.model.interactions import Interactions, build_interactions
 from podrec.model.registry import REGISTRY
+from podrec.privacy.noise import Releases
 from podrec.recommend.history import TextEvent
 from podrec.records import EventRecord
 from podrec.storage import Store
@@ -66,8 +67,13 @@ def events_on(catalog: CatalogData, events: Iterable[EventRecord]
 
 
 class Trainer:
-    """Fits the configured served model of one kind on a store's events and saves it."""
+    """Fits the configured served model of one kind on a store's events and saves it.
 
+    ``dp`` (``privacy.dp_epsilon`` > 0): the popularity counts saved with the model (what
+    lists score and show) carry Laplace noise, one release per snapshot of the events
+    (podrec/privacy/noise.py)."""
+
+    dp: Releases | None = None
     runner: Any = None  # where grid points and fits run (podrec.batch; None: here)
 
     def __init__(self, store: Store, config: TrainConfig, event_weights: dict[str, float],
@@ -115,15 +121,35 @@ class Trainer:
             sel, model_name = self._select(catalog, pairs, texts, say), c.model
         fitted = self._fit(catalog, pairs, sel, say)
         payload = self._payload(catalog, pairs, sel, fitted, model_name)
+        if self.dp is not None:  # one release per data snapshot: retraining redraws nothing
+            self._noisy(fitted, payload, f"{kind}/{snapshot['events']}/"
+                                         f"{snapshot['newest_event_key']}")
         meta = {"model": model_name, "params": payload["params"], "data": data,
                 "validation": {n: c_["validation_ndcg@10"] for n, c_ in sel.chosen.items()}
                 | ({"blend": sel.blend_report} if sel.blend_report else {}),
                 "protocol": self.split().__dict__, "seconds": round(time.perf_counter() - t0, 2)}
         if short:
             meta["fallback"] = reason
+        if self.dp is not None:
+            meta["dp_epsilon"] = self.dp.epsilon
         version = save_model(self.store, kind, meta, payload, c.keep_versions)
         say(f"saved model/{kind}/{version} in {meta['seconds']} s")
         return TrainReport(kind, version, meta | {"version": version})
+
+    def _noisy(self, fitted: dict[str, Recommender], payload: dict[str, Any],
+               release: str) -> None:
+        """The event popularity counts of the saved model, noisy: drawn once per release
+        and kept, so training again on the same events gives the same counts."""
+        from podrec.model.collaborative import PopularityModel
+
+        assert self.dp is not None
+        for name, part in fitted.items():
+            if isinstance(part, PopularityModel) and getattr(part, "popularity", None) is not None:
+                part.popularity = self.dp.counts(f"{release}/{name}", part.popularity
+                                                 ).astype(np.float32)
+                part._ranked = None
+        payload["item_popularity"] = self.dp.counts(
+            f"{release}/items", payload["item_popularity"], integer=True).astype(np.float32)
 
     def _select(self, catalog: CatalogData, pairs: Interactions,
                 texts: dict[str, list[TextEvent]], say: Progress) -> Selection:

@@ -108,8 +108,9 @@ def tags(podrec: Service,
 
 @routes.get("/catalog/stats", dependencies=[CLIENT])
 def catalog_stats(podrec: Service) -> dict[str, Any]:
-    """Items per kind, languages, top tags and the number of listeners."""
-    return podrec.catalog_stats()
+    """Items per kind, languages, top tags and the number of listeners (with Laplace noise
+    when privacy.dp_epsilon is set)."""
+    return podrec.catalog_stats(published=True)
 
 
 # -- ingest's steps ---------------------------------------------------------------------------

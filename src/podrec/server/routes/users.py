@@ -47,7 +47,7 @@ def link(podrec: Service, lists: Lists, user_id: str, body: schemas.LinkIn) -> A
     person = podrec.link_users([user_id, *body.accounts], body.person_id)
     accounts = podrec.linked_accounts(user_id)
     for account in accounts:  # this worker's lists at once; others as the database says
-        lists.forget(account, person)
+        lists.forget(podrec.listener_key(account), person)
     return {"person_id": person, "accounts": accounts}
 
 
@@ -60,8 +60,9 @@ def export(podrec: Service, user_id: str) -> dict[str, Any]:
 @routes.delete("/users/{user_id}", response_model=schemas.Deleted, dependencies=[ADMIN],
                responses=NO_LISTENER)
 def delete_user(podrec: Service, lists: Lists, user_id: str) -> Any:
-    """Delete an account and every event it sent (linked accounts stay)."""
+    """Delete an account, every event it sent and every trace of it: its id as a linked
+    account's person id, its rows in trained models (linked accounts stay)."""
     person = podrec.person_of(user_id)
     deleted = podrec.delete_user(user_id)
-    lists.forget(user_id, person)
+    lists.forget(podrec.listener_key(user_id), person)
     return deleted
