@@ -332,3 +332,13 @@ def test_without_ray_installed_ray_is_one_clear_error(tmp_path):
     assert out.returncode == 2
     assert "running on Ray needs the ray package: pip install 'podrec[ray]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(("address", "says"), [
+    ("127.0.0.1:1", "cannot reach a Ray cluster at '127.0.0.1:1' (Connection refused)"),
+    ("nonsense", "expected local, auto, host:port or ray://host:port")])
+def test_an_address_that_does_not_answer_is_one_clear_error_at_once(tmp_path, address, says):
+    out = subprocess.run([sys.executable, "-m", "podrec.cli", "enrich", "--ray", address,
+                          "--db", f"sqlite:///{tmp_path / 'x.db'}"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr

@@ -80,6 +80,21 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once on a head that does not answer (Ray itself keeps trying for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise BatchError(f"--ray {address!r}: expected local, auto, host:port or "
+                         "ray://host:port")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise BatchError(f"cannot reach a Ray cluster at {address!r} ({exc.strerror or exc}): "
+                         "start one with `ray start --head`, or use --ray local") from None
+
+
 @dataclass
 class _Failure:
     index: int
@@ -105,6 +120,8 @@ class RayRunner:
                                       "configure_logging": False}
             if address == "local":
                 kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+            elif address != "auto":
+                _check_reachable(address)
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
