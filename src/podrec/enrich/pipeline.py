@@ -10,7 +10,7 @@ embeds and tags exactly what is left.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,21 @@ Progress = Callable[[int], None]
 TAG_SOURCES = ("category", "taxonomy", "keyphrase")  # the tags an enrich replaces
 
 
-def embedding_text(item: Item, max_chars: int = 1000) -> str:
+# Description characters embedded: one number for every kind, or one per kind ("show",
+# "episode"; a kind not named takes the show's). Measured per kind in bench_enrich.py.
+TextLimit = int | Mapping[str, int]
+
+
+def chars_for(kind: str | None, max_chars: TextLimit) -> int:
+    """The description characters embedded for an item of ``kind``."""
+    if isinstance(max_chars, int):
+        return max_chars
+    return int(max_chars.get(kind or "show", max_chars.get("show", 1000)))
+
+
+def embedding_text(item: Item, max_chars: TextLimit = 1000) -> str:
     """The text an item is embedded from: title, categories, then the start of the description."""
+    max_chars = chars_for(item.kind, max_chars)
     parts = [item.title.strip()]
     if item.categories:
         parts.append(", ".join(item.categories))
@@ -62,7 +75,7 @@ class EnrichReport:
 class Enricher:
     """Embeds and tags a store's items with one embedder."""
 
-    def __init__(self, store: Store, embedder: TextEmbedder, max_chars: int = 1000,
+    def __init__(self, store: Store, embedder: TextEmbedder, max_chars: TextLimit = 1000,
                  batch_size: int = 32, taxonomy_top_k: int = 3,
                  taxonomy_min_score: float = 0.0, keyphrases: int = 5) -> None:
         self.store, self.embedder = store, embedder

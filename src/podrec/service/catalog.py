@@ -74,7 +74,7 @@ class CatalogService:
                ) -> EnrichReport:
         cfg, tag = self.config.embedder, self.config.tagger
         with self.lock:
-            enricher = Enricher(self.store, self._embedder(), max_chars=cfg.max_chars,
+            enricher = Enricher(self.store, self._embedder(), max_chars=self.text_limit(),
                                 batch_size=cfg.batch_size, taxonomy_top_k=tag.taxonomy_top_k,
                                 taxonomy_min_score=tag.taxonomy_min_score,
                                 keyphrases=tag.keyphrases)
@@ -120,7 +120,7 @@ class CatalogService:
                 f"no {kind or 'item'} has a {model_id} embedding yet: run `podrec enrich`")
         items = self.store.items_by_pk(pks.tolist())
         ordered = [items[int(pk)] for pk in pks]
-        max_chars = self.config.embedder.max_chars
+        max_chars = self.text_limit()
         return CatalogData(
             ids=[i.id for i in ordered], kinds=[i.kind for i in ordered], vectors=vectors,
             titles=[i.title for i in ordered], categories=[i.categories for i in ordered],
@@ -135,6 +135,12 @@ class CatalogService:
             platforms=[item_platforms(i.extra) for i in ordered],
             published=np.array([np.nan if i.published is None else i.published.timestamp()
                                 for i in ordered], dtype=np.float64))
+
+    def text_limit(self) -> dict[str, int]:
+        """Description characters embedded per kind (``[embedder]`` max_chars and
+        episode_max_chars)."""
+        cfg = self.config.embedder
+        return {"show": cfg.max_chars, "episode": cfg.episode_max_chars}
 
     def content_weights(self) -> ContentWeights:
         """Weights learned on this store (``evaluate-similar --save-weights``), else config's."""

@@ -70,7 +70,7 @@ class CatalogCache:
         self.saves = 0
 
     @staticmethod
-    def key(model_id: str, kind: str | None, max_chars: int, version: Any) -> str:
+    def key(model_id: str, kind: str | None, max_chars: Any, version: Any) -> str:
         """The name of the set built from this catalog version."""
         raw = json.dumps([FORMAT, model_id, kind, max_chars, version], default=str)
         return hashlib.sha256(raw.encode()).hexdigest()[:24]

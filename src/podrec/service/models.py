@@ -6,7 +6,8 @@ result cards of each fitted content model. ``invalidate`` is the one hook every 
 calls; ``refresh`` compares the store's catalog version (items, embeddings, tags, artefacts)
 at most once a second, so a change made by another process (ingest, enrich, ``podrec
 train``) reaches this one too. Fits and drops share one lock: a model fitted from old data
-cannot outlive a drop.
+cannot outlive a drop. The catalog's arrays and the content arrays are loaded from the catalog
+cache (service/catalog_cache.py) when this catalog version was saved there by any process.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class ModelCache:
         if cache is None:
             return self.catalog.data(model_id, kind)
         version = self.store.catalog_version()
-        key = cache.key(model_id, kind, self.config.embedder.max_chars, version)
+        key = cache.key(model_id, kind, self.catalog.text_limit(), version)
         data = cache.load(model_id, kind, key)
         if data is not None:
             return data
