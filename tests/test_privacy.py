@@ -207,6 +207,36 @@ def test_delete_renames_a_person_named_after_the_deleted_account(db_url: str) ->
         store.close()
 
 
+def test_texts_generated_for_a_listener_go_with_them(db_url: str) -> None:
+    """A reading of their search, written for them in the background, is deleted with them;
+    one written for another listener stays."""
+    from fixed_answer import FixedAnswer
+
+    from podrec.llm.base import StoreCache
+    from podrec.service.intents import IntentReader
+    from podrec.service.writer import GenerationWriter
+
+    store = Store(db_url, id_key=KEY)
+    store.add_events([ev("ann", "s1"), ev("bob", "s2")])
+    generator = FixedAnswer({"topics": ["ancient rome"], "exclusions": [], "max_minutes": 0,
+                             "kind": "show", "mood": ""})
+    generator.cache = StoreCache(store)
+    reader = IntentReader(GenerationWriter(generator))
+    assert reader.read("ann's secret words", owner="ann").fell_back == "pending"
+    assert reader.read("bob's words", owner="bob").fell_back == "pending"
+    reader.writer.wait()
+    assert store.count_generations("intent") == 2
+    with create_engine(db_url).connect() as conn:
+        owners = set(conn.execute(text("SELECT user_id FROM generation_owners")).scalars())
+    assert owners == {hashed("ann"), hashed("bob")}  # stored as the keyed hash too
+    store.forget_user("ann")
+    assert store.count_generations("intent") == 1
+    assert reader.read("bob's words").fell_back is None  # bob's reading is still cached
+    assert reader.read("ann's secret words").fell_back == "pending"  # ann's is gone
+    reader.writer.stop()
+    store.close()
+
+
 def _trained(store: Store, users: list[str]) -> tuple[str, dict]:
     """A stored model with an iALS part fitted on a few listeners (what `train` saves)."""
     events = [ev(u, f"s{(i + j) % 6}") for i, u in enumerate(users) for j in range(3)]

@@ -70,7 +70,7 @@ class RecommendPipeline:
     def __init__(self, served: ServedModel, content: ContentModel, builder: HistoryBuilder,
                  embed: Embed, cards: Cards, default_k: int = 10,
                  candidates: CandidateSources | None = None,
-                 read_intent: Callable[[str], Any] | None = None, balance: float = 0.0,
+                 read_intent: Callable[..., Any] | None = None, balance: float = 0.0,
                  topic_balance: float = 1.0) -> None:
         self.served = served
         self.content = content
@@ -102,7 +102,8 @@ class RecommendPipeline:
         catalog, unless ``everything``), with the request's words and context."""
         words = " ".join(t for t in (request.query, history.text) if t)[:1000] or None
         intent = request.context.intent if request.context else None
-        asked = self.read_intent(request.query) if request.query and self.read_intent else None
+        asked = (self.read_intent(request.query, owner=request.user_id)
+                 if request.query and self.read_intent else None)
         topics = list(asked.topics) if asked is not None and len(asked.topics) > 1 else []
         texts = [t for t in (words, intent) if t]
         vectors = self.embed(texts + topics) if texts or topics else None

@@ -200,12 +200,14 @@ class Podrec:
             return item.title if item else None
 
         return self.listeners.profile(user_id, self.models.profile_model(kind), now, title_of,
-                                      self._summarise)
+                                      lambda facts: self._summarise(facts, owner=user_id))
 
-    def _summarise(self, facts: list[Any], wait: bool | None = None) -> list[dict[str, Any]]:
-        """Interest summaries as the request path allows (``llm.summaries``)."""
+    def _summarise(self, facts: list[Any], wait: bool | None = None,
+                   owner: str | None = None) -> list[dict[str, Any]]:
+        """Interest summaries as the request path allows (``llm.summaries``), of the
+        listener ``owner``."""
         writer = self.models.writer() if self.config.llm.summaries else None
-        return summarise(writer, facts, wait)
+        return summarise(writer, facts, wait, owner)
 
     def summarise(self, user_ids: list[str] | None = None, kind: str = "show",
                   progress: Callable[[str], None] | None = None) -> dict[str, int]:
@@ -215,7 +217,7 @@ class Podrec:
         counts: dict[str, int] = {}
         for user_id in user_ids if user_ids is not None else self.store.list_users():
             profile = self.listeners.profile(
-                user_id, pmodel, summarise=lambda f: self._summarise(f, wait=True)
+                user_id, pmodel, summarise=lambda f, u=user_id: self._summarise(f, True, u)
                 if self.config.llm.summaries else summarise(None, f))
             for it in profile["interests"]:
                 outcome = it["summary_source"] if it["summary_fallback"] is None \
@@ -272,7 +274,8 @@ class Podrec:
             said = self.listeners.texts(request.user_id or "", events=events)
             words = " ".join(t for t in (request.query, *said) if t) or None
             writer = self.models.writer() if self.config.llm.reasons else None
-            word_reasons(writer, results, words, self.models.titles(request.kind))
+            word_reasons(writer, results, words, self.models.titles(request.kind),
+                         owner=request.user_id)
         return results
 
     def read_intent(self, text: str, wait: bool = False) -> Any:

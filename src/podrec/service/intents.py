@@ -10,6 +10,8 @@ and the intent says why.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from podrec.llm.intents import (
     INTENT_SCHEMA,
     Intent,
@@ -33,15 +35,16 @@ class IntentReader:
     def __init__(self, writer: GenerationWriter | None) -> None:
         self.writer = writer
 
-    def read(self, text: str, wait: bool | None = None) -> Intent:
+    def read(self, text: str, wait: bool | None = None, owner: str | None = None) -> Intent:
         """The model's reading merged with the rules', or the rules' alone (``fell_back``:
         why: ``pending`` while the model writes it, ``absent``, ``timeout``...). ``wait``:
-        write a missing reading now, with the generator's full time limit."""
+        write a missing reading now, with the generator's full time limit. ``owner``: the
+        listener who wrote ``text`` (a reading written for them is deleted with them)."""
         rules = parse_rules(text)
         if self.writer is None:
             rules.fell_back = "none"
             return rules
-        job = intent_job(text)
+        job = replace(intent_job(text), owner=owner)
         answer = self.writer.write(job) if wait else self.writer.answer([job])[0]
         if not isinstance(answer.data, dict):
             rules.fell_back = answer.state

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from podrec.llm.base import Message, StoreCache, input_key, parse_json
@@ -34,6 +34,7 @@ class Job:
     schema: dict[str, Any]
     max_tokens: int
     task: str
+    owner: str | None = None  # the listener whose words or history are in it (not in the key)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class GenerationWriter:
             elif live and (left := deadline - time.monotonic()) > 0.05:
                 gen = self.generator.generate(job.messages, job.schema, job.max_tokens,
                                               timeout_s=left, task=job.task)
+                if gen.data is not None:
+                    self._own(job)
                 out.append(Answer(gen.data, "generated") if gen.data is not None
                            else self._queued(job, gen.reason or "error"))
             else:
@@ -108,7 +111,20 @@ class GenerationWriter:
         if not self.available:
             return Answer(None, "absent")
         gen = self.generator.generate(job.messages, job.schema, job.max_tokens, task=job.task)
+        if gen.data is not None:
+            self._own(job)
         return Answer(gen.data, "generated" if gen.data is not None else gen.reason or "error")
+
+    def _own(self, job: Job) -> None:
+        """Note whose words or history went into a generation written for one listener, so
+        deleting them deletes it (only generations written here: a cached one was written
+        for someone else's identical input)."""
+        cache = getattr(self.generator, "cache", None)
+        if job.owner and isinstance(cache, StoreCache):
+            try:
+                cache.store.own_generation(self.key(job), job.owner)
+            except Exception as exc:  # noqa: BLE001 - bookkeeping never breaks serving
+                log.warning("generation's listener not noted: %s", exc)
 
     def _queued(self, job: Job, state: str) -> Answer:
         """Queue ``job`` for the background (a timed-out or busy one too: it may succeed with
@@ -140,7 +156,10 @@ class GenerationWriter:
                 self._queue.task_done()
                 return
             try:  # the generator caches a valid answer under the job's key
-                self.generator.generate(job.messages, job.schema, job.max_tokens, task=job.task)
+                gen = self.generator.generate(job.messages, job.schema, job.max_tokens,
+                                              task=job.task)
+                if gen.data is not None:
+                    self._own(job)
             except Exception as exc:  # noqa: BLE001 - background work never breaks serving
                 log.warning("background %s failed: %s", job.task, exc)
             finally:
@@ -183,7 +202,7 @@ def reason_job(facts: Any) -> Job:
 
 
 def word_reasons(writer: GenerationWriter | None, results: list[Any], words: str | None,
-                 titles: Any = None) -> None:
+                 titles: Any = None, owner: str | None = None) -> None:
     """Put a written reason on each explained result whose sentence passes the checks; the
     rest keep their template. ``reason_source`` says which, ``reason_fallback`` why not."""
     from podrec.recommend.wording import reason_facts
@@ -194,7 +213,7 @@ def word_reasons(writer: GenerationWriter | None, results: list[Any], words: str
             rec.reason_source, rec.reason_fallback = "template", "off"
         return
     facts = [reason_facts(r, words) for r in todo]
-    answers = writer.answer([reason_job(f) for f in facts])
+    answers = writer.answer([replace(reason_job(f), owner=owner) for f in facts])
     for rec, fact, answer in zip(todo, facts, answers, strict=True):
         text = answer.data.get("reason") if isinstance(answer.data, dict) else None
         why = fact.check(text, titles) if text is not None else answer.state
@@ -211,14 +230,14 @@ def summary_job(facts: Any) -> Job:
     return Job(facts.messages(), SUMMARY_SCHEMA, SUMMARY_TOKENS, "summary")
 
 
-def summarise(writer: GenerationWriter | None, facts: list[Any], wait: bool | None = None
-              ) -> list[dict[str, Any]]:
+def summarise(writer: GenerationWriter | None, facts: list[Any], wait: bool | None = None,
+              owner: str | None = None) -> list[dict[str, Any]]:
     """Each interest's summary (its template label when none passes the checks):
     ``summary``, ``summary_source`` (generated | template) and ``summary_fallback``."""
     if writer is None:
         return [{"summary": f.label, "summary_source": "template", "summary_fallback": "off"}
                 for f in facts]
-    answers = writer.answer([summary_job(f) for f in facts], wait)
+    answers = writer.answer([replace(summary_job(f), owner=owner) for f in facts], wait)
     out = []
     for fact, answer in zip(facts, answers, strict=True):
         text = answer.data.get("summary") if isinstance(answer.data, dict) else None

@@ -130,6 +130,15 @@ generations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# the listener a generation was written for (deleted with the listener)
+generation_owners = Table(
+    "generation_owners",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("user_id", String(256), primary_key=True),
+)
+Index("ix_generation_owners_user_id", generation_owners.c.user_id)
+
 api_keys = Table(
     "api_keys",
     metadata,

@@ -859,15 +859,21 @@ class Store:
     def forget_user(self, user_id: str) -> dict[str, Any]:
         """Delete one account, every event it sent, and its id wherever another row holds
         it: linked accounts whose person id is this account's id get a new person id (the
-        first remaining account's, or none when one account is left). Trained models are
+        first remaining account's, or none when one account is left); texts generated for
+        it (readings of its searches, reasons, summaries) go too. Trained models are
         scrubbed by ``podrec.privacy.forget``. On SQLite freed pages are zeroed
         (``secure_delete``) and the write-ahead log is checkpointed, so the file no longer
         holds the id. Returns the counts: events, relinked accounts, ``stored_id``."""
         us, ev = schema.users, schema.events
         user_id = self.ids.stored(user_id)
 
+        g, o = schema.generations, schema.generation_owners
+
         def write(conn: Connection) -> tuple[int, list[str]]:
             n = conn.execute(delete(ev).where(ev.c.user_id == user_id)).rowcount
+            written = select(o.c.key).where(o.c.user_id == user_id).scalar_subquery()
+            conn.execute(delete(g).where(g.c.key.in_(written)))
+            conn.execute(delete(o).where(o.c.user_id == user_id))
             conn.execute(delete(us).where(us.c.id == user_id))
             rest = sorted(conn.execute(select(us.c.id).where(us.c.person_id == user_id))
                           .scalars())
@@ -986,6 +992,19 @@ class Store:
                                            created_at=datetime.now(UTC)))
 
         self._write(write, on_conflict=lambda: None, what="a generation")
+
+    def own_generation(self, key: str, user_id: str) -> None:
+        """Note that the generation ``key`` was written for ``user_id`` (their words or
+        history are in it): ``forget_user`` deletes it with them."""
+        o = schema.generation_owners
+        user_id = self.ids.stored(user_id)
+
+        def write(conn: Connection) -> None:
+            if conn.execute(select(o.c.key).where(o.c.key == key, o.c.user_id == user_id)
+                            ).first() is None:
+                conn.execute(o.insert().values(key=key, user_id=user_id))
+
+        self._write(write, on_conflict=lambda: None, what="a generation's listener")
 
     def count_generations(self, task: str | None = None) -> int:
         g = schema.generations
