@@ -112,3 +112,32 @@ def test_keyphrases_per_language():
     assert en and all(0 < s <= 1 for _, s in en)
     assert any("Rom" in k for k, _ in en)
     assert kp.extract("", "en") == []
+
+
+def test_yake_rust_gives_the_python_packages_phrases_and_bad_engines_are_named():
+    text = ("Hillsdale College presents the Great Books of the Western World, a rich literary "
+            "heritage read with students of its journalism program.")
+    rust = KeyphraseExtractor(top_n=5, engine="rust").extract(text, "en")
+    python = KeyphraseExtractor(top_n=5, engine="python").extract(text, "en")
+    assert [k for k, _ in rust] == [k for k, _ in python]
+    np.testing.assert_allclose([s for _, s in rust], [s for _, s in python], rtol=1e-6)
+    assert KeyphraseExtractor(engine="rust").extract("Uma história do Império Romano.",
+                                                     "xx") == []  # no stop words: none
+    with pytest.raises(ValueError, match="unknown keyphrase engine 'java'"):
+        KeyphraseExtractor(engine="java")
+
+
+def test_description_length_can_differ_per_kind():
+    from podrec.enrich.pipeline import embedding_text
+    from podrec.records import Item
+
+    words = " ".join(f"word{i}" for i in range(200))
+    show = Item(id="s", kind="show", title="T", description=words)
+    episode = Item(id="e", kind="episode", title="T", description=words)
+    limits = {"show": 120, "episode": 40}
+    assert embedding_text(show, limits) == embedding_text(show, 120)
+    assert embedding_text(episode, limits) == embedding_text(episode, 40)
+    assert len(embedding_text(episode, limits)) < len(embedding_text(show, limits)) <= 3 + 120
+    # a kind the limits do not name takes the show's
+    other = Item(id="o", kind="clip", title="T", description=words)
+    assert embedding_text(other, limits) == embedding_text(other, 120)
