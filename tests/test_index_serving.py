@@ -8,6 +8,9 @@ from dataclasses import replace
 from conftest import SAMPLE
 
 from podrec.config import Config
+from podrec.model.content import ContentModel
+from podrec.model.hybrid import parts_of
+from podrec.model.profile import ProfileModel
 from podrec.service import Podrec
 
 
@@ -32,6 +35,16 @@ def test_similar_items_through_the_stored_hnsw_index(tmp_path, e5):
             want = [r.id for r in exact.similar(seed, k=5)]
             assert len(set(got) & set(want)) >= 4  # the graph finds the same neighbours
             assert seed not in got
+        # the trained model's rebuilt content parts search the same graph, not every vector
+        app.train("show")
+        served = app.models.pipeline("show").served
+        assert served.version is not None
+        searched = [p.index if isinstance(p, ContentModel) else p.content.index
+                    for p in parts_of(served.model).values()
+                    if isinstance(p, ContentModel | ProfileModel)]
+        model = app.model("show")
+        assert model.index.kind == "ann"
+        assert searched and all(i is model.index for i in searched)  # one graph in memory
         # a new show is added to the stored graph in place, not rebuilt
         new = tmp_path / "new.jsonl"
         new.write_text('{"id": "new-crime", "title": "Cold case files", "description": '

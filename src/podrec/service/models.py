@@ -67,6 +67,7 @@ class ModelCache:
         self.lock = threading.RLock()
         self._data: dict[str | None, CatalogData] = {}
         self._content: dict[tuple[str | None, str], ContentModel] = {}
+        self._indexes: dict[tuple[str | None, str], CatalogRowIndex | None] = {}
         self._pipelines: dict[str, RecommendPipeline] = {}
         self._profiles: dict[str, ProfileModel] = {}
         self._cards: weakref.WeakKeyDictionary[ContentModel, dict[int, Card]] = \
@@ -90,6 +91,7 @@ class ModelCache:
         with self.lock:
             self._data.clear()
             self._content.clear()
+            self._indexes.clear()
             self._pipelines.clear()
             self._profiles.clear()
             self.generation += 1
@@ -234,7 +236,8 @@ class ModelCache:
     def served(self, kind: str) -> ServedModel:
         """The newest trained model of ``kind`` on today's catalog, else the fallback."""
         data = self.data(kind)
-        loaded = load_model(self.store, kind, data, self._configure)
+        loaded = load_model(self.store, kind, data, self._configure,
+                            self._vector_index(data, kind, "cosine"))
         if loaded is not None:
             return loaded
         profile = self._fallback_profile(kind)
@@ -253,9 +256,12 @@ class ModelCache:
         cfg = self.config.index
         if choose_kind(len(data), cfg.kind, cfg.ann_threshold) != "ann" or data.pks is None:
             return None
-        stored = StoredIndex(self.store, self.model_id, kind, cfg, metric)
-        stored.refresh(data.pks, data.vectors)
-        return CatalogRowIndex(stored, data.pks)
+        with self.lock:  # one per catalog and metric: the served parts and search share it
+            if (kind, metric) not in self._indexes:
+                stored = StoredIndex(self.store, self.model_id, kind, cfg, metric)
+                stored.refresh(data.pks, data.vectors)
+                self._indexes[(kind, metric)] = CatalogRowIndex(stored, data.pks)
+            return self._indexes[(kind, metric)]
 
     def _configure(self, name: str, model: Recommender) -> Recommender:
         """Serving settings of a rebuilt part: the configured context and push weights."""

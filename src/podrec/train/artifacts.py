@@ -11,15 +11,18 @@ see today's catalog.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from podrec.index.vector_index import VectorIndex
 from podrec.model.aligned import AlignedModel, trained_to_current
 from podrec.model.base import CatalogData, Recommender
+from podrec.model.content import ContentModel
 from podrec.model.hybrid import HybridModel
+from podrec.model.profile import ProfileModel
 from podrec.model.registry import make_model
 from podrec.storage import Store
 
@@ -75,10 +78,27 @@ def save_model(store: Store, kind: str, meta: dict[str, Any], payload: dict[str,
     return version
 
 
-def load_model(store: Store, kind: str, catalog: CatalogData,
-               configure: Any = None) -> ServedModel | None:
+def fit_catalog_part(model: Recommender, catalog: CatalogData,
+                     vector_index: VectorIndex | None) -> Recommender:
+    """A content or profile part fitted on ``catalog``, searching ``vector_index`` when
+    given (the part's metric is cosine, as the index's)."""
+    if vector_index is None:
+        return model.fit(catalog)
+    if isinstance(model, ContentModel) and model.metric == "cosine":
+        model.vector_index = vector_index
+        return model.fit(catalog)
+    if isinstance(model, ProfileModel):
+        content = ContentModel(replace(model.weights, expand_k=0), vector_index=vector_index)
+        return model.fit_from(content.fit(catalog))
+    return model.fit(catalog)
+
+
+def load_model(store: Store, kind: str, catalog: CatalogData, configure: Any = None,
+               vector_index: VectorIndex | None = None) -> ServedModel | None:
     """The newest trained model of ``kind`` on ``catalog``, or None when none is stored.
-    ``configure(name, model)`` may adjust a rebuilt catalog part (serving-only settings)."""
+    ``configure(name, model)`` may adjust a rebuilt catalog part (serving-only settings);
+    ``vector_index``: the catalog's (cosine) index that rebuilt content parts search, so a
+    large catalog's approximate index serves them rather than a scan of every vector."""
     name = store.newest_artifact_name(artifact_prefix(kind))
     if name is None:
         return None
@@ -91,7 +111,8 @@ def load_model(store: Store, kind: str, catalog: CatalogData,
     parts: dict[str, Recommender] = {}
     for part, params in payload["params"].items():
         if part in CATALOG_PARTS:
-            model = make_model(part, params, payload.get("seed", 0)).fit(catalog)
+            model = fit_catalog_part(make_model(part, params, payload.get("seed", 0)),
+                                     catalog, vector_index)
             parts[part] = configure(part, model) if configure else model
         else:
             parts[part] = AlignedModel(payload["fitted"][part], keys, catalog)
