@@ -128,6 +128,9 @@ def test_loaded_arrays_answer_exactly_as_built_ones(sqlite_url, wordllama):
         [r.id for r in built_app.similar(seed, k=5)]
     assert [r.id for r in loaded_app.search("murder mysteries", k=5)] == \
         [r.id for r in built_app.search("murder mysteries", k=5)]
+    seeds = tuple(loaded.catalog.ids[i] for i in (1, 8, 30))
+    assert [r.id for r in loaded_app.recommend(seeds=seeds, k=8)] == \
+        [r.id for r in built_app.recommend(seeds=seeds, k=8)]
     built_app.close()
     loaded_app.close()
 
