@@ -179,3 +179,27 @@ def test_cache_roots():
     assert pg == cache_root("postgresql+psycopg://u:other@db/podrec", "/var/cache/podrec")
     assert CatalogCache.key("m", "show", 1000, (1, "a")) != \
         CatalogCache.key("m", "show", 1000, (2, "a"))
+
+
+def test_a_shared_cache_folder_drops_databases_unused_for_a_week(tmp_path):
+    import os
+    import time
+
+    from podrec.model.base import CatalogData
+
+    shared = tmp_path / "shared"
+    stale, fresh, foreign = shared / ("a" * 16), shared / ("b" * 16), shared / "notes"
+    for folder in (stale, fresh, foreign):
+        (folder / "m--show").mkdir(parents=True)
+    week_ago = time.time() - 8 * 86400
+    for path in (stale / "m--show", stale, foreign / "m--show", foreign):
+        os.utime(path, (week_ago, week_ago))
+    data = CatalogData(ids=["a", "b"], kinds=["show", "show"],
+                       vectors=np.eye(2, dtype=np.float32), titles=["A", "B"],
+                       texts=["alpha show", "beta show"])
+    cache = CatalogCache(cache_root("postgresql://db/x", str(shared)))
+    assert cache.save("m", "show", "k1", data, ContentArrays.build(data)) is not None
+    assert not stale.exists()  # another database's sets, untouched for a week
+    assert fresh.exists() and foreign.exists()  # recent, or not a database folder
+    loaded = cache.load("m", "show", "k1")
+    assert loaded is not None and loaded.ids == ["a", "b"]

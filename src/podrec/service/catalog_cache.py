@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -36,6 +37,8 @@ LISTS = ("ids", "kinds", "titles", "categories", "authors", "languages", "texts"
          "show_ids", "platforms")
 ARRAYS = ("vectors", "pks", "popularity", "durations", "published")
 STALE_TMP_S = 3600.0  # a half-written set older than this was abandoned
+STALE_DB_S = 7 * 86400.0  # a database's folder unused this long is removed (shared folders)
+_DB_FOLDER = re.compile(r"[0-9a-f]{16}")
 
 
 def cache_root(database_url: str, configured: str = "") -> Path | None:
@@ -147,3 +150,28 @@ class CatalogCache:
                 continue
         for _, old in sorted(sets, reverse=True)[self.keep - 1:]:
             shutil.rmtree(old, ignore_errors=True)
+        self._prune_databases(now)
+
+    def _prune_databases(self, now: float) -> None:
+        """In a shared cache folder (one subfolder per database, named by its hash), remove
+        the folders of databases no process has saved to for ``STALE_DB_S``: databases come
+        and go (a test suite makes one per test) and their sets would pile up."""
+        if not _DB_FOLDER.fullmatch(self.root.name):
+            return  # beside a SQLite file: the folder around it is the user's
+        try:
+            siblings = list(self.root.parent.iterdir())
+        except OSError:
+            return
+        for other in siblings:
+            try:
+                if other != self.root and _DB_FOLDER.fullmatch(other.name) and \
+                        now - _newest_mtime(other) > STALE_DB_S:
+                    shutil.rmtree(other, ignore_errors=True)
+            except OSError:
+                continue
+
+
+def _newest_mtime(folder: Path) -> float:
+    """The newest modification time of a database folder or the model/kind folders in it
+    (a save touches those)."""
+    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.iterdir())])
