@@ -11,35 +11,28 @@ their events.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
+from podrec.server.schedule import Schedule
 from podrec.service import Podrec
 
 log = logging.getLogger("podrec.server")
 
 
-class Purger(threading.Thread):
+class Purger(Schedule):
     """The retention schedule: ``podrec.purge()`` now and every ``interval`` seconds."""
 
+    what = "scheduled purge"
+
     def __init__(self, podrec: Podrec, interval: float) -> None:
-        super().__init__(name="podrec-purge", daemon=True)
+        super().__init__("podrec-purge", interval)
         self.podrec = podrec
         self.interval = interval
         self.rounds = 0
         self.last: dict[str, Any] | None = None
-        self._halt = threading.Event()
 
-    def stop(self) -> None:
-        self._halt.set()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                self.purge_once()
-            except Exception:  # noqa: BLE001 - a failed round is logged; the next one retries
-                log.exception("scheduled purge failed")
-            self._halt.wait(self.interval)
+    def run_round(self) -> dict[str, Any]:
+        return self.purge_once()
 
     def purge_once(self) -> dict[str, Any]:
         out = self.podrec.purge()

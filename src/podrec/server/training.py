@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from podrec.server.notify import libpq_url
+from podrec.server.schedule import Schedule
 from podrec.service import NotFoundError, Podrec
 from podrec.storage import StoreError
 
@@ -109,27 +110,20 @@ class TrainLock:
                     fcntl.flock(f, fcntl.LOCK_UN)
 
 
-class Retrainer(threading.Thread):
-    """The schedule: every ``interval`` seconds, a new model of each kind with items."""
+class Retrainer(Schedule):
+    """The schedule: every ``interval`` seconds, a new model of each kind with items (what
+    is due is checked every tenth of it, at least 1 s, at most a minute)."""
+
+    what = "scheduled training"
 
     def __init__(self, podrec: Podrec, lock: TrainLock, interval: float) -> None:
-        super().__init__(name="podrec-retrain", daemon=True)
+        super().__init__("podrec-retrain", max(1.0, min(interval / 10, 60.0)))
         self.podrec = podrec
         self.lock = lock
         self.interval = interval
-        self.check_every = max(1.0, min(interval / 10, 60.0))
-        self._halt = threading.Event()
 
-    def stop(self) -> None:
-        self._halt.set()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                self.run_due()
-            except Exception:  # noqa: BLE001 - a failed round is logged; the next one retries
-                log.exception("scheduled training failed")
-            self._halt.wait(self.check_every)
+    def run_round(self) -> list[str]:
+        return self.run_due()
 
     def due(self, kind: str) -> bool:
         """No stored model of ``kind``, or the newest is older than the interval."""
@@ -149,7 +143,7 @@ class Retrainer(threading.Thread):
             if not held:
                 return []
             for kind in kinds:
-                if self._halt.is_set() or not self.due(kind):  # trained meanwhile elsewhere
+                if self.stopping or not self.due(kind):  # trained meanwhile elsewhere
                     continue
                 try:
                     report = self.podrec.train(kind)
