@@ -141,3 +141,30 @@ def test_description_length_can_differ_per_kind():
     # a kind the limits do not name takes the show's
     other = Item(id="o", kind="clip", title="T", description=words)
     assert embedding_text(other, limits) == embedding_text(other, 120)
+
+
+def test_query_vectors_embed_each_text_once_while_it_is_recent(wordllama):
+    from podrec.enrich.embedders import QueryVectors
+
+    class Counting:  # the real embedder, with its calls counted
+        model_id, dim = wordllama.model_id, wordllama.dim
+
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        def embed_queries(self, texts: list[str]) -> np.ndarray:
+            self.texts += texts
+            return wordllama.embed_queries(texts)
+
+    counting, cache = Counting(), QueryVectors(size=2)
+    first = cache.embed(counting, ["true crime", "ancient rome", "true crime"])
+    np.testing.assert_allclose(first, wordllama.embed_queries(
+        ["true crime", "ancient rome", "true crime"]), atol=1e-6)
+    again = cache.embed(counting, ["ancient rome", "true crime"])
+    np.testing.assert_allclose(again, first[[1, 0]], atol=1e-6)
+    assert counting.texts == ["true crime", "ancient rome"]  # each embedded once
+    cache.embed(counting, ["comedy"])  # room for two: the least recently used goes
+    cache.embed(counting, ["true crime"])  # used after "ancient rome": still kept
+    cache.embed(counting, ["ancient rome"])  # dropped for "comedy": embedded again
+    assert counting.texts == ["true crime", "ancient rome", "comedy", "ancient rome"]
+    assert cache.embed(counting, []).shape == (0, wordllama.dim)

@@ -7,6 +7,8 @@ Catalog text and request text play different roles for some models (e5 was train
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -84,6 +86,38 @@ class WordLlamaEmbedder:
 
 
 EMBEDDERS = {"e5": E5Embedder, "wordllama": WordLlamaEmbedder}
+
+
+class QueryVectors:
+    """Vectors of the query texts seen last, by embedder and text. A listener's own words
+    (reviews, searches) come with every one of their requests, and e5 takes tens of
+    milliseconds to embed them on a small CPU: each text is embedded once while it stays
+    among the ``size`` most recent."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
+        keys = [(embedder.model_id, t) for t in texts]
+        with self._lock:
+            found = {k: self._kept[k] for k in keys if k in self._kept}
+            for k in found:
+                self._kept.move_to_end(k)
+        missing = list(dict.fromkeys(t for k, t in zip(keys, texts, strict=True)
+                                     if k not in found))
+        if missing:
+            vectors = embedder.embed_queries(missing)
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    found[(embedder.model_id, text)] = vector
+                    self._kept[(embedder.model_id, text)] = vector
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
+        if not texts:
+            return np.zeros((0, embedder.dim), dtype=np.float32)
+        return np.vstack([found[k] for k in keys]).astype(np.float32, copy=False)
 
 
 def make_embedder(name: str, batch_size: int = 32) -> TextEmbedder:

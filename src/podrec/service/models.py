@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from podrec.config import Config
-from podrec.enrich.embedders import TextEmbedder
+from podrec.enrich.embedders import QueryVectors, TextEmbedder
 from podrec.index import choose_kind
 from podrec.index.catalog_rows import CatalogRowIndex
 from podrec.index.persist import StoredIndex
@@ -79,6 +79,7 @@ class ModelCache:
         self._generator: Any = None
         self._writer: GenerationWriter | None = None
         self._titles: dict[str | None, tuple[CatalogData, CatalogTitles | None]] = {}
+        self._queries = QueryVectors()  # a listener's words are embedded once
         self._disk: tuple[str, CatalogCache | None] | None = None
 
     @property
@@ -295,7 +296,7 @@ class ModelCache:
         return self.content(kind)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        return self._embedder().embed_queries(texts)
+        return self._queries.embed(self._embedder(), texts)
 
     def _fitted(self) -> None:
         if self.on_fit is not None:
