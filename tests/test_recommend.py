@@ -33,6 +33,20 @@ def test_similar_shows_share_the_subject(sample_app):
     assert recs == sorted(recs, key=lambda r: -r.score)
 
 
+def test_similar_items_need_no_embedding_model(sample_app):
+    """Stored vectors are read by the embedder's id: a process that only lists similar
+    items never loads the model."""
+    from podrec.service import Podrec
+
+    fresh = Podrec(sample_app.config, database_url=sample_app.store.url)
+    try:
+        got = [r.id for r in fresh.similar("1028908750", k=5)]
+        assert got == [r.id for r in sample_app.similar("1028908750", k=5)]
+        assert fresh._embedder is None  # noqa: SLF001 - what is asserted is that it never loaded
+    finally:
+        fresh.close()
+
+
 def test_similar_with_euclidean_metric(sample_app):
     recs = sample_app.similar(CRIME_JUNKIE, k=5, metric="euclidean")
     assert sum("True Crime" in r.categories for r in recs) >= 4

@@ -58,7 +58,7 @@ class Podrec:
         self.catalog = CatalogService(self.store, self._config, self._get_embedder,
                                       lambda: self.models.invalidate())
         self.models = ModelCache(self.store, self._config, self.catalog, self._get_embedder,
-                                 self.builder, on_fit)
+                                 self.builder, on_fit, lambda: self.embedder_model_id)
         self.listeners = ListenerService(self.store, self.builder)
 
     @property

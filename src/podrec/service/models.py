@@ -57,8 +57,11 @@ class ModelCache:
 
     def __init__(self, store: Store, config: Config, catalog: CatalogService,
                  embedder: Callable[[], TextEmbedder], builder: HistoryBuilder,
-                 on_fit: Callable[[], None] | None = None) -> None:
+                 on_fit: Callable[[], None] | None = None,
+                 model_id: Callable[[], str] | None = None) -> None:
         self.store = store
+        # the embedder's id without loading its model (reading stored vectors needs only it)
+        self._model_id = model_id
         self.config = config
         self.catalog = catalog
         self._embedder = embedder
@@ -84,6 +87,11 @@ class ModelCache:
 
     @property
     def model_id(self) -> str:
+        if self._model_id is not None:
+            try:
+                return self._model_id()
+            except KeyError:  # an unknown embedder name: loading it says so clearly
+                pass
         return self._embedder().model_id
 
     # -- the one change hook ---------------------------------------------------------------
