@@ -55,7 +55,7 @@ browser:
 
 test: install browser
 	$(BIN)/ruff check src tests benchmarks scripts
-	PODREC_REQUIRE_LLM=1 $(BIN)/python -m pytest -q
+	PODREC_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts

