@@ -75,6 +75,9 @@ class RecommendConfig:
     # source finds up to candidates_per_source items), not item by item. 0: always.
     candidates_above: int = 50000
     candidates_per_source: int = 400
+    # Result cards (cover art, duration, tags) a worker keeps, in MB; the least recently
+    # listed beyond it are read from the store again when listed (0: none kept).
+    card_cache_mb: int = 16
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,7 @@ MINIMUMS.update({"server.fetch_max_bytes": 1, "server.fetch_timeout": 0.1,
                  "server.fetch_max_redirects": 0})
 MINIMUMS.update({"privacy.retain_days": 0.0, "privacy.purge_interval": 60.0,
                  "privacy.dp_epsilon": 0.0})
+MINIMUMS["recommend.card_cache_mb"] = 0
 MINIMUMS.update({"ray.num_cpus": 0, "ray.task_cpus": 0.01, "ray.chunk_items": 1,
                  "ray.max_retries": 0})
 # Keys that hold IP networks.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +34,7 @@ from podrec.recommend.candidates import CandidateSources
 from podrec.recommend.history import HistoryBuilder
 from podrec.recommend.pipeline import RecommendPipeline
 from podrec.recommend.results import Card
+from podrec.service.cards import CardCache
 from podrec.service.catalog import CatalogService
 from podrec.service.catalog_cache import CatalogCache, cache_root
 from podrec.service.intents import IntentReader
@@ -73,8 +73,8 @@ class ModelCache:
         self._indexes: dict[tuple[str | None, str], CatalogRowIndex | None] = {}
         self._pipelines: dict[str, RecommendPipeline] = {}
         self._profiles: dict[str, ProfileModel] = {}
-        self._cards: weakref.WeakKeyDictionary[ContentModel, dict[int, Card]] = \
-            weakref.WeakKeyDictionary()
+        # result cards, within ``[recommend] card_cache_mb`` (service/cards.py)
+        self._cards = CardCache(config.recommend.card_cache_mb * 2**20)
         self._version: tuple[Any, ...] | None = None
         self._checked = 0.0
         self.generation = 0  # bumped whenever the fitted models are dropped
@@ -103,6 +103,7 @@ class ModelCache:
             self._indexes.clear()
             self._pipelines.clear()
             self._profiles.clear()
+            self._cards.clear()
             self.generation += 1
 
     def refresh(self, force: bool = False) -> None:
@@ -311,17 +312,18 @@ class ModelCache:
             self.on_fit()
 
     def cards(self, model: ContentModel, pks: list[int]) -> dict[int, Card]:
-        """Image, duration and tags of items, read once per fitted model: a model is refitted
-        whenever the catalog or its tags change, so its cards cannot go stale."""
-        known = self._cards.setdefault(model, {})
-        missing = [pk for pk in pks if pk not in known]
-        if missing:
-            items = self.store.items_by_pk(missing)
-            tags = self.store.tags_for(missing)
-            for pk in missing:
-                item = items.get(pk)
-                known[pk] = Card(item.image if item else None,
-                                 item.duration_s if item else None,
-                                 tuple([t["tag"] for t in tags.get(pk, [])
-                                        if t["source"] != "category"][:6]))
-        return {pk: known[pk] for pk in pks}
+        """Image, duration and tags of items, read once per fitted model and kept within
+        ``card_cache_mb``: a model is refitted whenever the catalog or its tags change, so
+        its cards cannot go stale."""
+        return self._cards.get(model, pks, self._read_cards)
+
+    def _read_cards(self, pks: list[int]) -> dict[int, Card]:
+        items = self.store.items_by_pk(pks)
+        tags = self.store.tags_for(pks)
+        out = {}
+        for pk in pks:
+            item = items.get(pk)
+            out[pk] = Card(item.image if item else None, item.duration_s if item else None,
+                           tuple([t["tag"] for t in tags.get(pk, [])
+                                  if t["source"] != "category"][:6]))
+        return out
