@@ -28,7 +28,14 @@ from podrec.server.retention import Purger
 from podrec.server.routes import ROUTERS
 from podrec.server.routes.service import mount_static
 from podrec.server.training import Retrainer, TrainLock
-from podrec.server.worker import SERVE_THREADS, ServedPodrec, one_thread, settle_heap
+from podrec.server.worker import (
+    SERVE_THREADS,
+    ServedPodrec,
+    one_thread,
+    settle_heap,
+    start_request_threads,
+    stop_request_threads,
+)
 
 __all__ = ["SERVE_THREADS", "ServedPodrec", "app_from_env", "create_app", "one_thread",
            "settle_heap"]
@@ -46,10 +53,11 @@ def _lifespan(podrec: ServedPodrec, lists: KeptLists, retrainer: Retrainer | Non
               warm: bool, threads: int | None, purger: Purger | None = None) -> Any:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
-        if threads:
+        if threads:  # what still runs on anyio's threads (uploads, static files)
             import anyio.to_thread
 
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        start_request_threads(threads)  # sync routes and lists to compute
         if warm:
             threading.Thread(target=podrec.warm, name="podrec-warm", daemon=True).start()
         lists.start()
@@ -63,6 +71,7 @@ def _lifespan(podrec: ServedPodrec, lists: KeptLists, retrainer: Retrainer | Non
         if purger is not None:
             purger.stop()
         lists.stop()
+        stop_request_threads()
         podrec.close()
 
     return lifespan
@@ -72,7 +81,7 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
                warm: bool = True, threads: int | None = SERVE_THREADS) -> FastAPI:
     """The API over the database ``database_url`` (default: the configuration's). With
     ``warm``, the embedder and the show model load in the background at start-up.
-    ``threads``: requests computed at once (None: anyio's default, 40). With
+    ``threads``: requests computed at once, each on a request thread (None: 40). With
     ``train.interval`` > 0, a new model of each kind is trained on that schedule; with
     ``privacy.retain_days`` > 0, old events are purged every ``privacy.purge_interval``."""
     config = config or load_config()

@@ -8,9 +8,15 @@ is keeping the garbage collector off the fitted models and one BLAS thread per r
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import gc
 import logging
 import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from podrec.config import Config
 from podrec.service import Podrec
@@ -24,8 +30,12 @@ log = logging.getLogger("podrec.server")
 # load"). A slow request (an ingest fetching a URL, a training) holds one of them while it
 # runs.
 SERVE_THREADS = 4
+ANYIO_THREADS = 40  # anyio's default, what ``threads=None`` means
 
 _threads = threading.local()
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ThreadPoolExecutor] = \
+    weakref.WeakKeyDictionary()
+T = TypeVar("T")
 
 
 def one_thread() -> None:
@@ -40,6 +50,37 @@ def one_thread() -> None:
 
         threadpool_limits(1)
         _threads.limited = True
+
+
+def start_request_threads(threads: int | None) -> None:
+    """Give the running event loop ``threads`` request threads (None: anyio's 40); the
+    worker's lifespan calls this once, before any request."""
+    stop_request_threads()
+    _pools[asyncio.get_running_loop()] = ThreadPoolExecutor(
+        threads or ANYIO_THREADS, thread_name_prefix="podrec-request", initializer=one_thread)
+
+
+def stop_request_threads() -> None:
+    """Let the running loop's request threads end once their requests are done."""
+    pool = _pools.pop(asyncio.get_running_loop(), None)
+    if pool is not None:
+        pool.shutdown(wait=False)
+
+
+async def on_request_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on one of the event loop's request threads (at most ``threads`` at
+    once; the rest wait in order), with the caller's context variables.
+
+    What anyio's ``to_thread.run_sync`` (FastAPI's ``run_in_threadpool``) does for a sync
+    route, without its capacity limiter and cancel scopes: with 100 requests waiting those
+    cost ~170 µs of CPU a hand-off on the event loop, a plain executor ~20 µs
+    (benchmarks/README.md, "HTTP, 100 concurrent cache-miss requests")."""
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None:  # an app run without its lifespan (a test's client)
+        pool = _pools[loop] = ThreadPoolExecutor(
+            SERVE_THREADS, thread_name_prefix="podrec-request", initializer=one_thread)
+    return await loop.run_in_executor(pool, contextvars.copy_context().run, fn, *args)
 
 
 def settle_heap() -> None:

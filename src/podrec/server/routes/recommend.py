@@ -45,7 +45,7 @@ async def recommend(podrec: FreshService, lists: Lists, body: schemas.RecommendR
     free text, with filters, context, diversity and explanations."""
     request = request_of(body)
     return await lists.respond(podrec, "recommendations", body.user_id,
-                               body.model_dump_json(), lambda p: p.recommend(request))
+                               body.model_dump_json, lambda p: p.recommend(request))
 
 
 @routes.get("/users/{user_id}/recommendations", response_model=schemas.RecommendationList,
@@ -56,7 +56,7 @@ async def user_recommendations(podrec: FreshService, lists: Lists, user_id: str,
     """A listener's recommendations (the short form of POST /recommendations)."""
     request = RecommendRequest(user_id=user_id, k=k, kind=kind, explain=explain)
     return await lists.respond(podrec, "recommendations", user_id,
-                               json.dumps([user_id, k, kind, explain]),
+                               lambda: json.dumps([user_id, k, kind, explain]),
                                lambda p: p.recommend(request))
 
 
@@ -69,7 +69,7 @@ async def search(podrec: FreshService, lists: Lists,
     if not q.strip():
         raise invalid(("query", "q"), "must not be blank")
     return await lists.respond(podrec, "search", None,
-                               json.dumps([q.strip(), k, kind, language]),
+                               lambda: json.dumps([q.strip(), k, kind, language]),
                                lambda p: p.search(q, k=k, kind=kind, languages=language))
 
 
