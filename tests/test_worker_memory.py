@@ -95,3 +95,120 @@ def test_a_worker_without_kept_cards_lists_the_same_items_and_cards(enriched, wo
     assert len(none.models._cards) == 0 and none.models._cards.bytes == 0
     kept.close()
     none.close()
+
+
+def test_a_worker_keeps_no_texts_yet_reads_them_back_when_asked(enriched, wordllama):
+    from podrec.service.catalog_cache import SavedTexts
+
+    built = Podrec(_config(16), database_url=enriched, embedder=wordllama)
+    expected = built.catalog.data(built.models.model_id, "show").texts
+    data = built.models.data("show")  # built from the store and saved: texts on disk
+    assert isinstance(data.texts, SavedTexts) and not data.texts.loaded
+    seeds = (data.ids[1], data.ids[7])
+    want = [r.id for r in built.recommend(seeds=seeds, k=6)]
+    loaded = Podrec(_config(16), database_url=enriched, embedder=wordllama)
+    texts = loaded.models.data("show").texts
+    assert loaded.models.disk_cache.loads == 1
+    assert [r.id for r in loaded.recommend(seeds=seeds, k=6)] == want
+    assert [r.id for r in loaded.similar(seeds[0], k=5)] == \
+        [r.id for r in built.similar(seeds[0], k=5)]
+    assert isinstance(texts, SavedTexts) and not texts.loaded  # serving never read them
+    assert len(texts) == len(expected) and list(texts) == expected and texts.loaded
+    assert texts[3] == expected[3]
+    built.close()
+    loaded.close()
+
+
+ML = Path(__file__).parent / "fixtures" / "movielens_40users"
+
+
+def _trained_config(cache: bool) -> Config:
+    cfg = _config(16)
+    return replace(cfg, embedder=Config().embedder, tagger=replace(cfg.tagger, keyphrases=0),
+                   index=replace(cfg.index, catalog_cache=cache))
+
+
+@pytest.fixture(scope="module")
+def trained_url(tmp_path_factory: pytest.TempPathFactory, wordllama) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('mapped') / 'ml.db'}"
+    app = Podrec(_trained_config(True), database_url=url, embedder=wordllama)
+    app.ingest_catalog(ML / "movies.csv")
+    app.ingest_events(ML / "ratings.csv")
+    app.enrich()
+    app.train("show")
+    app.close()
+    return url
+
+
+def _mapped(a) -> bool:
+    import mmap
+
+    import numpy as np
+
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return isinstance(a, memoryview) and isinstance(a.obj, mmap.mmap)
+
+
+def test_a_trained_model_is_mapped_from_disk_and_serves_as_the_stores_copy(
+        trained_url, wordllama):
+    from podrec.model.hybrid import parts_of
+    from podrec.train.artifacts import ListenerRows
+
+    first = Podrec(_trained_config(True), database_url=trained_url, embedder=wordllama)
+    served = first.models.pipeline("show").served
+    assert first.models.model_files.saves == 1  # unpacked on first use
+    second = Podrec(_trained_config(True), database_url=trained_url, embedder=wordllama)
+    reads = []
+    original = second.store.get_artifact
+    second.store.get_artifact = lambda name: reads.append(name) or original(name)
+    mapped = second.models.pipeline("show").served
+    assert second.models.model_files.loads == 1 and second.models.model_files.saves == 0
+    assert not [n for n in reads if n.startswith("model/")]  # the store's pickle unread
+    ease = parts_of(mapped.model)["ease"].model
+    assert _mapped(ease.weights) and ease.weights.flags.writeable  # copy-on-write pages
+    assert isinstance(mapped.users, ListenerRows) and len(mapped.users) == 40
+    plain = Podrec(_trained_config(False), database_url=trained_url, embedder=wordllama)
+    stored = plain.models.pipeline("show").served
+    assert not _mapped(parts_of(stored.model)["ease"].model.weights)
+    assert dict(stored.users.items()) == dict(mapped.users.items()) == \
+        dict(served.users.items())
+    for user in list(stored.users)[:8]:
+        a = second.recommend(user_id=user, k=10)
+        b = plain.recommend(user_id=user, k=10)
+        assert [r.id for r in a] == [r.id for r in b]
+        assert [r.score for r in a] == pytest.approx([r.score for r in b], rel=1e-5)
+    for app in (first, second, plain):
+        app.close()
+
+
+def test_listener_rows_answer_as_the_dict_they_replace():
+    from podrec.train.artifacts import ListenerRows, ServedModel
+
+    users = {"b": (1, 3, 2.5), "a": (0, 1, 1.0), "été-κ": (2, 7, 9.25), "aa": (3, 2, 4.0)}
+    rows = ListenerRows(users)
+    assert len(rows) == 4 and dict(rows.items()) == users and sorted(rows) == sorted(users)
+    for key, value in users.items():
+        assert key in rows and rows[key] == value and rows.get(key) == value
+    for missing in ("", "ab", "c", "été", None):
+        assert missing not in rows and rows.get(missing) is None
+    assert len(ListenerRows({})) == 0 and ListenerRows({}).get("a") is None
+    served = ServedModel("show", None, "v1", users=rows)  # type: ignore[arg-type]
+    assert served.user_row("été-κ", 7, 9.25) == 2 and served.user_row("été-κ", 6, 9.25) == -1
+
+
+def test_a_loaded_catalog_holds_one_object_per_repeated_value(enriched, wordllama):
+    built = Podrec(_config(16), database_url=enriched, embedder=wordllama)
+    fresh = built.catalog.data(built.models.model_id, "show")
+    built.models.data("show")  # saved
+    loaded = Podrec(_config(16), database_url=enriched, embedder=wordllama)
+    data = loaded.models.data("show")
+    assert loaded.models.disk_cache.loads == 1
+    for name in ("ids", "kinds", "titles", "categories", "authors", "languages", "explicit",
+                 "show_ids", "platforms"):
+        assert getattr(data, name) == getattr(fresh, name), name
+    assert len({id(k) for k in data.kinds}) == 1
+    same = [i for i in range(1, len(data)) if data.categories[i] == data.categories[0]]
+    assert same and all(data.categories[i] is data.categories[0] for i in same)
+    built.close()
+    loaded.close()

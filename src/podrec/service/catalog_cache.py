@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,10 @@ from podrec.model.content import ContentArrays, attach_arrays
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when what is saved changes
-LISTS = ("ids", "kinds", "titles", "categories", "authors", "languages", "texts", "explicit",
+FORMAT = 2  # bump when what is saved changes
+LISTS = ("ids", "kinds", "titles", "categories", "authors", "languages", "explicit",
          "show_ids", "platforms")
+TEXTS = "texts.json"  # apart: only a refit reads them (the content arrays are saved)
 ARRAYS = ("vectors", "pks", "popularity", "durations", "published")
 STALE_TMP_S = 3600.0  # a half-written set older than this was abandoned
 STALE_DB_S = 7 * 86400.0  # a database's folder unused this long is removed (shared folders)
@@ -88,10 +90,12 @@ class CatalogCache:
         if not (path / "catalog.json").is_file():
             return None
         try:
-            fields = json.loads((path / "catalog.json").read_text(encoding="utf-8"))
+            fields = _shared(json.loads((path / "catalog.json").read_text(encoding="utf-8")))
             arrays = {name: np.asarray(np.load(path / f"{name}.npy", mmap_mode="r"))
                       for name in ARRAYS if (path / f"{name}.npy").is_file()}
-            data = CatalogData(**{name: fields[name] for name in LISTS}, **arrays)
+            texts = SavedTexts(path / TEXTS, len(fields["ids"]))
+            data = CatalogData(**{name: fields[name] for name in LISTS}, **arrays,
+                               texts=texts)  # type: ignore[arg-type]
             attach_arrays(data, ContentArrays.load(path / "content"))
         except (OSError, KeyError, ValueError, TypeError) as exc:
             log.warning("catalog cache %s unreadable (%s): rebuilding", path, exc)
@@ -115,6 +119,8 @@ class CatalogCache:
             fields = {name: getattr(data, name) for name in LISTS}
             (tmp / "catalog.json").write_text(json.dumps(fields, ensure_ascii=False),
                                               encoding="utf-8")
+            (tmp / TEXTS).write_text(json.dumps(list(data.texts), ensure_ascii=False),
+                                     encoding="utf-8")
             for name in ARRAYS:
                 value = getattr(data, name)
                 if value is not None:
@@ -169,6 +175,70 @@ class CatalogCache:
                     shutil.rmtree(other, ignore_errors=True)
             except OSError:
                 continue
+
+
+REPEATED = ("kinds", "languages", "authors", "show_ids", "categories", "platforms")
+
+
+def _shared(fields: dict[str, Any]) -> dict[str, Any]:
+    """The lists with one object per distinct value: JSON gives every item its own copy of
+    its kind, language, producer, show and category list, though a catalog has few of each
+    (100,000 episodes: one ``"episode"``, a few thousand shows and category sets)."""
+    pool: dict[Any, Any] = {}
+    for name in REPEATED:
+        values = fields.get(name)
+        if not isinstance(values, list):
+            continue
+        for i, v in enumerate(values):
+            try:
+                key = (type(v), tuple(v)) if isinstance(v, list) else (type(v), v)
+                values[i] = pool.setdefault(key, v)
+            except TypeError:  # an unhashable value: kept as it is
+                continue
+    return fields
+
+
+class SavedTexts(Sequence[str]):
+    """The texts of a loaded catalog, read from its saved set only when something asks for
+    them (a refit of TF-IDF, ``evaluate-similar``): a serving worker has the content arrays
+    built from them and never does, so it does not hold them. The file is opened when the
+    set is loaded, so a set removed meanwhile (``_prune``) can still be read."""
+
+    def __init__(self, path: Path, count: int) -> None:
+        self.count = count
+        self._file: Any = path.open("rb")
+        self._texts: list[str] | None = None
+
+    def __del__(self) -> None:
+        file = getattr(self, "_file", None)
+        if file is not None and not file.closed:
+            file.close()
+
+    @property
+    def loaded(self) -> bool:
+        return self._texts is not None
+
+    def _read(self) -> list[str]:
+        if self._texts is None:
+            with self._file as f:
+                texts = json.loads(f.read().decode("utf-8"))
+            if len(texts) != self.count:
+                raise ValueError(f"saved texts: {len(texts)} for {self.count} items")
+            self._texts = texts
+        return self._texts
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, row: Any) -> Any:
+        return self._read()[row]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (to another process) as the plain list."""
+        return (list, (self._read(),))
 
 
 def _newest_mtime(folder: Path) -> float:

@@ -12,6 +12,7 @@ cache (service/catalog_cache.py) when this catalog version was saved there by an
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections.abc import Callable
@@ -36,8 +37,9 @@ from podrec.recommend.pipeline import RecommendPipeline
 from podrec.recommend.results import Card
 from podrec.service.cards import CardCache
 from podrec.service.catalog import CatalogService
-from podrec.service.catalog_cache import CatalogCache, cache_root
+from podrec.service.catalog_cache import TEXTS, CatalogCache, SavedTexts, cache_root
 from podrec.service.intents import IntentReader
+from podrec.service.model_files import ModelFiles
 from podrec.service.writer import GenerationWriter
 from podrec.storage import Store
 from podrec.train.artifacts import ServedModel, load_model
@@ -49,6 +51,24 @@ VERSION_CHECK_SECONDS = 1.0
 PREFETCH_CARDS = 20_000
 # catalogs up to this size have their titles looked up in written sentences
 TITLE_CHECK = 200_000
+
+
+def release_freed() -> None:
+    """Hand freed heap memory back to the system. Loading a stored index or model reads and
+    copies it several times over; glibc keeps the freed pages in the process (bench_memory.py:
+    80 of the 130 MB a 10k-episode worker grew by while loading its index), so a worker's RSS
+    would carry them for its whole life. Not glibc (no ``malloc_trim``): nothing to do."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
 
 
 class ModelCache:
@@ -84,6 +104,7 @@ class ModelCache:
         self._titles: dict[str | None, tuple[CatalogData, CatalogTitles | None]] = {}
         self._queries = QueryVectors()  # a listener's words are embedded once
         self._disk: tuple[str, CatalogCache | None] | None = None
+        self._files: ModelFiles | None = None
 
     @property
     def model_id(self) -> str:
@@ -146,7 +167,10 @@ class ModelCache:
         data = self.catalog.data(model_id, kind)
         arrays = content_arrays(data)
         if self.store.catalog_version() == version:
-            cache.save(model_id, kind, key, data, arrays)
+            saved = cache.save(model_id, kind, key, data, arrays)
+            if saved is not None and (saved / TEXTS).is_file():
+                # built and saved: the texts are read back from the set if ever needed
+                data.texts = SavedTexts(saved / TEXTS, len(data))  # type: ignore[assignment]
         return data
 
     @property
@@ -159,6 +183,17 @@ class ModelCache:
             root = cache_root(self.store.url, cfg.cache_dir)
             self._disk = (cfg.cache_dir, CatalogCache(root) if root is not None else None)
         return self._disk[1]
+
+    @property
+    def model_files(self) -> ModelFiles | None:
+        """Where trained models are unpacked and memory-mapped (service/model_files.py):
+        beside the catalog cache, and on with it."""
+        cache = self.disk_cache
+        if cache is None:
+            return None
+        if self._files is None or self._files.root != cache.root / "models":
+            self._files = ModelFiles(cache.root / "models", self.config.train.keep_versions)
+        return self._files
 
     def content(self, kind: str | None = "show", metric: str | None = None) -> ContentModel:
         metric = metric or self.config.recommend.metric
@@ -190,6 +225,7 @@ class ModelCache:
                     self.intents().read, r.balance, r.topic_balance)
                 if content.catalog.pks is not None and len(content.catalog) <= PREFETCH_CARDS:
                     self.cards(content, content.catalog.pks.tolist())  # two reads, not many
+                release_freed()  # what loading the trained model and the catalog freed
                 self._fitted()
             return self._pipelines[kind]
 
@@ -247,7 +283,7 @@ class ModelCache:
         """The newest trained model of ``kind`` on today's catalog, else the fallback."""
         data = self.data(kind)
         loaded = load_model(self.store, kind, data, self._configure,
-                            self._vector_index(data, kind, "cosine"))
+                            self._vector_index(data, kind, "cosine"), self.model_files)
         if loaded is not None:
             return loaded
         profile = self._fallback_profile(kind)
@@ -271,6 +307,7 @@ class ModelCache:
                 stored = StoredIndex(self.store, self.model_id, kind, cfg, metric)
                 stored.refresh(data.pks, data.vectors)
                 self._indexes[(kind, metric)] = CatalogRowIndex(stored, data.pks)
+                release_freed()  # the stored index's bytes, read and copied while loading
             return self._indexes[(kind, metric)]
 
     def _configure(self, name: str, model: Recommender) -> Recommender:

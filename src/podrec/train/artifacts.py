@@ -11,6 +11,7 @@ see today's catalog.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,55 @@ def new_version() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
+class ListenerRows(Mapping[str, tuple[int, int, float]]):
+    """Listener id → (training row, positive items, confidence sum), held as sorted arrays:
+    a dict of tuples takes ~300 bytes a listener (150,000 listeners at 100k episodes: 45 MB
+    per worker), these ~30, and they are memory-mapped with the rest of the model
+    (service/model_files.py)."""
+
+    def __init__(self, users: Mapping[str, tuple[int, int, float]]) -> None:
+        ids = sorted(users)
+        encoded = [u.encode("utf-8") for u in ids]
+        self._offsets = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum([len(e) for e in encoded], out=self._offsets[1:])
+        self._blob = np.frombuffer(b"".join(encoded), np.uint8)
+        values = [users[u] for u in ids]
+        self._rows = np.array([v[0] for v in values], np.int64)
+        self._counts = np.array([v[1] for v in values], np.int64)
+        self._sums = np.array([v[2] for v in values], np.float64)
+
+    def _id(self, i: int) -> bytes:
+        return self._blob[self._offsets[i]:self._offsets[i + 1]].tobytes()
+
+    def _find(self, user_id: object) -> int:
+        if not isinstance(user_id, str):
+            return -1
+        key = user_id.encode("utf-8")
+        lo, hi = 0, len(self)
+        while lo < hi:  # binary search over the sorted ids
+            mid = (lo + hi) // 2
+            if self._id(mid) < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo if lo < len(self) and self._id(lo) == key else -1
+
+    def __getitem__(self, user_id: str) -> tuple[int, int, float]:
+        i = self._find(user_id)
+        if i < 0:
+            raise KeyError(user_id)
+        return int(self._rows[i]), int(self._counts[i]), float(self._sums[i])
+
+    def __contains__(self, user_id: object) -> bool:
+        return self._find(user_id) >= 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[str]:
+        return (self._id(i).decode("utf-8") for i in range(len(self)))
+
+
 @dataclass
 class ServedModel:
     """The model a worker serves for one kind of item, and what it knows of its listeners.
@@ -51,7 +101,7 @@ class ServedModel:
     model: Recommender
     version: str | None  # None: not trained, the fallback
     meta: dict[str, Any] = field(default_factory=dict)
-    users: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+    users: Mapping[str, tuple[int, int, float]] = field(default_factory=dict)
 
     @property
     def fallback(self) -> bool:
@@ -93,20 +143,42 @@ def fit_catalog_part(model: Recommender, catalog: CatalogData,
     return model.fit(catalog)
 
 
+def read_payload(store: Store, name: str, files: Any = None
+                 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(meta, payload) of the artefact ``name``: from ``files`` (service/model_files.py:
+    unpacked on disk, arrays memory-mapped) when given, unpacked there on first use; else
+    unpickled from the store. The listeners' rows come as ``ListenerRows``."""
+    if files is not None and (found := files.load(name)) is not None:
+        return found
+    stored = store.get_artifact(name)
+    if stored is None or stored[1] is None:  # deleted between the two reads
+        return None
+    meta, blob = stored
+    payload = pickle.loads(blob)  # noqa: S301 - our own artefact, written by save_model
+    del blob
+    if not isinstance(payload.get("users"), ListenerRows):
+        payload["users"] = ListenerRows(payload.get("users") or {})
+    if files is not None and files.save(name, meta, payload):
+        del payload  # mapped from the files instead of held in this worker's memory
+        return files.load(name) or read_payload(store, name)
+    return meta, payload
+
+
 def load_model(store: Store, kind: str, catalog: CatalogData, configure: Any = None,
-               vector_index: VectorIndex | None = None) -> ServedModel | None:
+               vector_index: VectorIndex | None = None, files: Any = None
+               ) -> ServedModel | None:
     """The newest trained model of ``kind`` on ``catalog``, or None when none is stored.
     ``configure(name, model)`` may adjust a rebuilt catalog part (serving-only settings);
     ``vector_index``: the catalog's (cosine) index that rebuilt content parts search, so a
-    large catalog's approximate index serves them rather than a scan of every vector."""
+    large catalog's approximate index serves them rather than a scan of every vector;
+    ``files``: where trained models are unpacked and memory-mapped (``read_payload``)."""
     name = store.newest_artifact_name(artifact_prefix(kind))
     if name is None:
         return None
-    found = store.get_artifact(name)
-    if found is None or found[1] is None:  # deleted between the two reads
+    found = read_payload(store, name, files)
+    if found is None:
         return None
-    meta, blob = found
-    payload = pickle.loads(blob)  # noqa: S301 - our own artefact, written by save_model
+    meta, payload = found
     keys = [tuple(k) for k in payload["item_keys"]]
     parts: dict[str, Recommender] = {}
     for part, params in payload["params"].items():
@@ -125,4 +197,4 @@ def load_model(store: Store, kind: str, catalog: CatalogData, configure: Any = N
                                                    payload["buckets"])
     else:
         model = parts[payload["model"]]
-    return ServedModel(kind, model, meta["version"], meta, payload.get("users", {}))
+    return ServedModel(kind, model, meta["version"], meta, payload["users"])
