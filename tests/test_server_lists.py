@@ -90,3 +90,102 @@ def test_request_threads_exist_without_a_lifespan():
             stop_request_threads()
 
     assert asyncio.run(main()).startswith("podrec-request")
+
+
+# -- the fast path of POST /recommendations ---------------------------------------------------
+class FakeLists:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def respond(self, podrec, endpoint, user_id, asked, compute):  # noqa: ANN001, ANN201
+        from fastapi import Response
+
+        self.asked.append(user_id)
+        return Response(b'{"items":[]}', media_type="application/json")
+
+
+class FakePodrec:
+    refreshed = 0
+
+    def refresh(self) -> None:
+        self.refreshed += 1
+
+
+def fake_scope(headers: list[tuple[bytes, bytes]]) -> dict:
+    from types import SimpleNamespace
+
+    from podrec.server.cache import KeyCache
+
+    keys = KeyCache(60)
+    keys.put("good", "client")
+    keys.put("revoked", None)
+    state = SimpleNamespace(keys=keys, podrec=FakePodrec(), lists=FakeLists())
+    return {"type": "http", "method": "POST", "path": "/recommendations", "headers": headers,
+            "app": SimpleNamespace(state=state)}
+
+
+JSON = (b"content-type", b"application/json")
+
+
+@pytest.mark.parametrize(("headers", "body"), [
+    ([JSON], b'{"user_id": "u"}'),  # no key
+    ([JSON, (b"authorization", b"Bearer unknown")], b'{"user_id": "u"}'),  # not checked yet
+    ([JSON, (b"authorization", b"Bearer revoked")], b'{"user_id": "u"}'),
+    ([JSON, (b"authorization", b"Basic good")], b'{"user_id": "u"}'),
+    ([(b"content-type", b"text/plain"), (b"authorization", b"Bearer good")],
+     b'{"user_id": "u"}'),
+    ([JSON, (b"authorization", b"Bearer good")], b'{"user_id": '),  # not JSON
+    ([JSON, (b"authorization", b"Bearer good")], b'["u"]'),
+    ([JSON, (b"authorization", b"Bearer good")], b'{"user_id": "u", "k": 0}'),  # invalid
+    ([JSON, (b"authorization", b"Bearer good")], b'{"user_id": "u", "extra": 1}'),
+])
+def test_the_fast_path_leaves_every_other_request_to_the_app(headers, body):
+    from podrec.server.routes.recommend import recommend_fast
+
+    scope = fake_scope(headers)
+    assert asyncio.run(recommend_fast(scope, body)) is None
+    assert scope["app"].state.lists.asked == [] and "route" not in scope
+
+
+def test_the_fast_path_answers_a_good_request_with_the_route_itself():
+    from podrec.server.routes.recommend import RECOMMEND, recommend_fast
+
+    scope = fake_scope([JSON, (b"authorization", b"bearer  good ")])
+    response = asyncio.run(recommend_fast(scope, b'{"user_id": "u", "k": 5}'))
+    assert response is not None and response.body == b'{"items":[]}'
+    assert scope["app"].state.lists.asked == ["u"] and scope["route"] is RECOMMEND
+    assert scope["app"].state.podrec.refreshed == 1
+
+
+def test_the_full_app_gets_the_same_request_when_the_fast_path_declines():
+    from fastapi import HTTPException
+
+    from podrec.server.middleware import answer_fast
+
+    async def decline(scope: dict, body: bytes) -> None:
+        assert body == b"abcdef"
+        return None
+
+    async def run(messages: list[dict], fail: bool = False) -> list[dict]:
+        seen: list[dict] = []
+        pending = list(messages)
+
+        async def receive() -> dict:
+            if fail:
+                raise HTTPException(413, "too large")
+            return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+        async def app(scope: dict, receive, send) -> None:  # noqa: ANN001
+            seen.append(await receive())
+            seen.append(await receive())
+            seen.append(await receive())
+
+        await answer_fast(app, decline, {"type": "http"}, receive, None)
+        return seen
+
+    got = asyncio.run(run([{"type": "http.request", "body": b"abc", "more_body": True},
+                           {"type": "http.request", "body": b"def"}]))
+    assert [m.get("body") for m in got] == [b"abc", b"def", None]
+    assert got[-1]["type"] == "http.disconnect"
+    with pytest.raises(HTTPException):
+        asyncio.run(run([], fail=True))

@@ -26,6 +26,7 @@ from podrec.server.middleware import ServeMiddleware
 from podrec.server.openapi import install_openapi
 from podrec.server.retention import Purger
 from podrec.server.routes import ROUTERS
+from podrec.server.routes.recommend import FAST
 from podrec.server.routes.service import mount_static
 from podrec.server.training import Retrainer, TrainLock
 from podrec.server.worker import (
@@ -102,7 +103,7 @@ def create_app(config: Config | None = None, database_url: str | None = None, *,
     app.state.purger = purger
     app.state.keys = KeyCache(config.server.key_cache_seconds)
     app.add_middleware(ServeMiddleware, max_request_bytes=config.server.max_request_bytes,
-                       max_upload_bytes=config.server.max_upload_bytes)
+                       max_upload_bytes=config.server.max_upload_bytes, fast=FAST)
     install_error_handlers(app)
     install_openapi(app)
     for router in ROUTERS:

@@ -15,6 +15,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from podrec.server.cache import KeyCache
+
 bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
                     description="An API key from `podrec keys create --scope admin|client`.")
 
@@ -23,6 +25,18 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def known_scope(keys: KeyCache, authorization: str) -> str | None:
+    """The scope of the bearer key in ``authorization`` when this worker checked it lately
+    and it was live: what ``require`` would let through without reading the store. None:
+    not known (or no bearer key), and ``require`` decides."""
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return None
+    known, got = keys.get(key)
+    return got if known else None
 
 
 def require(scope: str):

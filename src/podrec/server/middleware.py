@@ -1,9 +1,12 @@
 """Request body limits and the request metrics: one pure ASGI middleware, so a body over the
-limit is refused before anything is parsed or stored."""
+limit is refused before anything is parsed or stored. It also answers the hot routes given
+as ``fast`` (``POST /recommendations``) without FastAPI's routing and dependency solving
+when their request is well-formed; anything else goes through the full app."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import HTTPException
@@ -11,17 +14,56 @@ from fastapi import HTTPException
 from podrec.server import metrics
 from podrec.server.errors import error
 
+# (scope, the whole body) -> the response, or None: the full app answers (and words the error)
+Fast = Callable[[dict[str, Any], bytes], Awaitable[Any]]
+
+
+async def answer_fast(app: Any, fast: Fast, scope: dict[str, Any], receive: Any,
+                      send: Any) -> None:
+    """``fast``'s answer when it has one, else the full ``app``'s, which is handed the same
+    request: the messages already received are replayed to it (an exception raised while
+    receiving, a 413, is raised again there)."""
+    received: list[dict[str, Any]] = []
+    failed: Exception | None = None
+    try:
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+    except HTTPException as exc:
+        failed = exc
+    response = None
+    if failed is None and received[-1]["type"] == "http.request":
+        try:
+            response = await fast(scope, b"".join(m.get("body", b"") for m in received))
+        except Exception:  # noqa: BLE001 - the full app answers it, with the API's error
+            response = None
+    if response is not None:
+        await response(scope, receive, send)
+        return
+
+    async def replay() -> dict[str, Any]:
+        if failed is not None:
+            raise failed
+        return received.pop(0) if received else await receive()
+
+    await app(scope, replay, send)
+
 
 class ServeMiddleware:
-    """Request body limits (413, on Content-Length and on the bytes actually streamed), and
-    the request count and latency metrics by route and status."""
+    """Request body limits (413, on Content-Length and on the bytes actually streamed), the
+    request count and latency metrics by route and status, and the ``fast`` routes, by
+    (method, path)."""
 
     def __init__(self, app: Any, max_request_bytes: int, max_upload_bytes: int,
-                 upload_paths: tuple[str, ...] = ("/catalog/ingest",)) -> None:
+                 upload_paths: tuple[str, ...] = ("/catalog/ingest",),
+                 fast: dict[tuple[str, str], Fast] | None = None) -> None:
         self.app = app
         self.max_request = max_request_bytes
         self.max_upload = max_upload_bytes
         self.upload_paths = upload_paths
+        self.fast = fast or {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -59,6 +101,8 @@ class ServeMiddleware:
                 response = error(413 if length.isdigit() else 400, detail)
                 response.headers["Connection"] = "close"
                 await response(scope, receive, sending)
+            elif (fast := self.fast.get((scope["method"], scope["path"]))) is not None:
+                await answer_fast(self.app, fast, scope, receiving, sending)
             else:
                 await self.app(scope, receiving, sending)
         finally:
