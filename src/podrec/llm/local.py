@@ -30,10 +30,16 @@ from podrec.llm.base import (
 from podrec.llm.models import ModelUnavailable, default_model_path, llama_cpp_importable
 
 log = logging.getLogger(__name__)
+CLOSE_WAIT_S = 120.0  # how long closing waits for a generation in progress to stop
 
 
 class LocalGenerator(BaseGenerator):
     """llama-cpp-python over a GGUF file (``model_path``) or, without one, the default model."""
+
+    # one load or close at a time in the process: llama.cpp's loader is not safe to run twice
+    # at once (two generators loading on a request thread and the background writer together
+    # crashed the process)
+    _load_lock = threading.Lock()
 
     def __init__(self, model_path: str | Path | None = None, threads: int = 2,
                  context: int = 2048, cache: GenerationCache | None = None,
@@ -71,6 +77,14 @@ class LocalGenerator(BaseGenerator):
         """The loaded model (loaded once; assembles the default model on first use)."""
         if self._llm is not None:
             return self._llm
+        with self._load_lock:
+            if self._llm is not None:  # loaded by another thread meanwhile
+                return self._llm
+            if self._broken:
+                raise GenerationUnavailable(self._broken)
+            return self._load()
+
+    def _load(self) -> Any:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # else 2 busy threads crawl
         try:
             from llama_cpp import Llama
@@ -132,9 +146,21 @@ class LocalGenerator(BaseGenerator):
         self._cancel.set()
 
     def close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        """Free the model once no generation uses it: the one in progress is told to stop
+        (at its next token) and waited for; freeing it under a running decode crashed the
+        process. If it does not stop in time the model is left to the process's exit."""
+        self._cancel.set()
+        if not self._lock.acquire(timeout=CLOSE_WAIT_S):
+            log.warning("%s still generating after %.0f s; not freed", self.model_id,
+                        CLOSE_WAIT_S)
+            return
+        try:
+            with self._load_lock:
+                if self._llm is not None:
+                    self._llm.close()
+                    self._llm = None
+        finally:
+            self._lock.release()
 
 
 def _quiet_llama(llama: Any, **kwargs: Any) -> Any:
