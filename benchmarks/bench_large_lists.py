@@ -19,8 +19,11 @@ Run from the repository root: ``python benchmarks/bench_large_lists.py --sizes 1
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import platform
+import pstats
 import sys
 import time
 from datetime import UTC, datetime
@@ -183,7 +186,24 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     out["full_pass"] = pct(full_s)
     out["speed-up_p50"] = round(out["full_pass"]["p50_ms"] / out["candidates"]["p50_ms"], 1)
     out["top10_overlap_with_full_pass"] = round(float(np.mean(overlap)), 3)
+    if args.profile:
+        profile_lists(fast, requests[:args.profile])
     return out
+
+
+def profile_lists(pipe: RecommendPipeline, requests: list[tuple[RecommendRequest, list]]
+                  ) -> None:
+    """cProfile of candidate-path lists (cumulative and own time), for whoever optimises."""
+    prof = cProfile.Profile()
+    with threadpool_limits(1):
+        prof.enable()
+        timed_lists(pipe, requests)
+        prof.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(prof, stream=text)
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("tottime").print_stats(30)
+    print(f"cProfile of {len(requests)} candidate-path lists:\n{text.getvalue()}")
 
 
 def main() -> None:
@@ -193,6 +213,8 @@ def main() -> None:
     parser.add_argument("--full-requests", type=int, default=30)
     parser.add_argument("--per-source", type=int, default=400)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--profile", type=int, default=0,
+                        help="also print a cProfile of this many candidate-path lists")
     args = parser.parse_args()
     results = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
                "date": datetime.now(UTC).date().isoformat(), "sizes": []}

@@ -30,7 +30,13 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_latency import DEFAULT_DB  # noqa: E402
-from trained_store import LISTENER_PREFIX, describe, ensure_trained, open_store  # noqa: E402
+from trained_store import (  # noqa: E402
+    LISTENER_PREFIX,
+    describe,
+    ensure_trained,
+    open_store,
+    synthetic_listeners,
+)
 
 from podrec.model import hybrid as hybrid_module  # noqa: E402
 from podrec.model.aligned import AlignedModel  # noqa: E402
@@ -113,6 +119,20 @@ def breakdown(app: Any, users: list[str], k: int) -> dict[str, dict[str, float]]
     return out
 
 
+LIGHT_PREFIX = "bench-light-"
+
+
+def light_listeners(app: Any, args: argparse.Namespace, catalog: Any) -> list[str]:
+    """200 listeners with 3-10 subscriptions (co-subscription walks), added to the store after
+    training: the middle activity bucket, folded in at request time as any new listener is."""
+    events = synthetic_listeners(args.data, list(catalog.ids), list(catalog.titles),
+                                 args.users, args.seed + 1, lo=3, hi=10)
+    for e in events:
+        e["user_id"] = LIGHT_PREFIX + e["user_id"].removeprefix(LISTENER_PREFIX)
+    app.add_events(events, source="bench")
+    return sorted({e["user_id"] for e in events})
+
+
 def part_costs(app: Any, users: list[str], repeats: int) -> dict[str, dict[str, float]]:
     """Every part's ``score`` for one listener at a time, whether or not the listener's bucket
     weights it (the hybrid only scores parts with a non-zero weight)."""
@@ -176,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         "synthetic (10-50 subs, no words)": [u for u in known if u.startswith(LISTENER_PREFIX)],
         "reviewers (1-2 reviews, words embedded)": [u for u in known
                                                    if not u.startswith(LISTENER_PREFIX)],
+        "light (3-10 subs, after training)": light_listeners(app, args, catalog),
     }
     console.print(f"{len(catalog)} shows; {len(known)} listeners known to the trained model; "
                   f"BLAS threads {args.blas_threads or 'default'}; load average "

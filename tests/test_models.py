@@ -170,3 +170,57 @@ def test_configured_event_weights_change_confidence():
     custom = build_interactions(events, ["a", "b"], {**cfg.event_weights.as_dict(),
                                                      "complete": 5.0, "skip": 0.0})
     assert custom.confidence.tolist() == [5.0, 0.0]
+
+
+def test_pairwise_scores_give_the_full_pass_scores(ml):
+    """A small catalog's content and profile parts score from every pair's stored score;
+    the lists must be the ones the pass over every vector gives, words and turned-down
+    items included."""
+    from podrec.model.profile import ProfileModel
+
+    data, catalog = ml
+    fast = ContentModel().fit(catalog, data)
+    slow = ContentModel(pairwise_max_items=0).fit(catalog, data)
+    assert fast.pair_scores() is not None and slow.pair_scores() is None
+    assert len({len(c) for c in catalog.categories}) > 1  # genre sets of several sizes
+    m = sparse.csr_matrix(data.matrix()[:6].maximum(0))
+    words = np.zeros((6, catalog.vectors.shape[1]), np.float32)
+    words[1] = catalog.vectors[7]
+    words[2] = catalog.vectors[11]
+    batch = UserBatch(m, text_vectors=words)
+    np.testing.assert_allclose(fast.score(batch), slow.score(batch), atol=1e-4)
+    rows = np.arange(0, data.n_items, 3)
+    np.testing.assert_allclose(fast.score_rows(batch, rows), slow.score_rows(batch, rows),
+                               atol=1e-4)
+    fast_p, slow_p = ProfileModel().fit_from(fast), ProfileModel().fit_from(slow)
+    for u in range(3):
+        one = m[u]
+        turned_down = sparse.csr_matrix(([1.0, 1.0], ([0, 0], [3, 5])),
+                                        shape=(1, data.n_items))
+        b = UserBatch(one, negatives=turned_down, text_vectors=words[u:u + 1])
+        a, c = fast_p.score(b), slow_p.score(b)
+        np.testing.assert_allclose(a, c, atol=1e-4)
+        assert list(np.argsort(-a[0])[:10]) == list(np.argsort(-c[0])[:10])
+
+
+def test_interests_cut_where_scipys_distance_criterion_cuts():
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
+    from podrec.profile.interests import InterestProfiler, cut_merges
+
+    profiler = InterestProfiler()
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(4, 30))
+        v = rng.standard_normal((n, 16))
+        v[: n // 2] += 3 * rng.standard_normal(16)  # some topics
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        ours = profiler.cluster(v)
+        tree = linkage(np.maximum(pdist(v, "cosine"), 0.0), method="average")
+        theirs = fcluster(tree, t=profiler.distance_threshold, criterion="distance") - 1
+        if theirs.max() + 1 > profiler.max_interests:
+            theirs = cut_merges(tree, n, profiler.max_interests)
+        # the same partition (labels may be numbered differently)
+        pairs = {(int(a), int(b)) for a, b in zip(ours, theirs, strict=True)}
+        assert len(pairs) == len(set(ours.tolist())) == len(set(theirs.tolist()))

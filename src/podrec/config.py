@@ -75,6 +75,10 @@ class RecommendConfig:
     # source finds up to candidates_per_source items), not item by item. 0: always.
     candidates_above: int = 50000
     candidates_per_source: int = 400
+    # Catalogs of at most pairwise_max_items items keep every pair's content score (items²
+    # float32 per kind: 100 MB at 5,000), so a listener's content and profile scores read
+    # only their items' rows; 0: off (every vector read on every request).
+    pairwise_max_items: int = 6000
     # Result cards (cover art, duration, tags) a worker keeps, in MB; the least recently
     # listed beyond it are read from the store again when listed (0: none kept).
     card_cache_mb: int = 16

@@ -35,9 +35,18 @@ from podrec.model.base import (
     norm_name,
     row_shares,
     seen_rows,
+    sparse_rows_product,
+    thin_product,
+    weighted_rows,
 )
 
 SEED_QUERIES = 4  # a listener's strongest items searched for one by one, as candidates
+# catalogs up to this many items keep every pair's fused score (items² float32: 100 MB at
+# 5,000), so a listener's scores are their items' rows summed instead of a pass over every
+# vector per interest (recommend/ at 5k items: content and profile parts ~5x cheaper)
+PAIRWISE_MAX_ITEMS = 6000
+PAIRWISE_BLOCK = 1024  # rows built at a time (bounds the temporaries)
+PAIRS_ATTR = "_content_pairs"  # where a CatalogData object keeps pairwise scores by weights
 COMPONENTS = ("cosine", "lexical", "genre", "author", "popularity")
 
 
@@ -203,10 +212,12 @@ class ContentModel(Recommender):
     name = "content"
 
     def __init__(self, weights: ContentWeights | None = None, metric: str = "cosine",
-                 query_weight: float = 1.0, vector_index: VectorIndex | None = None) -> None:
+                 query_weight: float = 1.0, vector_index: VectorIndex | None = None,
+                 pairwise_max_items: int = PAIRWISE_MAX_ITEMS) -> None:
         self.weights = weights or ContentWeights()
         self.metric = metric
         self.query_weight = query_weight
+        self.pairwise_max_items = pairwise_max_items
         # nearest-neighbour search over the catalog's vectors in catalog row order (an HNSW
         # index for a large catalog); None: exact search, built in ``fit``
         self.vector_index = vector_index
@@ -225,7 +236,52 @@ class ContentModel(Recommender):
         self._genre_set, self._set_jaccard = a.genre_set, a.set_jaccard
         self._author, self._popularity, self._tfidf = a.author, a.popularity, a.tfidf
         self._genres_unit, self._authors = a.genres_unit, a.authors
+        self.__dict__.pop("pair_scores_", None)
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What is saved: not the pairwise scores (rebuilt from the catalog on first use)."""
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("pair_scores_", "_set_cosine")}
+
+    def pair_scores(self) -> np.ndarray | None:
+        """(items x items) fused score of every pair without genre and popularity (cosine,
+        lexical and producer, weighted; genres are added per distinct genre set, since a
+        listener's profile compares them by cosine and an interest by Jaccard), built on
+        first use, for a catalog of at most
+        ``pairwise_max_items`` items; None above it (or without cosine vectors or genre
+        sets), where scoring reads every vector instead."""
+        found = self.__dict__.get("pair_scores_")
+        if found is not None:
+            return found
+        n = self._n_items
+        if n > self.pairwise_max_items or self.metric != "cosine" or self._set_jaccard is None:
+            return None
+        w = self.weights.as_array()
+        # kept on the catalog, by weights: the served content part and the profile part's
+        # content model (the same weights, as a rule) share one matrix
+        shared = self.catalog.__dict__.setdefault(PAIRS_ATTR, {})
+        key = (float(w[0]), float(w[1]), float(w[3]))
+        if key in shared:
+            self.pair_scores_, self._set_cosine = shared[key]
+            return self.pair_scores_
+        v = np.asarray(self.catalog.vectors, np.float32)
+        out = np.empty((n, n), np.float32)
+        for lo in range(0, n, PAIRWISE_BLOCK):
+            block = slice(lo, min(lo + PAIRWISE_BLOCK, n))
+            out[block] = w[0] * (v[block] @ v.T)
+            if w[1]:
+                out[block] += w[1] * (self._tfidf[block] @ self._tfidf.T).toarray()
+            if w[3]:
+                mine = self._author[block][:, None]
+                out[block] += w[3] * ((mine == self._author[None, :]) & (mine >= 0))
+        sets = self._genres[np.unique(self._genre_set, return_index=True)[1]]
+        overlap = (sets @ sets.T).toarray()
+        size = np.sqrt(np.maximum(np.asarray(sets.sum(axis=1)).ravel(), 1.0))
+        self._set_cosine = (overlap / size[:, None] / size[None, :]).astype(np.float32)
+        self.pair_scores_ = out
+        shared[key] = (out, self._set_cosine)
+        return out
 
     def score(self, batch: UserBatch) -> np.ndarray:
         """A listener's profile is the weighted mean of their items (vector, words, genres,
@@ -239,21 +295,49 @@ class ContentModel(Recommender):
         w = self.weights.as_array()
         vectors = self.catalog.vectors
         sel = slice(None) if rows is None else np.asarray(rows, np.int64)
-        profile = np.asarray(h @ vectors)
+        pairs = self.pair_scores()
+        if pairs is not None:
+            return self._score_from_pairs(batch, pairs, h, totals, sel)
+        profile = sparse_rows_product(vectors, h).T
         if batch.text_vectors is not None:
             text = np.asarray(batch.text_vectors, dtype=np.float32)
             has_text = (np.linalg.norm(text, axis=1) > 0)[:, None]
             has_items = (totals > 0)[:, None]
             mixed = np.where(has_items, 0.5 * profile + 0.5 * text, text)
             profile = np.where(has_text, mixed, profile)
-        scores = profile @ vectors[sel].T * w[0]
+        scores = thin_product(vectors if rows is None else vectors[sel], profile.T).T * w[0]
         # each sparse component as (items x features) @ dense (features x listeners): one
         # sparse-dense product, rather than a sparse product and a densified result
         for weight, m in ((w[1], self._tfidf), (w[2], self._genres_unit), (w[3], self._authors)):
             if weight:
-                scores += weight * (m[sel] @ np.asarray((h @ m).todense()).T).T
+                mine = m if rows is None else m[sel]
+                scores += weight * (mine @ sparse_rows_product(m, h)).T
         scores += self._popularity[None, sel] * w[4] * (totals > 0)[:, None]
-        return scores.astype(np.float32)
+        return scores.astype(np.float32, copy=False)
+
+    def _score_from_pairs(self, batch: UserBatch, pairs: np.ndarray, h: sparse.csr_matrix,
+                          totals: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:
+        """``score_rows`` from the pairwise scores: each listener's items' rows, weighted by
+        their shares; a listener's words move the embedding part as in the full pass."""
+        w = self.weights.as_array()
+        scores = sparse_rows_product(pairs, h).T[:, sel]
+        if w[2]:  # the listener's genre shares, by cosine of genre sets
+            per_set = np.zeros((len(self._set_cosine), h.shape[0]), np.float32)
+            owner = np.repeat(np.arange(h.shape[0]), np.diff(h.indptr))
+            np.add.at(per_set, (self._genre_set[h.indices], owner), h.data)
+            scores = scores + w[2] * (self._set_cosine @ per_set)[self._genre_set[sel]].T
+        if batch.text_vectors is not None:
+            text = np.asarray(batch.text_vectors, dtype=np.float32)
+            has_text = np.linalg.norm(text, axis=1) > 0
+            if has_text.any():
+                items = sparse_rows_product(self.catalog.vectors, h).T
+                mixed = np.where((totals > 0)[:, None], 0.5 * items + 0.5 * text, text)
+                shift = np.where(has_text[:, None], mixed - items, 0.0)
+                v = self.catalog.vectors
+                scores = scores + w[0] * thin_product(
+                    v if isinstance(sel, slice) else v[sel], shift.T).T
+        scores = scores + self._popularity[None, sel] * w[4] * (totals > 0)[:, None]
+        return np.asarray(scores, np.float32)
 
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
         """The items nearest (in the vector index) to the listener's mean item, their
@@ -310,8 +394,18 @@ class ContentModel(Recommender):
         """``weighted_features`` of several groups of seeds (a listener's interests) in one
         pass: each component is one product against a (seeds x groups) weight matrix, rather
         than one product per group. ``rows``: the components of those items only."""
+        comps = self.grouped_components(groups, rows)
+        return [np.ascontiguousarray(comps[:, :, j].T) for j in range(comps.shape[2])]
+
+    def grouped_components(self, groups: list[tuple[np.ndarray, np.ndarray]],
+                           rows: np.ndarray | None = None) -> np.ndarray:
+        """(5, items, groups) float32: every score component of every item (of ``rows``)
+        against each group of weighted seeds, component-major so that a weighted sum over
+        components is one product (``grouped_features`` is its per-group view)."""
+        n = self.catalog.vectors.shape[0] if rows is None else len(rows)
+        out = np.zeros((len(COMPONENTS), n, len(groups)), np.float32)
         if not groups:
-            return []
+            return out
         seed_rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _ in groups])
         w = np.zeros((len(seed_rows), len(groups)), dtype=np.float32)
         start = 0
@@ -321,25 +415,23 @@ class ContentModel(Recommender):
         sel = slice(None) if rows is None else np.asarray(rows, np.int64)
         v = self.catalog.vectors
         if self.metric == "cosine":
-            cos = v[sel] @ (v[seed_rows].T @ w)
+            out[0] = thin_product(v if rows is None else v[sel], v[seed_rows].T @ w)
         else:
             sims = np.column_stack([self.index.similarities(v[s], rows) for s in seed_rows])
-            cos = sims @ w
-        lex = np.asarray(self._tfidf[sel] @ np.asarray(self._tfidf[seed_rows].T @ w))
-        genre = self._grouped_genre(seed_rows, w, sel)
+            out[0] = sims @ w
+        tfidf = self._tfidf if rows is None else self._tfidf[sel]
+        out[1] = tfidf @ weighted_rows(self._tfidf, seed_rows, w)
+        out[2] = self.grouped_genre(seed_rows, w, sel)
         # same producer: each producer's summed seed weight, read off by every item's producer
         authors = self._author[seed_rows]
         per_author = np.zeros((max(int(self._author.max()) + 2, 1), w.shape[1]), np.float32)
         np.add.at(per_author, authors[authors >= 0], w[authors >= 0])
         mine = self._author[sel]
-        author = np.where((mine >= 0)[:, None], per_author[mine], 0.0)
-        totals = w.sum(axis=0)
-        pop = self._popularity[sel]
-        return [np.column_stack([cos[:, j], lex[:, j], genre[:, j], author[:, j],
-                                 pop * float(totals[j])]).astype(np.float32)
-                for j in range(len(groups))]
+        out[3] = np.where((mine >= 0)[:, None], per_author[mine], 0.0)
+        out[4] = self._popularity[sel][:, None] * w.sum(axis=0)[None, :]
+        return out
 
-    def _grouped_genre(self, seed_rows: np.ndarray, w: np.ndarray,
+    def grouped_genre(self, seed_rows: np.ndarray, w: np.ndarray,
                        sel: slice | np.ndarray = slice(None)) -> np.ndarray:
         """Σ_s w[s, j] · Jaccard(genres of item, genres of seed s), for every item (of
         ``sel``) and group. Items share few distinct genre sets, so the Jaccard of every pair

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from podrec.index.vector_index import top_k
-from podrec.model.base import CatalogData, Recommender, Scored, UserBatch
+from podrec.model.base import CatalogData, Recommender, Scored, UserBatch, weighted_rows
 from podrec.model.content import COMPONENTS, ContentModel, ContentWeights
 from podrec.profile.interests import HistoryItem, InterestProfiler, UserProfile
 from podrec.recommend.context import (
@@ -37,7 +37,7 @@ class ProfileScores:
 
     scores: np.ndarray  # (n,)
     interest: np.ndarray  # (n,) index into profile.interests, -1 where none
-    parts: np.ndarray  # (n, 5) content components of the winning interest
+    parts: np.ndarray | None  # (n, 5) components of the winning interest; None: not asked
     context: np.ndarray  # (n,) what context added (habits, duration, intent)
 
 
@@ -129,12 +129,14 @@ class ProfileModel(Recommender):
                       text_vectors: np.ndarray | None = None,
                       negatives: tuple[np.ndarray, np.ndarray] | None = None,
                       intent_vector: np.ndarray | None = None,
-                      rows: np.ndarray | None = None) -> ProfileScores:
+                      rows: np.ndarray | None = None, with_parts: bool = False
+                      ) -> ProfileScores:
         """Every item's (or just ``rows``') score for one listener. ``text_vectors``: what
         they searched for or wrote (each counts like one more item of every interest, on
         embedding similarity); ``negatives``: (rows, weights) of what they turned down, pulled
         away from in every interest;
-        ``intent_vector``: the embedded mood/intent text of the request."""
+        ``intent_vector``: the embedded mood/intent text of the request. ``with_parts``:
+        the winning interest's score components too (else only where they come free)."""
         sel = slice(None) if rows is None else np.asarray(rows, np.int64)
         n = len(self.catalog) if rows is None else len(sel)
         w = self.weights.as_array()
@@ -146,9 +148,9 @@ class ProfileModel(Recommender):
                 [self.content.index.similarities(t, rows) for t in np.atleast_2d(text_vectors)],
                 axis=0)
             text_total = self.text_weight * float(len(np.atleast_2d(text_vectors)))
-        neg = None
+        neg, neg_total = None, 0.0
         if negatives is not None and len(negatives[0]):
-            neg = self.content.grouped_features([(negatives[0], negatives[1])], rows)[0]
+            neg = (np.asarray(negatives[0], np.int64), np.asarray(negatives[1], np.float32))
             neg_total = float(np.abs(negatives[1]).sum())
         interests = profile.interests
         if not interests:  # no history: the text they gave, else popularity
@@ -162,34 +164,86 @@ class ProfileModel(Recommender):
             best = np.full(n, -1)
             all_parts = parts
         else:
-            share_term, ctx_term = self.interest_bonus(profile, context)
-            bonus = share_term + ctx_term
-            base = np.full(n, -np.inf, dtype=np.float64)
-            blend = np.zeros(n, dtype=np.float64)
-            best = np.zeros(n, dtype=np.int64)
-            all_parts = np.zeros((n, len(COMPONENTS)), np.float32)
-            features = self.content.grouped_features([(i.rows, i.weights) for i in interests],
-                                                     rows)
-            for j, (interest, parts) in enumerate(zip(interests, features, strict=True)):
-                total = float(interest.weights.sum())
-                if neg is not None:
-                    parts = parts - neg
-                    total += neg_total
-                if text_sim is not None:
-                    parts[:, 0] += text_sim
-                    total += text_total
-                parts = parts / max(total, 1e-9)
-                s = parts @ w + bonus[j]
-                blend += interest.share * (s - bonus[j])
-                better = s > base
-                base = np.where(better, s, base)
-                best = np.where(better, j, best)
-                all_parts = np.where(better[:, None], parts, all_parts)
-            if self.interest_mix < 1.0:
-                base = self.interest_mix * base + (1.0 - self.interest_mix) * blend
+            base, best, all_parts = self._best_interest(profile, context, rows, text_sim,
+                                                        text_total, neg, neg_total, with_parts)
         extra = self.context_scores(context, intent_vector, rows)
         return ProfileScores((base + extra).astype(np.float32), best, all_parts,
                              extra.astype(np.float32))
+
+    def _best_interest(self, profile: UserProfile, context: RequestContext | None,
+                       rows: np.ndarray | None, text_sim: np.ndarray | None,
+                       text_total: float, neg: tuple[np.ndarray, np.ndarray] | None,
+                       neg_total: float, with_parts: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(score, winning interest, its components) of every item: each interest's fused
+        score against its own items (minus the turned-down ones, plus the listener's words)
+        plus its share and context bonus; the best interest wins (``interest_mix`` < 1
+        blends in the share-weighted mean). All interests at once: (5, items, interests)."""
+        interests = profile.interests
+        totals = np.array([float(i.weights.sum()) for i in interests])
+        if neg is not None:
+            totals += neg_total
+        if text_sim is not None:
+            totals += text_total
+        scale = np.maximum(totals, 1e-9).astype(np.float32)
+        comps = None
+        fused = None if with_parts else self._fused_from_pairs(profile, rows, text_sim, neg)
+        if fused is None:
+            comps = self.content.grouped_components([(i.rows, i.weights) for i in interests],
+                                                    rows)
+            if neg is not None:
+                comps -= self.content.grouped_components([neg], rows)
+            if text_sim is not None:
+                comps[0] += np.asarray(text_sim, np.float32)[:, None]
+            comps /= scale[None, None, :]
+            fused = np.tensordot(self.weights.as_array(), comps, axes=1)  # (items, interests)
+        else:
+            fused /= scale[None, :]
+        share_term, ctx_term = self.interest_bonus(profile, context)
+        s = fused + (share_term + ctx_term)[None, :]
+        best = np.argmax(s, axis=1)
+        at = np.arange(s.shape[0])
+        base = s[at, best].astype(np.float64)
+        if self.interest_mix < 1.0:
+            shares = np.array([i.share for i in interests])
+            base = self.interest_mix * base + (1.0 - self.interest_mix) * (fused @ shares)
+        parts = None if comps is None else np.ascontiguousarray(comps[:, at, best].T)
+        return base, best.astype(np.int64), parts
+
+    def _fused_from_pairs(self, profile: UserProfile, rows: np.ndarray | None,
+                          text_sim: np.ndarray | None,
+                          neg: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
+        """Each interest's fused score (items x interests, before dividing by its total)
+        from the content part's pairwise scores: the interest's items' rows summed, less the
+        turned-down items' (``neg``: rows, weights); None without pairwise scores (a large
+        catalog)."""
+        pairs = self.content.pair_scores()
+        if pairs is None:
+            return None
+        groups = [(i.rows, i.weights) for i in profile.interests]
+        seeds = np.concatenate([np.asarray(r, np.int64) for r, _ in groups])
+        weights = np.zeros((len(seeds), len(groups)), np.float32)
+        start = 0
+        for j, (r, wj) in enumerate(groups):
+            weights[start:start + len(r), j] = wj
+            start += len(r)
+        fused = weighted_rows(pairs, seeds, weights)
+        sel = slice(None) if rows is None else np.asarray(rows, np.int64)
+        if rows is not None:
+            fused = fused[sel]
+        w = self.weights.as_array()
+        if w[2]:  # genres by Jaccard, per distinct genre set
+            fused += w[2] * self.content.grouped_genre(seeds, weights, sel)
+        fused += w[4] * self.content.popularity[sel][:, None] * weights.sum(axis=0)[None, :]
+        if text_sim is not None:
+            fused += w[0] * np.asarray(text_sim, np.float32)[:, None]
+        if neg is not None:
+            away = weighted_rows(pairs, neg[0], neg[1][:, None])[sel, 0]
+            away += w[4] * self.content.popularity[sel] * float(neg[1].sum())
+            if w[2]:
+                away += w[2] * self.content.grouped_genre(neg[0], neg[1][:, None], sel)[:, 0]
+            fused -= away[:, None]
+        return fused
 
     def context_scores(self, context: RequestContext | None,
                        intent_vector: np.ndarray | None = None,
@@ -231,9 +285,11 @@ class ProfileModel(Recommender):
             np.asarray(exclude_rows if exclude_rows is not None else [], np.int64)])
         rows, best = top_k(scores, k, seen.astype(np.int64))
         w = self.weights.as_array()
+        parts = scored.parts[rows] if scored.parts is not None else self.score_profile(
+            profile, rows=rows, with_parts=True, **score_args).parts
         components = []
-        for r in rows:
-            comp = dict(zip(COMPONENTS, (scored.parts[r] * w).round(4).tolist(), strict=True))
+        for r, part in zip(rows, parts, strict=True):
+            comp = dict(zip(COMPONENTS, (part * w).round(4).tolist(), strict=True))
             comp["interest"] = int(scored.interest[r])
             if scored.context[r]:
                 comp["context"] = round(float(scored.context[r]), 4)

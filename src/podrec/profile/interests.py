@@ -93,19 +93,19 @@ class InterestProfiler:
         n = len(vectors)
         if n < self.min_items or self.max_interests <= 1:
             return np.zeros(n, dtype=np.int64)
-        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.cluster.hierarchy import linkage
         from scipy.spatial.distance import pdist
 
-        # Average linkage on cosine distances, built once and cut twice: at the distance
-        # threshold, and after the merges that leave max_interests clusters if the threshold
-        # leaves more (cut_tree follows the merge order, so ties in height still give
-        # exactly that many).
+        # Average linkage on cosine distances, cut once: after every merge at or below the
+        # distance threshold (average linkage merges in rising height, so that is a prefix
+        # of the merges: what fcluster's "distance" criterion gives, without its checks of
+        # the tree, which cost more than the clustering here), or after the merges that
+        # leave max_interests clusters if the threshold leaves more (ties in height still
+        # give exactly that many).
         distances = np.nan_to_num(pdist(vectors, "cosine"), nan=1.0)
         tree = linkage(np.maximum(distances, 0.0), method="average")
-        labels = fcluster(tree, t=self.distance_threshold, criterion="distance") - 1
-        if labels.max() + 1 > self.max_interests:
-            labels = cut_merges(tree, n, self.max_interests)
-        return labels.astype(np.int64)
+        merges = int(np.count_nonzero(tree[:, 2] <= self.distance_threshold))
+        return cut_merges(tree, n, min(n - merges, self.max_interests)).astype(np.int64)
 
     def build(self, history: list[HistoryItem], centred: np.ndarray,
               now: float | None = None, habit: np.ndarray | None = None) -> UserProfile:

@@ -204,8 +204,9 @@ class ModelCache:
                 self._content[key] = ContentModel(self.catalog.content_weights(),
                                                   metric=metric,
                                                   vector_index=self._vector_index(data, kind,
-                                                                                  metric)
-                                                  ).fit(data)
+                                                                                  metric),
+                                                  pairwise_max_items=self.config.recommend
+                                                  .pairwise_max_items).fit(data)
                 self._fitted()
             return self._content[key]
 
@@ -311,9 +312,13 @@ class ModelCache:
             return self._indexes[(kind, metric)]
 
     def _configure(self, name: str, model: Recommender) -> Recommender:
-        """Serving settings of a rebuilt part: the configured context and push weights."""
+        """Serving settings of a rebuilt part: the configured context and push weights, and
+        up to what catalog size content scores come from pairwise scores."""
         if isinstance(model, ProfileModel):
             self._configured_profile(model)
+            model.content.pairwise_max_items = self.config.recommend.pairwise_max_items
+        if isinstance(model, ContentModel):
+            model.pairwise_max_items = self.config.recommend.pairwise_max_items
         return model
 
     def _configured_profile(self, model: ProfileModel) -> ProfileModel:
