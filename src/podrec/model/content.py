@@ -34,6 +34,7 @@ from podrec.model.base import (
     UserBatch,
     norm_name,
     row_shares,
+    rows_dot,
     seen_rows,
     sparse_rows_product,
     thin_product,
@@ -310,8 +311,8 @@ class ContentModel(Recommender):
         # sparse-dense product, rather than a sparse product and a densified result
         for weight, m in ((w[1], self._tfidf), (w[2], self._genres_unit), (w[3], self._authors)):
             if weight:
-                mine = m if rows is None else m[sel]
-                scores += weight * (mine @ sparse_rows_product(m, h)).T
+                mean = sparse_rows_product(m, h)
+                scores += weight * (m @ mean if rows is None else rows_dot(m, sel, mean)).T
         scores += self._popularity[None, sel] * w[4] * (totals > 0)[:, None]
         return scores.astype(np.float32, copy=False)
 
@@ -419,8 +420,8 @@ class ContentModel(Recommender):
         else:
             sims = np.column_stack([self.index.similarities(v[s], rows) for s in seed_rows])
             out[0] = sims @ w
-        tfidf = self._tfidf if rows is None else self._tfidf[sel]
-        out[1] = tfidf @ weighted_rows(self._tfidf, seed_rows, w)
+        seeds_lex = weighted_rows(self._tfidf, seed_rows, w)
+        out[1] = self._tfidf @ seeds_lex if rows is None else rows_dot(self._tfidf, sel, seeds_lex)
         out[2] = self.grouped_genre(seed_rows, w, sel)
         # same producer: each producer's summed seed weight, read off by every item's producer
         authors = self._author[seed_rows]
