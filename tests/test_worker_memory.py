@@ -212,3 +212,21 @@ def test_a_loaded_catalog_holds_one_object_per_repeated_value(enriched, wordllam
     assert same and all(data.categories[i] is data.categories[0] for i in same)
     built.close()
     loaded.close()
+
+
+def test_a_damaged_model_set_is_served_from_the_stores_copy(trained_url, wordllama):
+    first = Podrec(_trained_config(True), database_url=trained_url, embedder=wordllama)
+    first.models.pipeline("show")
+    files = first.models.model_files
+    (saved,) = [p for p in files.root.iterdir() if (p / "meta.json").is_file()]
+    (saved / "payload.pkl").write_bytes(b"not a pickle")
+    other = Podrec(_trained_config(True), database_url=trained_url, embedder=wordllama)
+    user = next(iter(other.models.pipeline("show").served.users))
+    # unreadable: unpacked again from the store's pickle, and mapped
+    assert (other.models.model_files.saves, other.models.model_files.loads) == (1, 1)
+    assert (saved / "payload.pkl").read_bytes() != b"not a pickle"
+    plain = Podrec(_trained_config(False), database_url=trained_url, embedder=wordllama)
+    assert [r.id for r in other.recommend(user_id=user, k=10)] == \
+        [r.id for r in plain.recommend(user_id=user, k=10)]
+    for app in (first, other, plain):
+        app.close()

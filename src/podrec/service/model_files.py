@@ -58,7 +58,9 @@ class ModelFiles:
             payload = pickle.loads((path / "payload.pkl").read_bytes(),  # noqa: S301
                                    buffers=buffers)  # written by ``save`` from our own pickle
         except (OSError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as exc:
-            log.warning("model files %s unreadable (%s): reading the store's copy", path, exc)
+            log.warning("model files %s unreadable (%s): unpacked again from the store's copy",
+                        path, exc)
+            shutil.rmtree(path, ignore_errors=True)  # so that ``save`` writes it afresh
             return None
         self.loads += 1
         return head["meta"], payload
