@@ -8,10 +8,17 @@ store (``bench_server.py``'s, 5,114 shows, wordllama) with one worker, drives it
 then prints the share of the server's samples, and the CPU milliseconds per list, spent in
 each part of the request path (inclusive), and the hottest frames outside ``recommend``.
 
+With ``--stub SRC`` (repeatable) the server is the app of that ``src/`` folder with
+``recommend`` answering one fixed list, so the CPU per list it prints is the HTTP path's alone;
+several folders (this checkout's, an older commit's worktree) are measured in turn, side by
+side, ``--rounds`` times.
+
 Needs py-spy (``pip install py-spy``) and the trained store ``bench_server.py`` builds::
 
     .venv/bin/python benchmarks/profile_server.py \\
         --db .cache/bench-server/bench-server-wordllama-trained-2000-0.db [--python OTHER]
+    .venv/bin/python benchmarks/profile_server.py --stub src --stub ../old/src --rounds 2 \\
+        --no-profile
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 # (label, substrings of a frame: a sample belongs to the part when any frame matches one)
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("Podrec.recommend (the request thread's compute)", ("recommend (podrec/service/",)),
-    ("request thread hand-off (anyio/starlette threadpool)", (
+    ("request thread hand-off (anyio or the pool)", (
         "run_in_threadpool", "run_sync_in_worker_thread", "anyio/_backends/_asyncio.py",
         "concurrent/futures", "threading.py")),
     ("request body: read + JSON + pydantic validation", (
