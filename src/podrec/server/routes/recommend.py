@@ -50,8 +50,8 @@ async def recommend(podrec: FreshService, lists: Lists, body: schemas.RecommendR
 
 
 async def recommend_fast(scope: dict[str, Any], body: bytes) -> Response | None:
-    """``POST /recommendations`` without FastAPI's routing and dependency solving (a third
-    of the HTTP path's CPU): a JSON object that validates, sent with a key this worker
+    """``POST /recommendations`` without FastAPI's routing and dependency solving (about
+    half of the HTTP path's CPU): a JSON object that validates, sent with a key this worker
     checked lately (``known_scope``), is answered by ``recommend`` itself. None: the full
     app answers, the same request (a first or a bad key, a bad body, an error to word)."""
     content_type = authorization = None
