@@ -194,6 +194,29 @@ def test_few_candidates_still_find_most_of_the_full_list(trained):
     assert len(cand) == 10 and n > 400
 
 
+def test_candidates_come_only_from_parts_the_blend_weighs(trained):
+    """A part with no weight in a listener's blend finds no candidates for them: its scores
+    would not count, and its search is the dearest (the vector index)."""
+    user = _active_listener(trained)
+    saved = _with_candidates(trained, 0, 30)
+    try:
+        pipe = trained.models.pipeline("show")
+        sources = pipe.candidates
+        request = RecommendRequest(user_id=user)
+        events = trained.store.user_events(user)
+        history = pipe.history(request, events)
+        row = pipe.served.user_row(user, len(history), float(history.confidence.sum()))
+        batch = history.batch(len(pipe.catalog), request.moment.timestamp(), None, None, row)
+        popular_only = set(sources.rows(batch, events, {"pop"}).tolist())
+        every_part = set(sources.rows(batch, events).tolist())
+        nearest = set(sources.content.candidates(batch, 30).tolist())
+        with_content = set(sources.rows(batch, events, {"pop", "content@cold"}).tolist())
+    finally:
+        trained.config = saved
+    assert popular_only and popular_only < every_part
+    assert nearest - popular_only and nearest <= every_part and nearest <= with_content
+
+
 def test_served_lists_match_the_harness(wordllama, tmp_path):
     """`evaluate --served` on 40 real listeners: the store, `podrec train`, Podrec.recommend
     and a real HTTP server give the harness's own hybrid figure."""

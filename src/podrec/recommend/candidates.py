@@ -41,11 +41,18 @@ class CandidateSources:
         for model in parts.values():
             model.prepare_candidates()
 
-    def rows(self, batch: UserBatch, events: Sequence[EventRecord] = ()) -> np.ndarray:
-        """Sorted, distinct candidate rows for the one listener of ``batch``."""
-        found = [self.content.candidates(batch, self.per_source)]
+    def rows(self, batch: UserBatch, events: Sequence[EventRecord] = (),
+             active: set[str] | None = None) -> np.ndarray:
+        """Sorted, distinct candidate rows for the one listener of ``batch``. ``active``: the
+        parts that weigh in this listener's score (None: all); a part the blend gives no
+        weight for them finds no candidates, since its scores would not count."""
+        found = []
+        if active is None or any(p.split("@")[0] in CONTENT_PARTS for p in active):
+            found.append(self.content.candidates(batch, self.per_source))
         for name, model in self.parts.items():
             if name in CONTENT_PARTS:  # the vector-index search above is theirs
+                continue
+            if active is not None and name not in active:
                 continue
             rows = model.candidates(batch, self.per_source)
             if rows is not None:

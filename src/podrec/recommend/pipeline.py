@@ -122,7 +122,8 @@ class RecommendPipeline:
         model = self.served.model
         rows = None
         if self.candidates is not None and not everything:
-            rows = self.candidates.rows(batch, events)
+            active = set(model.row_weights(batch)) if isinstance(model, HybridModel) else None
+            rows = self.candidates.rows(batch, events, active)
             if topic_vectors is not None:  # every topic's nearest items are candidates too
                 near = [self.content.index.search(v, self.candidates.per_source // 4)[0]
                         for v in topic_vectors]
