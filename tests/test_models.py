@@ -192,6 +192,10 @@ def test_pairwise_scores_give_the_full_pass_scores(ml):
     rows = np.arange(0, data.n_items, 3)
     np.testing.assert_allclose(fast.score_rows(batch, rows), slow.score_rows(batch, rows),
                                atol=1e-4)
+    nothing = sparse.csr_matrix((1, data.n_items), dtype=np.float32)  # no items yet
+    for said in (words[1:2], None):  # words only, and nothing at all
+        alone = UserBatch(nothing, text_vectors=said)
+        np.testing.assert_allclose(fast.score(alone), slow.score(alone), atol=1e-4)
     fast_p, slow_p = ProfileModel().fit_from(fast), ProfileModel().fit_from(slow)
     for u in range(3):
         one = m[u]

@@ -149,7 +149,8 @@ def weighted_rows(matrix: Any, rows: np.ndarray, weights: np.ndarray) -> np.ndar
     ``matrix``. For a few rows of a sparse matrix this reads their stored values directly:
     slicing scipy matrices and multiplying sparse by sparse costs more than the sums."""
     rows = np.asarray(rows, np.int64)
-    w = np.asarray(weights, np.float32).reshape(len(rows), -1)
+    w = np.asarray(weights, np.float32)
+    w = w.reshape(len(rows), 1) if w.ndim == 1 else w
     if not sparse.issparse(matrix):
         return np.asarray(matrix[rows], np.float32).T @ w
     m = matrix if isinstance(matrix, sparse.csr_matrix) else sparse.csr_matrix(matrix)
