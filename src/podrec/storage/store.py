@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -32,7 +33,6 @@ from sqlalchemy import (
     delete,
     event,
     func,
-    or_,
     select,
     update,
 )
@@ -54,6 +54,15 @@ _LISTENER_VERSION = sql_text(
     "(SELECT CAST(:uid AS VARCHAR(256)) UNION SELECT id FROM users WHERE person_id = "
     "(SELECT person_id FROM users WHERE id = :uid))) AS agg WHERE u.id = :uid")
 
+# A listener's events and those of every account linked to them, oldest first: the read of
+# every computed list, so it runs as plain SQL on the thread's held connection and its rows are
+# converted here (SQLAlchemy's per-execute and per-row type processing cost ~6x the query).
+_USER_EVENTS = sql_text(
+    "SELECT user_id, event, timestamp, item_id, item_kind, value, text, platform, device, "
+    "context FROM events WHERE user_id IN (SELECT CAST(:uid AS VARCHAR(256)) UNION SELECT id "
+    "FROM users WHERE person_id = (SELECT person_id FROM users WHERE id = :uid)) "
+    "ORDER BY timestamp, pk")
+
 CHUNK = 500
 
 
@@ -73,6 +82,19 @@ _ITEM_FIELDS = [f.name for f in fields(ItemRecord)]
 
 class StoreError(RuntimeError):
     """The database cannot be reached or used; the message says which and why."""
+
+
+def _stored_event(row: Any, mark: Any) -> EventRecord:
+    """An ``EventRecord`` from a row of ``_USER_EVENTS``: SQLite gives the time as text and
+    the context as JSON text, PostgreSQL as a datetime and a dict."""
+    ts, ctx = row[2], row[9]
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts)
+    if isinstance(ctx, str):
+        ctx = json.loads(ctx) if ctx not in ("{}", "null") else {}
+    return EventRecord(user_id=mark(row[0]), event=row[1], timestamp=_utc(ts),
+                       item_id=row[3], item_kind=row[4], value=row[5], text=row[6],
+                       platform=row[7], device=row[8], context=dict(ctx or {}))
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -716,17 +738,20 @@ class Store:
     def user_events(self, user_id: str, linked: bool = True) -> list[EventRecord]:
         """A listener's events, oldest first; with ``linked`` those of every account linked
         to the same person too (one profile across platforms)."""
-        ev, us = schema.events, schema.users
+        ev = schema.events
         user_id = self.ids.stored(user_id)
-        if linked:  # one statement: the account and every account of the same person
-            person = select(us.c.person_id).where(us.c.id == user_id).scalar_subquery()
-            same = select(us.c.id).where(us.c.person_id == person)
-            who = or_(ev.c.user_id == user_id, ev.c.user_id.in_(same))
-        else:
-            who = ev.c.user_id == user_id
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(ev).where(who).order_by(ev.c.timestamp, ev.c.pk)).all()
         mark = self.ids.mark
+        if linked:  # one statement: the account and every account of the same person
+            conn = self._reader()
+            try:
+                found = conn.execute(_USER_EVENTS, {"uid": user_id}).all()
+            except SQLAlchemyError:
+                self._drop_reader()  # a broken connection: the next call opens a new one
+                raise
+            return [_stored_event(r, mark) for r in found]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ev).where(ev.c.user_id == user_id)
+                                .order_by(ev.c.timestamp, ev.c.pk)).all()
         return [EventRecord(user_id=mark(r.user_id), event=r.event,
                             timestamp=_utc(r.timestamp), item_id=r.item_id,
                             item_kind=r.item_kind, value=r.value, text=r.text,
