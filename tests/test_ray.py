@@ -297,6 +297,20 @@ def test_evaluate_on_ray_gives_the_same_figures(runner, wordllama, tmp_path):
     assert sum(m.startswith("validation ") for m in messages) == 1 + 2 + 3 + 2
 
 
+def test_the_platform_study_on_ray_gives_the_same_figures(runner, wordllama, tmp_path):
+    from podrec.evaluate.harness import evaluate_platforms
+
+    report = IngestReport()
+    data = prepare(list(read_catalog(ML / "movies.csv", report)),
+                   list(read_events(ML / "ratings.csv", report)), wordllama, tmp_path / "cache")
+    args = (data, SplitConfig("random", seed=0), ["itemknn", "ease", "content"], [5, 10],
+            wordllama, tmp_path / "cache")
+    here = evaluate_platforms(*args)
+    there = evaluate_platforms(*args, runner=runner)
+    assert list(here["models"]) == list(there["models"])  # the same order, task by task
+    assert _without_timings(here) == _without_timings(there)
+
+
 # -- choosing the runner ------------------------------------------------------------------------
 
 def test_no_address_runs_here(cluster):

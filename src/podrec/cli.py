@@ -647,7 +647,8 @@ def evaluate_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Offline evaluation from files alone: every model on the same split, baselines included.
-    With --ray, the grid points and the test fits run as Ray tasks (the same figures)."""
+    With --ray, the grid points and the test fits (and the platform study's models) run as
+    Ray tasks (the same figures)."""
     from podrec.enrich.embedders import make_embedder
     from podrec.evaluate.protocols import SplitConfig
     from podrec.evaluate.report import markdown, write_results
@@ -657,9 +658,9 @@ def evaluate_cmd(
                                                     events_format)
     emb = make_embedder(embedder or cfg.embedder.name, cfg.embedder.batch_size)
     split = SplitConfig(protocol, test_fraction, leave_n=leave_n, seed=seed)
-    if (ray or cfg.ray.address) and (intents or platforms or served):
-        err.print("note: --intents, --platforms and --served run in this process; --ray "
-                  "applies to the comparison of models")
+    if (ray or cfg.ray.address) and (intents or served):
+        err.print("note: --intents and --served run in this process; --ray applies to the "
+                  "comparison of models and the platform study")
     with _runner(ray, cfg) as runner, _progress() as bar:
         task = bar.add_task("evaluating", total=None)
 
@@ -757,7 +758,8 @@ def _run_evaluation(records: list[Any], event_records: list[Any], emb: Any, cach
                                 seed=split.seed, progress=step,
                                 topic_balance=cfg.recommend.topic_balance)
     if opts["platforms"]:
-        return evaluate_platforms(data, split, names, ks, emb, cache, progress=step)
+        return evaluate_platforms(data, split, names, ks, emb, cache, progress=step,
+                                  runner=opts["runner"])
     if opts["served"]:
         from podrec.evaluate.served import evaluate_served
 

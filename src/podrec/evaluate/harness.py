@@ -268,13 +268,29 @@ def evaluate(data: EvalData, split: SplitConfig, model_names: Sequence[str],
 
 
 
+def _platform_lists(name: str, data: EvalData, fold: Fold, linked: UserBatch,
+                    only_b: UserBatch, ks: Sequence[int], seed: int) -> dict[str, Any]:
+    """One model of the platform study (a task): fitted once, ranked with the linked and
+    the single-platform history."""
+    model = make_model(name, GRIDS[name][0], seed).fit(data.catalog, fold.train)
+    out = {}
+    for label, batch in (("linked A+B", linked), ("B only", only_b)):
+        lists = rank(model, replace(fold, batch=batch), max(ks))
+        out[f"{name} · {label}"] = score_lists(
+            lists, fold, ks, data.catalog.vectors, data.interactions.n_users) | {
+            "fit_seconds": 0.0, "params": model.params()}
+    return out
+
+
 def evaluate_platforms(data: EvalData, split: SplitConfig, model_names: Sequence[str],
                        ks: Sequence[int], embedder: TextEmbedder, cache_dir: Path,
-                       progress: Progress | None = None) -> dict[str, Any]:
+                       progress: Progress | None = None, runner: BatchRunner | None = None
+                       ) -> dict[str, Any]:
     """One person, two platforms: each pair is put on pseudo-platform A or B (a seeded coin).
     Test pairs are drawn by ``split`` from B only; the test listeners' A pairs stay out of
     training. Each model then ranks for a request on B twice: with the B history alone, and
-    with the A history linked in. Default hyper-parameters (the first of each grid)."""
+    with the A history linked in. Default hyper-parameters (the first of each grid); one
+    model per task of ``runner`` (here by default)."""
     say = progress or (lambda _m: None)
     bad = [m for m in model_names if m not in HISTORY_MODELS]
     if bad:
@@ -295,15 +311,15 @@ def evaluate_platforms(data: EvalData, split: SplitConfig, model_names: Sequence
     fold = replace(fold, train=train, cold_items=train.item_popularity() == 0)
     say(f"test listeners {len(fold.users)}; their A pairs {int(hidden.sum())}, B test pairs "
         f"{int((test_mask & (pairs.confidence > 0)).sum())}")
-    results: dict[str, Any] = {}
-    for name in model_names:
-        model = make_model(name, GRIDS[name][0], split.seed).fit(data.catalog, train)
-        for label, batch in (("linked A+B", linked), ("B only", only_b)):
-            lists = rank(model, replace(fold, batch=batch), max(ks))
-            results[f"{name} · {label}"] = score_lists(
-                lists, fold, ks, data.catalog.vectors, pairs.n_users) | {
-                "fit_seconds": 0.0, "params": model.params()}
-            say(f"{name} · {label}: ndcg@10 {results[f'{name} · {label}']['ndcg@10']:.4f}")
+    def done(_n: int, part: dict[str, Any]) -> None:
+        for label, figures in part.items():
+            say(f"{label}: ndcg@10 {figures['ndcg@10']:.4f}")
+
+    parts = (runner or InProcessRunner()).map(
+        _platform_lists, list(model_names), shared=(data, fold, linked, only_b, tuple(ks),
+                                                    split.seed),
+        on_result=done, what="platform study models")
+    results = {label: figures for part in parts for label, figures in part.items()}
     return {"protocol": split.__dict__ | {"platforms": "A/B coin per pair, test on B"},
             "ks": list(ks),
             "data": {"users": pairs.n_users, "items": pairs.n_items,
