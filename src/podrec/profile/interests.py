@@ -53,6 +53,17 @@ class HistoryItem:
     device: str | None = None
 
 
+def cosine_distances(vectors: np.ndarray) -> np.ndarray:
+    """Condensed pairwise cosine distances (scipy's ``pdist(v, "cosine")`` order), a zero
+    vector 1.0 from everything, never below 0: one product, where pdist's per-call checks
+    cost more than the distances of a listener's few dozen items."""
+    v = np.asarray(vectors, np.float64)
+    norms = np.linalg.norm(v, axis=1)
+    unit = np.divide(v, norms[:, None], out=np.zeros_like(v), where=norms[:, None] > 0)
+    upper = np.triu_indices(len(v), k=1)
+    return np.maximum(1.0 - (unit @ unit.T)[upper], 0.0)
+
+
 def cut_merges(tree: np.ndarray, n: int, clusters: int) -> np.ndarray:
     """Cluster labels after the first ``n - clusters`` merges of a scipy linkage ``tree``:
     what scipy's ``cut_tree`` gives (it follows the merge order, so ties in height still
@@ -94,7 +105,6 @@ class InterestProfiler:
         if n < self.min_items or self.max_interests <= 1:
             return np.zeros(n, dtype=np.int64)
         from scipy.cluster.hierarchy import linkage
-        from scipy.spatial.distance import pdist
 
         # Average linkage on cosine distances, cut once: after every merge at or below the
         # distance threshold (average linkage merges in rising height, so that is a prefix
@@ -102,8 +112,7 @@ class InterestProfiler:
         # the tree, which cost more than the clustering here), or after the merges that
         # leave max_interests clusters if the threshold leaves more (ties in height still
         # give exactly that many).
-        distances = np.nan_to_num(pdist(vectors, "cosine"), nan=1.0)
-        tree = linkage(np.maximum(distances, 0.0), method="average")
+        tree = linkage(cosine_distances(vectors), method="average")
         merges = int(np.count_nonzero(tree[:, 2] <= self.distance_threshold))
         return cut_merges(tree, n, min(n - merges, self.max_interests)).astype(np.int64)
 

@@ -40,17 +40,20 @@ def balance(order: np.ndarray, interest: np.ndarray, shares: Sequence[float], k:
     owed = quotas(shares, k, strength)
     if not owed.any():
         return np.arange(min(k, len(order)))
-    taken = np.zeros(len(owed), np.int64)
+    owed_list = owed.tolist()  # plain ints: this loop runs per pooled item of every list
+    taken = [0] * len(owed_list)
+    unmet = sum(owed_list)  # slots still owed, over all interests
     chosen: list[int] = []
     waiting: list[int] = []
     for i, j in enumerate(np.asarray(interest, np.int64).tolist()):
         if len(chosen) == k:
             break
-        mine = 0 <= j < len(owed) and taken[j] < owed[j]
-        unmet = int(np.maximum(owed - taken, 0).sum()) - (1 if mine else 0)
-        if mine or k - len(chosen) - 1 >= unmet:
+        known = 0 <= j < len(owed_list)
+        mine = known and taken[j] < owed_list[j]
+        if mine or k - len(chosen) - 1 >= unmet - (1 if mine else 0):
             chosen.append(i)
-            if 0 <= j < len(owed):
+            if known:
+                unmet -= 1 if mine else 0
                 taken[j] += 1
         else:
             waiting.append(i)
