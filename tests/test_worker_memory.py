@@ -153,7 +153,7 @@ def _mapped(a) -> bool:
 def test_a_trained_model_is_mapped_from_disk_and_serves_as_the_stores_copy(
         trained_url, wordllama):
     from podrec.model.hybrid import parts_of
-    from podrec.train.artifacts import ListenerRows
+    from podrec.train.artifacts import ItemKeys, ListenerRows
 
     first = Podrec(_trained_config(True), database_url=trained_url, embedder=wordllama)
     served = first.models.pipeline("show").served
@@ -168,6 +168,10 @@ def test_a_trained_model_is_mapped_from_disk_and_serves_as_the_stores_copy(
     ease = parts_of(mapped.model)["ease"].model
     assert _mapped(ease.weights) and ease.weights.flags.writeable  # copy-on-write pages
     assert isinstance(mapped.users, ListenerRows) and len(mapped.users) == 40
+    keys = parts_of(mapped.model)["ease"].trained_keys
+    assert isinstance(keys, ItemKeys)  # (small here: in the pickle, not mapped)
+    assert list(keys) == list(zip(second.models.data("show").kinds,
+                                  second.models.data("show").ids, strict=True))
     plain = Podrec(_trained_config(False), database_url=trained_url, embedder=wordllama)
     stored = plain.models.pipeline("show").served
     assert not _mapped(parts_of(stored.model)["ease"].model.weights)
@@ -230,3 +234,23 @@ def test_a_damaged_model_set_is_served_from_the_stores_copy(trained_url, wordlla
         [r.id for r in plain.recommend(user_id=user, k=10)]
     for app in (first, other, plain):
         app.close()
+
+
+def test_item_keys_answer_as_the_list_they_replace():
+    import numpy as np
+
+    from podrec.model.aligned import trained_to_current
+    from podrec.model.base import CatalogData
+    from podrec.train.artifacts import ItemKeys
+
+    listed = [("show", "a"), ("episode", "été-1"), ("show", "b"), ("episode", "")]
+    keys = ItemKeys(listed)
+    assert len(keys) == 4 and list(keys) == listed
+    assert keys[1] == listed[1] and keys[-1] == listed[-1] and keys[1:3] == listed[1:3]
+    with pytest.raises(IndexError):
+        keys[4]
+    catalog = CatalogData(ids=["b", "été-1", "c"], kinds=["show", "episode", "show"],
+                          vectors=np.eye(3, dtype=np.float32))
+    assert trained_to_current(keys, catalog).tolist() == \
+        trained_to_current(listed, catalog).tolist() == [-1, 1, 0, -1]
+    assert list(ItemKeys([])) == []
