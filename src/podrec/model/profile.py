@@ -31,6 +31,28 @@ from podrec.recommend.context import (
 )
 
 
+class CentredRows:
+    """The catalog's vectors centred on their mean and scaled to unit length, row by row as
+    asked (``centred[rows]``): interests are clustered on a listener's few rows, so only the
+    mean is kept, not a second items x dims copy of the vectors per worker (147 MB at 100k)."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+        self.mean = np.asarray(vectors, np.float32).mean(axis=0, keepdims=True)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.vectors), int(self.mean.shape[1]))
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        centred = np.asarray(self.vectors[rows], np.float32) - self.mean
+        norms = np.linalg.norm(centred, axis=-1, keepdims=True)
+        return np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
+
+
 @dataclass
 class ProfileScores:
     """Scores of every item for one listener, with the interest that gave each its score."""
@@ -88,10 +110,7 @@ class ProfileModel(Recommender):
         self.weights = content.weights
         catalog = self.catalog = content.catalog
         self._n_items = len(catalog)
-        v = np.asarray(catalog.vectors, dtype=np.float32)
-        centred = v - v.mean(axis=0, keepdims=True)
-        norms = np.linalg.norm(centred, axis=1, keepdims=True)
-        self.centred = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
+        self.centred = CentredRows(catalog.vectors)
         return self
 
     def map_2d(self, vectors: np.ndarray) -> np.ndarray:
