@@ -407,7 +407,6 @@ class Server:
                  extra: list[str] | None = None, python: str | None = None) -> None:
         """``python``: the interpreter of another checkout's venv (its own podrec), e.g. a
         baseline commit's; default this one."""
-        import httpx
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -419,10 +418,17 @@ class Server:
              *(extra or [])],
             stdout=self._out, stderr=subprocess.STDOUT, env=embedder_env(),
             cwd=checkout_of(python))
-        deadline = time.monotonic() + 180
+        self.wait_healthy(180.0)
+
+    def wait_healthy(self, seconds: float) -> None:
+        """Return once /health answers 200; stop the server and raise, with its log, if it
+        exits or does not answer within ``seconds``."""
+        import httpx
+
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{log.read_text()}")
+                raise RuntimeError(f"server exited:\n{self.log.read_text()}")
             try:
                 if httpx.get(self.url + "/health", timeout=5).status_code == 200:
                     return
@@ -430,7 +436,7 @@ class Server:
                 pass
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"server did not start:\n{log.read_text()}")
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
 
     def stop(self) -> None:
         self.proc.terminate()

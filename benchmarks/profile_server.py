@@ -144,7 +144,6 @@ class StubServer(bs.Server):
     """``serve_stub`` in a subprocess, with ``src`` (another checkout's) first on the path."""
 
     def __init__(self, url: str, config: Path, log: Path, src: Path | None) -> None:
-        import httpx
 
         self.port = bs.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -155,17 +154,7 @@ class StubServer(bs.Server):
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve-stub", url, str(config), str(self.port)],
             stdout=self._out, stderr=subprocess.STDOUT, env=env)
-        for _ in range(600):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{log.read_text()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"server did not start:\n{log.read_text()}")
+        self.wait_healthy(180.0)
 
 
 def drive(server: bs.Server, key: str, spec: dict[str, Any], profile: Path | None,
