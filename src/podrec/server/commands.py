@@ -23,7 +23,7 @@ err = Console(stderr=True, soft_wrap=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (overrides PODREC_DB)")]
 
-SERVE_THREADS = 4  # requests one worker computes at once (podrec.server.worker.SERVE_THREADS)
+SERVE_THREADS = 2  # requests one worker computes at once (podrec.server.worker.SERVE_THREADS)
 
 # Serving answers many small requests at once: one BLAS/OpenMP thread per worker process
 # (set before a worker loads numpy; an operator's own setting wins).

@@ -28,8 +28,10 @@ log = logging.getLogger("podrec.server")
 # loop). Its default of 40 threads fighting over the GIL cost 25-50% of the recommendation
 # throughput and up to doubled its p99 under load (benchmarks/README.md, "REST API under
 # load"). A slow request (an ingest fetching a URL, a training) holds one of them while it
-# runs.
-SERVE_THREADS = 4
+# runs. 2 rather than 4 since 2026-12-03: on 2 cores, 4 threads cost 6.2 ms of CPU a list
+# in-process against 3.9 ms for 2 (GIL hand-offs), and over HTTP (one worker, list cache off)
+# 2 threads served 180 lists/s against 110 (benchmarks/README.md, "Run 8").
+SERVE_THREADS = 2
 ANYIO_THREADS = 40  # anyio's default, what ``threads=None`` means
 
 _threads = threading.local()
