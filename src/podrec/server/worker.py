@@ -29,8 +29,8 @@ log = logging.getLogger("podrec.server")
 # throughput and up to doubled its p99 under load (benchmarks/README.md, "REST API under
 # load"). A slow request (an ingest fetching a URL, a training) holds one of them while it
 # runs. 2 rather than 4 since 2026-12-03: on 2 cores, 4 threads cost 6.2 ms of CPU a list
-# in-process against 3.9 ms for 2 (GIL hand-offs), and over HTTP (one worker, list cache off)
-# 2 threads served 180 lists/s against 110 (benchmarks/README.md, "Run 8").
+# in-process against 3.9 ms for 2 (GIL hand-offs); over HTTP the gain was within the noise
+# (benchmarks/README.md, "Request threads per worker").
 SERVE_THREADS = 2
 ANYIO_THREADS = 40  # anyio's default, what ``threads=None`` means
 
