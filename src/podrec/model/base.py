@@ -134,14 +134,23 @@ def thin_product(matrix: np.ndarray, thin: np.ndarray) -> np.ndarray:
     sgemm with 2-8 columns packs the whole tall matrix first and took 3-8x the time of one
     matrix-vector product per column (measured at 5,000 x 384), which is what this does."""
     thin = np.asarray(thin, np.float32)
-    if thin.ndim == 1:
-        return np.asarray(matrix @ thin, np.float32)
-    if thin.shape[1] > THIN:
+    if thin.ndim == 1 or thin.shape[1] > THIN:
         return np.asarray(matrix @ thin, np.float32)
     out = np.empty((matrix.shape[0], thin.shape[1]), np.float32)
     for j in range(thin.shape[1]):
         out[:, j] = matrix @ np.ascontiguousarray(thin[:, j])
     return out
+
+
+def csr_entries(matrix: sparse.csr_matrix, rows: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(position in ``rows``, column, value) of every stored value of those rows of a CSR
+    matrix, read off its arrays without building a sliced matrix."""
+    starts = matrix.indptr[rows].astype(np.int64)
+    lengths = matrix.indptr[rows + 1].astype(np.int64) - starts
+    at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    return owner, matrix.indices[at], matrix.data[at].astype(np.float32)
 
 
 def weighted_rows(matrix: Any, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -154,12 +163,7 @@ def weighted_rows(matrix: Any, rows: np.ndarray, weights: np.ndarray) -> np.ndar
     if not sparse.issparse(matrix):
         return np.asarray(matrix[rows], np.float32).T @ w
     m = matrix if isinstance(matrix, sparse.csr_matrix) else sparse.csr_matrix(matrix)
-    starts = m.indptr[rows].astype(np.int64)
-    lengths = m.indptr[rows + 1].astype(np.int64) - starts
-    total = int(lengths.sum())
-    at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
-    cols, vals = m.indices[at], m.data[at].astype(np.float32)
-    owner = np.repeat(np.arange(len(rows)), lengths)
+    owner, cols, vals = csr_entries(m, rows)
     out = np.empty((m.shape[1], w.shape[1]), np.float32)
     for j in range(w.shape[1]):
         out[:, j] = np.bincount(cols, weights=vals * w[owner, j], minlength=m.shape[1])
@@ -174,12 +178,7 @@ def rows_dot(matrix: sparse.csr_matrix, rows: np.ndarray, dense: np.ndarray) -> 
     d = np.asarray(dense, np.float32)
     flat = d.ndim == 1
     d = d.reshape(d.shape[0], -1)
-    starts = matrix.indptr[rows].astype(np.int64)
-    lengths = matrix.indptr[rows + 1].astype(np.int64) - starts
-    at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
-    owner = np.repeat(np.arange(len(rows)), lengths)
-    vals = matrix.data[at].astype(np.float32)
-    cols = matrix.indices[at]
+    owner, cols, vals = csr_entries(matrix, rows)
     out = np.empty((len(rows), d.shape[1]), np.float32)
     for j in range(d.shape[1]):
         out[:, j] = np.bincount(owner, weights=vals * d[cols, j], minlength=len(rows))

@@ -249,9 +249,8 @@ class ContentModel(Recommender):
         """(items x items) fused score of every pair without genre and popularity (cosine,
         lexical and producer, weighted; genres are added per distinct genre set, since a
         listener's profile compares them by cosine and an interest by Jaccard), built on
-        first use, for a catalog of at most
-        ``pairwise_max_items`` items; None above it (or without cosine vectors or genre
-        sets), where scoring reads every vector instead."""
+        first use, for a catalog of at most ``pairwise_max_items`` items; None above it (or
+        without cosine vectors or genre sets), where scoring reads every vector instead."""
         found = self.__dict__.get("pair_scores_")
         if found is not None:
             return found
@@ -407,12 +406,7 @@ class ContentModel(Recommender):
         out = np.zeros((len(COMPONENTS), n, len(groups)), np.float32)
         if not groups:
             return out
-        seed_rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _ in groups])
-        w = np.zeros((len(seed_rows), len(groups)), dtype=np.float32)
-        start = 0
-        for j, (seeds, weights) in enumerate(groups):
-            w[start:start + len(seeds), j] = np.asarray(weights, dtype=np.float32)
-            start += len(seeds)
+        seed_rows, w = seed_weights(groups)
         sel = slice(None) if rows is None else np.asarray(rows, np.int64)
         v = self.catalog.vectors
         if self.metric == "cosine":
@@ -637,6 +631,17 @@ def _recall_with_expansion(model: ContentModel, weights: ContentWeights,
         return total / len(pairs)
     finally:
         model.weights = saved
+
+
+def seed_weights(groups: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of weighted seeds as (every seed row, a seeds x groups weight matrix)."""
+    seed_rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _ in groups])
+    w = np.zeros((len(seed_rows), len(groups)), dtype=np.float32)
+    start = 0
+    for j, (seeds, weights) in enumerate(groups):
+        w[start:start + len(seeds), j] = np.asarray(weights, dtype=np.float32)
+        start += len(seeds)
+    return seed_rows, w
 
 
 MAX_GENRE_SETS = 4000  # distinct genre sets up to which their pairwise Jaccard is kept

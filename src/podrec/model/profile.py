@@ -21,7 +21,7 @@ from scipy import sparse
 
 from podrec.index.vector_index import top_k
 from podrec.model.base import CatalogData, Recommender, Scored, UserBatch, weighted_rows
-from podrec.model.content import COMPONENTS, ContentModel, ContentWeights
+from podrec.model.content import COMPONENTS, ContentModel, ContentWeights, seed_weights
 from podrec.profile.interests import HistoryItem, InterestProfiler, UserProfile
 from podrec.recommend.context import (
     RequestContext,
@@ -239,13 +239,7 @@ class ProfileModel(Recommender):
         pairs = self.content.pair_scores()
         if pairs is None:
             return None
-        groups = [(i.rows, i.weights) for i in profile.interests]
-        seeds = np.concatenate([np.asarray(r, np.int64) for r, _ in groups])
-        weights = np.zeros((len(seeds), len(groups)), np.float32)
-        start = 0
-        for j, (r, wj) in enumerate(groups):
-            weights[start:start + len(r), j] = wj
-            start += len(r)
+        seeds, weights = seed_weights([(i.rows, i.weights) for i in profile.interests])
         fused = weighted_rows(pairs, seeds, weights)
         sel = slice(None) if rows is None else np.asarray(rows, np.int64)
         if rows is not None:

@@ -28,7 +28,7 @@ from podrec.config import Config
 from podrec.server.lists import KeptLists
 from podrec.server.openapi import error_responses
 from podrec.server.training import TrainLock
-from podrec.server.worker import ServedPodrec, on_request_thread, one_thread
+from podrec.server.worker import ServedPodrec, on_request_thread
 
 
 async def get_podrec(request: Request) -> ServedPodrec:
@@ -66,8 +66,7 @@ def _on_request_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     its signature, name and docstring stay the endpoint's, for FastAPI and the document."""
 
     def run(kwargs: dict[str, Any]) -> Any:
-        one_thread()
-        return endpoint(**kwargs)
+        return endpoint(**kwargs)  # request threads start limited to one BLAS thread
 
     @functools.wraps(endpoint)
     async def call(**kwargs: Any) -> Any:

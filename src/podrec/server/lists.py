@@ -23,18 +23,13 @@ from podrec.recommend.results import Recommendation
 from podrec.server import metrics
 from podrec.server.cache import CachedResponse, ResponseCache
 from podrec.server.notify import ListenerChanges
-from podrec.server.worker import ServedPodrec, on_request_thread, one_thread
+from podrec.server.worker import ServedPodrec, on_request_thread
 
 log = logging.getLogger("podrec.server")
 
 Compute = Callable[[ServedPodrec], list[Recommendation]]
 # what ``schemas.Recommendation`` writes for an item without a reason
 _NO_REASON = {"reason": None, "evidence": None, "reason_source": None, "reason_fallback": None}
-
-
-def _on_one_thread(compute: Compute, podrec: ServedPodrec) -> list[Recommendation]:
-    one_thread()
-    return compute(podrec)
 
 
 def list_json(items: list[Recommendation]) -> bytes:
@@ -109,7 +104,7 @@ class KeptLists:
                     found = podrec.listener_version(user_id)
                     key, person = (None, None) if found is None else (key, found[0] or None)
                 stamp = self.cache.stamp(listener, person)  # before the events are read
-        items = await on_request_thread(_on_one_thread, compute, podrec)
+        items = await on_request_thread(compute, podrec)  # a thread limited to one BLAS thread
         body = list_json(items)
         metrics.served(endpoint, len(items))
         # a list whose reasons are still being written is not kept: the next request

@@ -29,7 +29,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when what is unpacked changes (2: item keys as arrays)
+FORMAT = 3  # bump when what is unpacked changes (2: item keys as arrays; 3: PackedStrings)
 IN_BAND = 1 << 16  # buffers smaller than this stay in the pickle stream
 PAGE = mmap.ALLOCATIONGRANULARITY
 

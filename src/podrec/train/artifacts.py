@@ -40,6 +40,27 @@ def new_version() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
+class PackedStrings:
+    """Strings as one byte array and their offsets (a few bytes each, against ~60 for a
+    Python ``str``); pickled as two arrays, so they are memory-mapped with the model."""
+
+    def __init__(self, strings: Iterable[str]) -> None:
+        encoded = [s.encode("utf-8") for s in strings]
+        self.offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(e) for e in encoded], out=self.offsets[1:])
+        self.blob = np.frombuffer(b"".join(encoded), np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def raw(self, i: int) -> bytes:
+        return self.blob[self.offsets[i]:self.offsets[i + 1]].tobytes()
+
+    def __iter__(self) -> Iterator[str]:
+        blob, offsets = self.blob.tobytes(), self.offsets.tolist()
+        return (blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(len(self)))
+
+
 class ListenerRows(Mapping[str, tuple[int, int, float]]):
     """Listener id → (training row, positive items, confidence sum), held as sorted arrays:
     a dict of tuples takes ~300 bytes a listener (150,000 listeners at 100k episodes: 45 MB
@@ -48,17 +69,11 @@ class ListenerRows(Mapping[str, tuple[int, int, float]]):
 
     def __init__(self, users: Mapping[str, tuple[int, int, float]]) -> None:
         ids = sorted(users)
-        encoded = [u.encode("utf-8") for u in ids]
-        self._offsets = np.zeros(len(ids) + 1, np.int64)
-        np.cumsum([len(e) for e in encoded], out=self._offsets[1:])
-        self._blob = np.frombuffer(b"".join(encoded), np.uint8)
+        self._ids = PackedStrings(ids)
         values = [users[u] for u in ids]
         self._rows = np.array([v[0] for v in values], np.int64)
         self._counts = np.array([v[1] for v in values], np.int64)
         self._sums = np.array([v[2] for v in values], np.float64)
-
-    def _id(self, i: int) -> bytes:
-        return self._blob[self._offsets[i]:self._offsets[i + 1]].tobytes()
 
     def _find(self, user_id: object) -> int:
         if not isinstance(user_id, str):
@@ -67,11 +82,11 @@ class ListenerRows(Mapping[str, tuple[int, int, float]]):
         lo, hi = 0, len(self)
         while lo < hi:  # binary search over the sorted ids
             mid = (lo + hi) // 2
-            if self._id(mid) < key:
+            if self._ids.raw(mid) < key:
                 lo = mid + 1
             else:
                 hi = mid
-        return lo if lo < len(self) and self._id(lo) == key else -1
+        return lo if lo < len(self) and self._ids.raw(lo) == key else -1
 
     def __getitem__(self, user_id: str) -> tuple[int, int, float]:
         i = self._find(user_id)
@@ -86,7 +101,7 @@ class ListenerRows(Mapping[str, tuple[int, int, float]]):
         return len(self._rows)
 
     def __iter__(self) -> Iterator[str]:
-        return (self._id(i).decode("utf-8") for i in range(len(self)))
+        return iter(self._ids)
 
 
 class ItemKeys(Sequence[tuple[str, str]]):
@@ -95,13 +110,11 @@ class ItemKeys(Sequence[tuple[str, str]]):
     model. Iterated, it gives the tuples the list held."""
 
     def __init__(self, keys: Iterable[Sequence[str]]) -> None:
-        pairs = [(str(k[0]), str(k[1]).encode("utf-8")) for k in keys]
+        pairs = [(str(k[0]), str(k[1])) for k in keys]
         self._kinds = sorted({kind for kind, _ in pairs})
         code = {kind: i for i, kind in enumerate(self._kinds)}
         self._codes = np.array([code[kind] for kind, _ in pairs], np.int32)
-        self._offsets = np.zeros(len(pairs) + 1, np.int64)
-        np.cumsum([len(i) for _, i in pairs], out=self._offsets[1:])
-        self._blob = np.frombuffer(b"".join(i for _, i in pairs), np.uint8)
+        self._ids = PackedStrings(i for _, i in pairs)
 
     def __len__(self) -> int:
         return len(self._codes)
@@ -110,14 +123,11 @@ class ItemKeys(Sequence[tuple[str, str]]):
         if isinstance(row, slice):
             return [self[i] for i in range(*row.indices(len(self)))]
         row = range(len(self))[row]  # negative rows, and IndexError past the end
-        start, end = int(self._offsets[row]), int(self._offsets[row + 1])
-        return (self._kinds[self._codes[row]], self._blob[start:end].tobytes().decode("utf-8"))
+        return (self._kinds[self._codes[row]], self._ids.raw(row).decode("utf-8"))
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        blob, offsets = self._blob.tobytes(), self._offsets.tolist()
         kinds = [self._kinds[c] for c in self._codes.tolist()]
-        for row, kind in enumerate(kinds):
-            yield kind, blob[offsets[row]:offsets[row + 1]].decode("utf-8")
+        return zip(kinds, self._ids, strict=True)
 
 
 @dataclass
