@@ -7,7 +7,8 @@ so both sides see the same machine load:
 - ``throughput``: the raw embedder's items/s (the model package called directly) and
   ``Enricher.run``'s items/s (embed, store, taxonomy tags, keyphrases) on the same Apple
   shows, alternated, best of ``--repeats``; once per keyphrase setting: before (the Python
-  ``yake``, 1000 characters) and after (``yake-rust``, the configured characters).
+  ``yake``, 1000 characters, in turn), ``yake-rust`` at 500 characters in turn, after (the
+  same on threads a few batches ahead of the embedding, the default), and no keyphrases.
 - ``tags``: keyphrase precision/recall against hidden source genres (bench_tags.py's sets
   and scoring) for the same settings, and how many of the cleaned phrases each setting
   shares with the reference.
@@ -51,9 +52,20 @@ BATCH = 32
 # (label, keyphrase engine, characters read): the reference first
 SETTINGS = [("before: yake (Python), 1000 chars", "python", 1000),
             ("yake-rust, 1000 chars", "rust", 1000),
-            ("after: yake-rust, 500 chars (default)", "rust", 500),
+            ("yake-rust, 500 chars", "rust", 500),
             ("yake-rust, 300 chars", "rust", 300),
+            ("after: RAKE, 500 chars (default)", "rake", 500),
+            ("RAKE, 1000 chars", "rake", 1000),
             ("floor: no keyphrases", "none", 0)]
+# The throughput runs: (label, engine, characters, keyphrase threads; None: the engine's
+# default, two threads extracting ahead of the batch being embedded for yake-rust, in turn for
+# the Python engines; 0: in turn)
+THROUGHPUT = [("before: yake (Python), 1000 chars, in turn", "python", 1000, 0),
+              ("yake-rust, 500 chars, in turn", "rust", 500, 0),
+              ("yake-rust, 500 chars, 2 threads ahead", "rust", 500, None),
+              ("after: RAKE, 500 chars, in turn (default)", "rake", 500, None),
+              ("RAKE, 500 chars, 1 thread ahead", "rake", 500, 1),
+              ("floor: no keyphrases", "none", 0, 0)]
 
 
 class NoKeyphrases:
@@ -82,17 +94,17 @@ def raw_embedder(name: str, texts: list[str]) -> tuple[TextEmbedder, Callable[[]
 
 
 def enrich_once(embedder: TextEmbedder, records: list[Any], tmp: Path, tag: str,
-                engine: str, chars: int) -> float:
+                engine: str, chars: int, threads: int | None = None) -> float:
     """``Enricher.run`` on a fresh SQLite file (ingest untimed), keyphrases as given."""
     store = Store(f"sqlite:///{tmp / f'{tag}.db'}")
     saved = pipeline.KeyphraseExtractor
     pipeline.KeyphraseExtractor = (  # type: ignore[misc]
-        NoKeyphrases if engine == "none" else partial(KeyphraseExtractor, engine=engine,
-                                                      max_chars=chars))
+        NoKeyphrases if engine == "none" else partial(KeyphraseExtractor, max_chars=chars))
     try:
         store.upsert_items(records)
         t0 = time.perf_counter()
-        pipeline.Enricher(store, embedder, batch_size=BATCH).run()
+        pipeline.Enricher(store, embedder, batch_size=BATCH, keyphrase_threads=threads,
+                          keyphrase_engine="rake" if engine == "none" else engine).run()
         return time.perf_counter() - t0
     finally:
         pipeline.KeyphraseExtractor = saved  # type: ignore[misc]
@@ -107,21 +119,21 @@ def throughput(name: str, n: int, repeats: int, data: Path, tmp: Path) -> dict[s
     KeyphraseExtractor().extract("每周分析美国股市、投资理财和经济新闻。", "zh")
     enrich_once(embedder, records[:16], tmp, f"{name}-warm", "rust", 1000)
     enrich_once(embedder, records[:16], tmp, f"{name}-warm2", "python", 1000)
-    runs: dict[str, list[float]] = {"raw": [], **{label: [] for label, _, _ in SETTINGS}}
+    runs: dict[str, list[float]] = {"raw": [], **{s[0]: [] for s in THROUGHPUT}}
     for rep in range(repeats):
         t0 = time.perf_counter()
         raw()
         runs["raw"].append(time.perf_counter() - t0)
-        for i, (label, engine, chars) in enumerate(SETTINGS):
+        for i, (label, engine, chars, threads) in enumerate(THROUGHPUT):
             runs[label].append(enrich_once(embedder, records, tmp, f"{name}-{rep}-{i}",
-                                           engine, chars))
+                                           engine, chars, threads))
         print(f"  {name} repeat {rep + 1}/{repeats}: "
               + ", ".join(f"{v[-1]:.2f}s" for v in runs.values()), flush=True)
     best = {k: min(v) for k, v in runs.items()}
     per_s = {k: len(records) / v for k, v in best.items()}
     return {"embedder": name, "items": len(records), "runs_s": runs, "best_s": best,
             "items_per_s": per_s,
-            "enrich_over_raw": {k: per_s[k] / per_s["raw"] for k, _, _ in SETTINGS}}
+            "enrich_over_raw": {s[0]: per_s[s[0]] / per_s["raw"] for s in THROUGHPUT}}
 
 
 def show_throughput(r: dict[str, Any]) -> list[str]:
@@ -129,7 +141,7 @@ def show_throughput(r: dict[str, Any]) -> list[str]:
              "| path | seconds | items/s | enrich items/s over raw |", "|---|---|---|---|",
              f"| raw embedder | {r['best_s']['raw']:.2f} | {r['items_per_s']['raw']:.1f} | "
              "1.00 |"]
-    for label, _, _ in SETTINGS:
+    for label, *_ in THROUGHPUT:
         lines.append(f"| enrich, {label} | {r['best_s'][label]:.2f} | "
                      f"{r['items_per_s'][label]:.1f} | {r['enrich_over_raw'][label]:.2f} |")
     return lines

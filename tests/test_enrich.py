@@ -168,3 +168,43 @@ def test_query_vectors_embed_each_text_once_while_it_is_recent(wordllama):
     cache.embed(counting, ["ancient rome"])  # dropped for "comedy": embedded again
     assert counting.texts == ["true crime", "ancient rome", "comedy", "ancient rome"]
     assert cache.embed(counting, []).shape == (0, wordllama.dim)
+
+
+def test_rake_is_the_default_and_finds_the_phrases_that_recur():
+    from podrec.enrich.tagger import rake
+
+    text = ("Ancient Rome, told one emperor at a time. From the Roman Republic to the fall "
+            "of the Roman Empire: senators, legions and the Roman Empire.")
+    found = KeyphraseExtractor(top_n=4).extract(text, "en")
+    assert found[0] == ("Roman Empire", 1.0)  # occurs twice, its words in longer runs
+    assert all(0 < s <= 1 for _, s in found) and [s for _, s in found] == \
+        sorted((s for _, s in found), reverse=True)
+    assert not {k.lower() for k, _ in found} & {"the", "of", "at", "to"}  # stop words split
+    # every candidate is at most two words; runs longer than that give their windows
+    assert all(len(k.split()) <= 2 for k, _ in rake(text, {"the", "of"}, 20))
+    assert KeyphraseExtractor(engine="rake").extract("Uma história do Império Romano.",
+                                                     "xx") == []  # no stop words: none
+    assert KeyphraseExtractor().extract("", "en") == []
+
+
+@pytest.mark.parametrize("engine", ["rake", "rust"])
+def test_keyphrases_ahead_of_the_embedding_are_the_ones_made_in_turn(tmp_path, wordllama,
+                                                                     engine):
+    from conftest import SAMPLE
+
+    from podrec.ingest.datasets import read_catalog
+    from podrec.records import IngestReport
+
+    records = list(read_catalog(SAMPLE / "catalog.jsonl", IngestReport()))[:150]
+    tags = []
+    for threads in (0, 2):
+        store = Store(f"sqlite:///{tmp_path / f'{engine}-{threads}.db'}")
+        store.upsert_items(records)
+        Enricher(store, wordllama, batch_size=16, keyphrase_engine=engine,
+                 keyphrase_threads=threads).run()
+        pks = [i.pk for i in store.iter_items()]
+        tags.append({pk: [(t["source"], t["tag"]) for t in row]
+                     for pk, row in store.tags_for(pks).items()})
+        store.close()
+    assert tags[0] == tags[1]
+    assert sum(s == "keyphrase" for row in tags[0].values() for s, _ in row) > 100

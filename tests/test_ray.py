@@ -356,3 +356,31 @@ def test_an_address_that_does_not_answer_is_one_clear_error_at_once(tmp_path, ad
                           "--db", f"sqlite:///{tmp_path / 'x.db'}"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_server_trains_on_the_configured_cluster(cluster, wordllama, movielens_db,
+                                                     tmp_path, monkeypatch):
+    """``ray.address`` set: the server's training (schedule and POST /models/train) fits its
+    grid points and models as Ray tasks."""
+    from podrec.server.training import train_kind
+
+    maps: list[str] = []
+    real_map = RayRunner.map
+
+    def counted(self: RayRunner, fn: Any, tasks: Any, *args: Any, **kwargs: Any) -> Any:
+        maps.append(kwargs.get("what", "tasks"))
+        return real_map(self, fn, tasks, *args, **kwargs)
+
+    monkeypatch.setattr(RayRunner, "map", counted)
+    cfg = _config(parts=("pop", "itemknn"))
+    app = Podrec(replace(cfg, ray=replace(cfg.ray, address="local")),
+                 database_url=_copy_db(movielens_db, tmp_path / "server.db"),
+                 embedder=wordllama)
+    try:
+        report = train_kind(app, "show")
+        assert report.fallback is None and set(report.meta["params"]) == {"pop", "itemknn"}
+        assert app.served_model("show")["version"] == report.version
+    finally:
+        app.close()
+    assert maps, "no work went to the Ray cluster"
+    assert ray.is_initialized()  # the test's cluster: the training's runner did not stop it

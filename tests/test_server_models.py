@@ -205,3 +205,25 @@ def test_no_route_reaches_below_the_facade():
         assert "podrec.storage" not in source, path.name
         assert not re.search(r"\.store\b", source), path.name
         assert not re.search(r"podrec\._|\.models\._|\._\w+\(", source), path.name
+
+
+def test_a_training_whose_ray_cluster_is_down_runs_in_the_worker(movielens, tmp_path):
+    """With ``ray.address`` set, training fits on that cluster; when it cannot be reached,
+    POST /models/train still trains (here) and the log says why."""
+    db = copy_sqlite(movielens["db"], tmp_path / "ray-down.db")
+    config = tmp_path / "podrec.toml"
+    config.write_text(CONFIG + '[ray]\naddress = "127.0.0.1:1"\n')
+    served = Server("--db", db, "--config", str(config), "--no-warm",
+                    log=tmp_path / "server.log")
+    try:
+        served.wait()
+        with client(served.url, movielens["admin"]) as admin:
+            report = admin.post("/models/train", json={"kind": "show"}, timeout=300)
+            assert report.status_code == 200, report.text
+            assert report.json()["fallback"] is None
+            assert _served(admin)["version"] == report.json()["version"]
+    finally:
+        served.stop()
+    log = (tmp_path / "server.log").read_text()
+    assert "training show in this worker: cannot reach a Ray cluster at '127.0.0.1:1'" in log
+    assert "Traceback" not in log

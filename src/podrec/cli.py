@@ -647,8 +647,8 @@ def evaluate_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Offline evaluation from files alone: every model on the same split, baselines included.
-    With --ray, the grid points and the test fits (and the platform study's models) run as
-    Ray tasks (the same figures)."""
+    With --ray, the grid points and the test fits (the platform study's models, --served's
+    harness and training) run as Ray tasks (the same figures)."""
     from podrec.enrich.embedders import make_embedder
     from podrec.evaluate.protocols import SplitConfig
     from podrec.evaluate.report import markdown, write_results
@@ -658,9 +658,10 @@ def evaluate_cmd(
                                                     events_format)
     emb = make_embedder(embedder or cfg.embedder.name, cfg.embedder.batch_size)
     split = SplitConfig(protocol, test_fraction, leave_n=leave_n, seed=seed)
-    if (ray or cfg.ray.address) and (intents or served):
-        err.print("note: --intents and --served run in this process; --ray applies to the "
-                  "comparison of models and the platform study")
+    if (ray or cfg.ray.address) and intents:
+        err.print("note: --intents runs in this process (one profile fit and one scoring "
+                  "pass); --ray applies to the comparison of models, the platform study and "
+                  "--served's fits")
     with _runner(ray, cfg) as runner, _progress() as bar:
         task = bar.add_task("evaluating", total=None)
 
@@ -767,7 +768,7 @@ def _run_evaluation(records: list[Any], event_records: list[Any], emb: Any, cach
                                split, ks, emb, cache, opts["out"] / "served-store", cfg,
                                text_evidence=opts["text_evidence"],
                                http_sample=opts["http_sample"], progress=step,
-                               balances=balances)
+                               balances=balances, runner=opts["runner"])
     return evaluate(data, split, names, ks, emb, cache, progress=step,
                     text_evidence=opts["text_evidence"], mmr_levels=levels, fixed=fixed,
                     runner=opts["runner"])

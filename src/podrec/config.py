@@ -33,6 +33,8 @@ class TaggerConfig:
     taxonomy_top_k: int = 3
     taxonomy_min_score: float = 0.0  # cosine floor for a taxonomy tag; 0 = the embedder's own
     keyphrases: int = 5
+    # rake (fast; the default) | rust (YAKE in yake-rust) | python (the yake package)
+    keyphrase_engine: str = "rake"
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,8 @@ class PrivacyConfig:
 
 @dataclass(frozen=True)
 class RayConfig:
-    """Batch work as Ray tasks (podrec/batch/): enrich, generated tags, train, evaluate."""
+    """Batch work as Ray tasks (podrec/batch/): enrich, generated tags, train, evaluate, and
+    the server's trainings (in the worker when the cluster cannot be reached)."""
 
     # "": in this process | local: a cluster of this machine's cores, started and stopped by
     # the command | auto: the cluster this machine joined (`ray start`) | host:port or
@@ -272,6 +275,7 @@ ENV_KEYS = {
 CHOICES = {"recommend.metric": ("cosine", "euclidean"), "server.cache_sync": ("read", "notify"),
            "train.protocol": ("temporal", "leave-last", "user-holdout", "random")}
 CHOICES["index.kind"] = ("auto", "exact", "ann")
+CHOICES["tagger.keyphrase_engine"] = ("rake", "rust", "python")
 CHOICES["llm.backend"] = ("auto", "none", "local", "gguf", "endpoint")
 # Keys that must be at least this.
 MINIMUMS = {"index.ann_threshold": 0, "index.m": 2, "index.ef_construction": 1,

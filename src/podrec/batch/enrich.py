@@ -135,7 +135,9 @@ def enrich_on_runner(enricher: Enricher, runner: BatchRunner,
     settings = {"max_chars": enricher.max_chars, "batch_size": enricher.batch_size,
                 "taxonomy_top_k": enricher.taxonomy_top_k,
                 "taxonomy_min_score": enricher.taxonomy_min_score,
-                "keyphrases": enricher.keyphrases}
+                "keyphrases": enricher.keyphrases,
+                "keyphrase_engine": enricher.keyphrase_engine,
+                "keyphrase_threads": enricher.keyphrase_threads}
     size = -(-max(chunk_items, 1) // enricher.batch_size) * enricher.batch_size
     tasks = [EnrichChunk(url, name, settings, tuple(item.pk for item, _, _ in part), force)
              for part in chunks(todo, size)]

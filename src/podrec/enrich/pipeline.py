@@ -5,12 +5,21 @@ model id, decides whether it must be embedded again. Identical texts share one c
 A batch's vectors and tags are stored in one transaction, so an enrich stopped at any point
 (killed, out of memory) leaves no item with a new vector and old or missing tags: a re-run
 embeds and tags exactly what is left.
+
+Keyphrases are RAKE by default (enrich/tagger.py): with a fast embedder such as WordLlama,
+YAKE cost more than the embedding and held enrich to 0.43 of the raw embedder; RAKE runs at
+0.87. With YAKE in Rust (``keyphrase_engine = "rust"``), which lets go of the GIL for part of
+its work, keyphrases are extracted on two threads a few batches ahead of the one being
+embedded (0.58).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,16 +81,61 @@ class EnrichReport:
                 "tagged": self.tagged}
 
 
+RawPhrases = list[list[tuple[str, float]]]  # each item's keyphrases before cleaning
+
+
+class KeyphrasesAhead:
+    """Raw keyphrases of batches, extracted on ``threads`` threads (one extractor each) while
+    the caller works; ``threads`` 0 extracts in the caller's thread when asked."""
+
+    def __init__(self, top_n: int, threads: int, engine: str = "rake") -> None:
+        self.top_n, self.threads, self.engine = top_n, threads, engine
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(threads, "podrec-keyphrases") if threads > 0 else None
+
+    def _extract(self, items: list[Item]) -> RawPhrases:
+        extractor = getattr(self._local, "extractor", None)
+        if extractor is None:
+            extractor = self._local.extractor = KeyphraseExtractor(self.top_n,
+                                                                   engine=self.engine)
+        return [extractor.extract(f"{item.title}. {item.description}", item.language)
+                for item in items]
+
+    def submit(self, items: list[Item]) -> Future[RawPhrases]:
+        if self._pool is not None:
+            return self._pool.submit(self._extract, items)
+        done: Future[RawPhrases] = Future()
+        done.set_result(self._extract(items))
+        return done
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def keyphrase_threads(engine: str) -> int:
+    """Threads for keyphrases by default: two (where the machine has two cores) for
+    ``yake-rust``, which lets go of the GIL for part of its work (0.43 -> 0.58 of the raw
+    embedder with WordLlama); none for the Python engines, which only wait for the GIL (RAKE
+    on a thread ahead: 0.87 -> 0.76; benchmarks/bench_enrich.py)."""
+    return min(2, os.cpu_count() or 1) if engine == "rust" else 0
+
+
 class Enricher:
-    """Embeds and tags a store's items with one embedder."""
+    """Embeds and tags a store's items with one embedder. ``keyphrase_engine``: see
+    ``KeyphraseExtractor``; ``keyphrase_threads``: threads that extract keyphrases ahead of
+    the batch being embedded (None: ``keyphrase_threads(engine)``; 0: in turn, in the enrich
+    thread)."""
 
     def __init__(self, store: Store, embedder: TextEmbedder, max_chars: TextLimit = 1000,
                  batch_size: int = 32, taxonomy_top_k: int = 3,
-                 taxonomy_min_score: float = 0.0, keyphrases: int = 5) -> None:
+                 taxonomy_min_score: float = 0.0, keyphrases: int = 5,
+                 keyphrase_engine: str = "rake", keyphrase_threads: int | None = None) -> None:
         self.store, self.embedder = store, embedder
         self.max_chars, self.batch_size = max_chars, batch_size
         self.taxonomy_top_k, self.taxonomy_min_score = taxonomy_top_k, taxonomy_min_score
         self.keyphrases = keyphrases
+        self.keyphrase_engine, self.keyphrase_threads = keyphrase_engine, keyphrase_threads
         self._vocab = taxonomy_vocabulary()
 
     def plan(self, kind: str | None = None, force: bool = False
@@ -123,38 +177,48 @@ class Enricher:
         cached = {} if force else self.store.vectors_for_hashes(model_id,
                                                                  sorted({h for _, _, h in todo}))
         tagger = TaxonomyTagger(self.embedder, self.taxonomy_top_k, self.taxonomy_min_score)
+        batches = [todo[s:s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
+        threads = keyphrase_threads(self.keyphrase_engine) if self.keyphrase_threads is None \
+            else self.keyphrase_threads
         # Twice as many candidates as kept: cleaning drops generic words and title fragments.
-        keyphraser = KeyphraseExtractor(self.keyphrases * 2)
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
-            need = [(i, text) for i, (_, text, h) in enumerate(batch) if h not in cached]
-            if need:
-                vectors = self.embedder.embed_passages([text for _, text in need])
-                for (i, _), vec in zip(need, vectors, strict=True):
-                    cached[batch[i][2]] = vec
-            report.embedded += len(need)
-            report.reused += len(batch) - len(need)
-            rows = [(item.pk, h, cached[h]) for item, _, h in batch]
-            tagged = self._tag(batch, np.vstack([cached[h] for _, _, h in batch]), tagger,
-                               keyphraser)
-            self.store.save_enrichment(model_id, rows, tagged, TAG_SOURCES)
-            report.tagged += len(batch)
-            if progress:
-                progress(len(batch))
+        ahead = KeyphrasesAhead(self.keyphrases * 2, threads if self.keyphrases > 0 else 0,
+                                self.keyphrase_engine)
+        phrases: dict[int, Future[RawPhrases]] = {}
+        try:
+            for b, batch in enumerate(batches):
+                for nxt in range(b, min(b + threads + 1, len(batches))):
+                    if nxt not in phrases and self.keyphrases > 0:
+                        phrases[nxt] = ahead.submit([item for item, _, _ in batches[nxt]])
+                need = [(i, text) for i, (_, text, h) in enumerate(batch) if h not in cached]
+                if need:
+                    vectors = self.embedder.embed_passages([text for _, text in need])
+                    for (i, _), vec in zip(need, vectors, strict=True):
+                        cached[batch[i][2]] = vec
+                report.embedded += len(need)
+                report.reused += len(batch) - len(need)
+                rows = [(item.pk, h, cached[h]) for item, _, h in batch]
+                raw = phrases.pop(b).result() if b in phrases else [[] for _ in batch]
+                tagged = self._tag(batch, np.vstack([cached[h] for _, _, h in batch]), tagger,
+                                   raw)
+                self.store.save_enrichment(model_id, rows, tagged, TAG_SOURCES)
+                report.tagged += len(batch)
+                if progress:
+                    progress(len(batch))
+        finally:
+            ahead.close()
         return report
 
     def _tag(self, batch: list[tuple[Item, str, str]], vectors: np.ndarray,
-             tagger: TaxonomyTagger, keyphraser: KeyphraseExtractor
+             tagger: TaxonomyTagger, raw: RawPhrases
              ) -> dict[int, list[tuple[str, str, float]]]:
-        """The batch's tags (category, taxonomy, keyphrase) by item key."""
+        """The batch's tags (category, taxonomy, keyphrase from ``raw``) by item key."""
         tagged: dict[int, list[tuple[str, str, float]]] = {}
-        for (item, _, _), labels in zip(batch, tagger.tag(vectors), strict=True):
+        for (item, _, _), labels, found in zip(batch, tagger.tag(vectors), raw, strict=True):
             entries = [("category", c, 1.0) for c in item.categories]
             entries += [("taxonomy", tag, score) for tag, score in labels]
-            text = f"{item.title}. {item.description}"
-            phrases = clean_phrases(keyphraser.extract(text, item.language), item.title,
+            phrases = clean_phrases(found, item.title,
                                     [*item.categories, *(t for t, _ in labels)], self._vocab,
-                                    item.author or "")
-            entries += [("keyphrase", kw, s) for kw, s in phrases[: self.keyphrases]]
+                                    item.author or "", limit=self.keyphrases)
+            entries += [("keyphrase", kw, s) for kw, s in phrases]
             tagged[item.pk] = entries
         return tagged

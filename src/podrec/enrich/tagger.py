@@ -1,14 +1,19 @@
 """Tags with scores: zero-shot taxonomy labels by embedding similarity, and keyphrases.
 
 Taxonomy tags come from the item's vector against the embedded label texts, so they cost one
-matrix product once the catalog is embedded. Keyphrases come from YAKE (Latin-script text) or
-jieba's TF-IDF (Chinese). YAKE runs in its Rust implementation (``yake-rust``): the same
-phrases and scores as the Python ``yake`` package at about a tenth of the cost, which matters
-because with a fast embedder keyphrases were most of an enrich run's time.
+matrix product once the catalog is embedded. Keyphrases of Latin-script text come from RAKE
+(the default) or YAKE, of Chinese from jieba's TF-IDF. With a fast embedder keyphrases were
+most of an enrich run's time: YAKE, even in Rust (``yake-rust``, the Python package's phrases
+at a sixth of its cost), costs about 2 µs a character, more than WordLlama's embedding; RAKE
+costs a fifth of that, shares about 60% of YAKE's cleaned phrases and names an item's hidden
+genre as often (benchmarks/bench_enrich.py).
 """
 
 from __future__ import annotations
 
+import collections
+import functools
+import itertools
 import re
 from typing import Any
 
@@ -57,29 +62,74 @@ class TaxonomyTagger:
 
 # Languages YAKE has stop words for in both implementations (others get no keyphrases).
 YAKE_LANGUAGES = ("en", "es", "de", "fr", "pt", "it", "nl", "sv", "no", "da", "pl", "tr", "id")
-KEYPHRASE_ENGINES = ("rust", "python")
+KEYPHRASE_ENGINES = ("rake", "rust", "python")
+# RAKE: the punctuation that ends a phrase, and words (inner apostrophes and hyphens kept).
+_RAKE_BREAK = re.compile(r"[.,;:!?()\[\]{}\"“”«»|/…–—&+*#@]+")
+_RAKE_WORD = re.compile(r"\w(?:[\w'’-]*\w)?")
+
+
+def rake(text: str, stopwords: set[str] | frozenset[str], top_n: int, max_words: int = 2
+         ) -> list[tuple[str, float]]:
+    """RAKE (Rose et al., 2010): runs of words between stop words and punctuation are the
+    candidates, a word scores its degree over its frequency, a phrase the sum of its words'
+    scores (each time it occurs). Runs longer than ``max_words`` give their ``max_words``-word
+    windows, as YAKE's n-grams do. Scores are relative to the best phrase (1.0)."""
+    runs: list[list[str]] = []  # lower-cased words
+    surface: dict[str, str] = {}  # a phrase as first written
+    for chunk in _RAKE_BREAK.split(text):
+        tokens = _RAKE_WORD.findall(chunk)
+        if not tokens:
+            continue
+        words = [t.lower() for t in tokens]
+        keep = [not (w in stopwords or len(w) < 2 or w.isdigit()) for w in words]
+        for kept, group in itertools.groupby(range(len(words)), keep.__getitem__):
+            if not kept:
+                continue
+            span = list(group)
+            a, b = span[0], span[-1] + 1
+            runs.append(words[a:b])
+            for i in range(a, max(a + 1, b - max_words + 1)):
+                j = min(b, i + max_words)
+                surface.setdefault(" ".join(words[i:j]), " ".join(tokens[i:j]))
+    freq = collections.Counter(itertools.chain.from_iterable(runs))
+    degree: dict[str, int] = {}
+    for run in runs:
+        n = len(run)
+        for w in run:
+            degree[w] = degree.get(w, 0) + n
+    word_score = {w: degree[w] / f for w, f in freq.items()}.__getitem__
+    scores: dict[str, float] = {}
+    for run in runs:
+        for i in range(max(1, len(run) - max_words + 1)):
+            gram = run[i:i + max_words]
+            key = " ".join(gram)
+            scores[key] = scores.get(key, 0.0) + sum(map(word_score, gram))
+    best = sorted(scores.items(), key=lambda kv: -kv[1])[:top_n]
+    top = best[0][1] if best else 1.0
+    return [(surface[key], score / top) for key, score in best]
 
 
 class KeyphraseExtractor:
-    """Keyphrases of a text: YAKE for Latin-script languages, jieba for Chinese.
+    """Keyphrases of a text: RAKE or YAKE for Latin-script languages, jieba for Chinese.
 
-    ``engine`` "rust" (``yake-rust``, the default) or "python" (the ``yake`` package): same
-    algorithm, same settings. Only the first ``max_chars`` characters are read: YAKE's cost
-    grows with the text, and the opening of a description carries its key phrases (500
-    against 1000 characters kept 91-94% of the cleaned phrases and named hidden genres as
-    often; benchmarks/bench_enrich.py).
+    ``engine`` "rake" (the default; YAKE's stop words), "rust" (YAKE in ``yake-rust``) or
+    "python" (the ``yake`` package; the same phrases as "rust"). Only the first ``max_chars``
+    characters are read: the cost grows with the text, and the opening of a description
+    carries its key phrases (500 against 1000 characters kept 91-94% of YAKE's cleaned
+    phrases and named hidden genres as often; benchmarks/bench_enrich.py).
     """
 
-    def __init__(self, top_n: int = 5, max_chars: int = 500, engine: str = "rust") -> None:
+    def __init__(self, top_n: int = 5, max_chars: int = 500, engine: str = "rake") -> None:
         if engine not in KEYPHRASE_ENGINES:
             raise ValueError(f"unknown keyphrase engine {engine!r}; expected one of "
                              f"{', '.join(KEYPHRASE_ENGINES)}")
         self.top_n, self.max_chars, self.engine = top_n, max_chars, engine
         self._yake: dict[str, Any] = {}
+        self._stopwords: dict[str, set[str]] = {}  # RAKE's, by language
 
     def _yake_for(self, language: str) -> Any:
         if language not in self._yake:
-            if self.engine == "rust":
+            if self.engine in ("rust", "rake"):  # RAKE reads yake-rust's stop words
                 import yake_rust
 
                 self._yake[language] = yake_rust.Yake(language=language, ngrams=2,
@@ -108,6 +158,11 @@ class KeyphraseExtractor:
             return []
         extractor = self._yake_for(language or "en")
         text = text[: self.max_chars]
+        if self.engine == "rake":
+            stop = self._stopwords.get(language or "en")
+            if stop is None:
+                stop = self._stopwords[language or "en"] = set(extractor.stopwords)
+            return rake(text, stop, self.top_n)
         if self.engine == "rust":
             keywords = extractor.get_n_best(text, n=self.top_n)
         else:
@@ -159,12 +214,21 @@ def _significant(words: list[str]) -> set[str]:
     return {w for w in words if w and w not in _MINOR}
 
 
-def generic_single_word(phrase: str, vocabulary: set[str]) -> bool:
-    """True for a one-word phrase that names no topic by itself."""
+@functools.lru_cache(maxsize=4096)
+def _tag_words(tag: str) -> frozenset[str]:
+    """A tag's significant words (or the tag itself): the same labels and categories come
+    back for item after item."""
+    return frozenset(_significant(_words(tag)) or {tag.lower()})
+
+
+def generic_single_word(phrase: str, vocabulary: set[str],
+                        words: list[str] | None = None) -> bool:
+    """True for a one-word phrase that names no topic by itself (``words``: its ``_words``,
+    when the caller has them)."""
     phrase = phrase.strip()
     if _CJK.search(phrase):
         return len(phrase) < 2 or phrase in CJK_STOPWORDS
-    words = _words(phrase)
+    words = _words(phrase) if words is None else words
     if len(words) != 1:
         return False
     word = phrase.strip("'’-")
@@ -184,19 +248,24 @@ def taxonomy_vocabulary(taxonomy: dict[str, list[str]] | None = None) -> set[str
 
 def clean_phrases(phrases: list[tuple[str, float]], title: str = "",
                   other_tags: list[str] | tuple[str, ...] = (),
-                  vocabulary: set[str] | None = None, author: str = ""
-                  ) -> list[tuple[str, float]]:
+                  vocabulary: set[str] | None = None, author: str = "",
+                  limit: int | None = None) -> list[tuple[str, float]]:
     """Keyphrases fit for a card: no single generic words, no fragments of the show's own
     title or author, no duplicates by case or inclusion (among themselves or of the item's
-    other tags); of two overlapping phrases the better-scored stays."""
+    other tags); of two overlapping phrases the better-scored stays. At most ``limit``, the
+    best (None: all that are fit)."""
     vocabulary = vocabulary if vocabulary is not None else taxonomy_vocabulary()
     own = _significant(_words(title)) | _significant(_words(author))
     kept: list[tuple[str, float, set[str]]] = []
-    taken = [_significant(_words(t)) or {t.lower()} for t in other_tags]
+    taken = [_tag_words(t) for t in other_tags]
     for phrase, score in sorted(phrases, key=lambda p: -p[1]):
+        if limit is not None and len(kept) >= limit:
+            break
         phrase = " ".join(phrase.split())
-        words = _significant(_words(phrase)) or {phrase.lower()}
-        if not phrase or generic_single_word(phrase, vocabulary) or _FRAGMENT.match(phrase):
+        all_words = _words(phrase)
+        words = _significant(all_words) or {phrase.lower()}
+        if not phrase or generic_single_word(phrase, vocabulary, all_words) or \
+                _FRAGMENT.match(phrase):
             continue
         if _CJK.search(phrase):
             if any(phrase in t or t in phrase for t in [title, *other_tags] if t) or \

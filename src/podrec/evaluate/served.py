@@ -138,9 +138,11 @@ def evaluate_served(data: EvalData, events: Sequence[EventRecord], catalog_path:
                     embedder: TextEmbedder, cache_dir: Path, workdir: Path, config: Config,
                     parts: Sequence[str] | None = None,
                     text_evidence: str = "train", http_sample: int = 50,
-                    progress: Progress | None = None, balances: Sequence[float] = ()
-                    ) -> dict[str, Any]:
-    """The harness's hybrid and the served lists on one split, side by side."""
+                    progress: Progress | None = None, balances: Sequence[float] = (),
+                    runner: Any = None) -> dict[str, Any]:
+    """The harness's hybrid and the served lists on one split, side by side. ``runner``
+    (``podrec.batch``): where the harness's and the training's grid points and fits run; the
+    lists are always asked of the service here, as a listener's would be."""
     from podrec.service import Podrec
 
     say = progress or (lambda _m: None)
@@ -148,7 +150,7 @@ def evaluate_served(data: EvalData, events: Sequence[EventRecord], catalog_path:
     names = [*parts, "hybrid"]
     say("the harness: " + ", ".join(names))
     harness = evaluate(data, split, names, ks, embedder, cache_dir, progress=say,
-                       text_evidence=text_evidence)
+                       text_evidence=text_evidence, runner=runner)
     pairs = data.interactions
     test_mask = split_pairs(pairs, split)
     fold = make_fold(data, pairs, test_mask, embedder, cache_dir, text_evidence=text_evidence)
@@ -177,7 +179,7 @@ def evaluate_served(data: EvalData, events: Sequence[EventRecord], catalog_path:
         timings["ingest_enrich_s"] = time.perf_counter() - t0
         say(f"store: {len(train_events)} training events; training")
         t0 = time.perf_counter()
-        report = podrec.train("show", progress=say)
+        report = podrec.train("show", progress=say, runner=runner)
         timings["train_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         lists = served_lists(podrec, data, fold, max(ks), say)

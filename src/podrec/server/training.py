@@ -12,6 +12,10 @@ tenth of the interval (at least 1 s, at most a minute); the first to take the lo
 and the others then find a fresh model and leave it. Every worker, including the one that
 trained, serves the new version within a second (``podrec.refresh``: the catalog version
 includes the stored artefacts).
+
+With ``ray.address`` set, both fit their grid points and models as Ray tasks on that cluster
+(``train_kind``), as ``podrec train`` does; a cluster that cannot be reached is logged and the
+training runs in the worker instead, so a schedule never stops because Ray is down.
 """
 
 from __future__ import annotations
@@ -24,14 +28,30 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
+from podrec.batch.runner import BatchError, make_runner
 from podrec.server.notify import libpq_url
 from podrec.server.schedule import Schedule
 from podrec.service import NotFoundError, Podrec
 from podrec.storage import StoreError
+from podrec.train.trainer import TrainReport
 
 log = logging.getLogger("podrec.server")
 
 LOCK_KEY = zlib.crc32(b"podrec train")  # the advisory lock's key (any fixed bigint)
+
+
+def train_kind(podrec: Podrec, kind: str) -> TrainReport:
+    """``podrec.train(kind)`` on the ``ray.address`` cluster when one is configured, else (or
+    when it cannot be reached) in this process."""
+    try:
+        runner = make_runner(None, podrec.config)
+    except BatchError as exc:
+        log.warning("training %s in this worker: %s", kind, exc)
+        return podrec.train(kind)
+    try:
+        return podrec.train(kind, runner=runner)
+    finally:
+        runner.close()
 
 
 class TrainLock:
@@ -146,7 +166,7 @@ class Retrainer(Schedule):
                 if self.stopping or not self.due(kind):  # trained meanwhile elsewhere
                     continue
                 try:
-                    report = self.podrec.train(kind)
+                    report = train_kind(self.podrec, kind)
                 except NotFoundError as exc:  # items, but none embedded yet
                     log.info("scheduled training of %s skipped: %s", kind, exc)
                     continue

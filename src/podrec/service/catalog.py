@@ -77,7 +77,8 @@ class CatalogService:
             enricher = Enricher(self.store, self._embedder(), max_chars=self.text_limit(),
                                 batch_size=cfg.batch_size, taxonomy_top_k=tag.taxonomy_top_k,
                                 taxonomy_min_score=tag.taxonomy_min_score,
-                                keyphrases=tag.keyphrases)
+                                keyphrases=tag.keyphrases,
+                                keyphrase_engine=tag.keyphrase_engine)
             report = enricher.run(kind=kind, force=force, progress=progress,
                                   on_total=on_total, runner=runner,
                                   chunk_items=self.config.ray.chunk_items)

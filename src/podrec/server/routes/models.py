@@ -1,6 +1,7 @@
 """The served models: what each kind is served with (client), and training a new version
 (admin). Training runs on a request thread under the database-wide training lock
-(server/training.py); every worker serves the new version within a second."""
+(server/training.py), its fits on the ``ray.address`` cluster when one is configured; every
+worker serves the new version within a second."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import HTTPException
 from podrec.server import schemas
 from podrec.server.auth import ADMIN, CLIENT
 from podrec.server.deps import FreshService, Service, Training, router
+from podrec.server.training import train_kind
 from podrec.service import NotFoundError, Podrec
 from podrec.train.trainer import TrainReport
 
@@ -43,7 +45,7 @@ def train(podrec: Service, lock: Training, body: schemas.TrainIn | None = None) 
         if not held:
             raise HTTPException(409, "a training is running already; try again when it "
                                 "is done (GET /models shows the version served)")
-        return report_json(podrec.train(kind))
+        return report_json(train_kind(podrec, kind))
 
 
 def report_json(report: TrainReport) -> dict[str, Any]:
