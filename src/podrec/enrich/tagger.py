@@ -73,7 +73,8 @@ def rake(text: str, stopwords: set[str] | frozenset[str], top_n: int, max_words:
     """RAKE (Rose et al., 2010): runs of words between stop words and punctuation are the
     candidates, a word scores its degree over its frequency, a phrase the sum of its words'
     scores (each time it occurs). Runs longer than ``max_words`` give their ``max_words``-word
-    windows, as YAKE's n-grams do. Scores are relative to the best phrase (1.0)."""
+    windows, as YAKE's n-grams do. A lone lower-case word said once is no candidate. Scores
+    are relative to the best phrase (1.0)."""
     runs: list[list[str]] = []  # lower-cased words
     surface: dict[str, str] = {}  # a phrase as first written
     for chunk in _RAKE_BREAK.split(text):
@@ -100,6 +101,8 @@ def rake(text: str, stopwords: set[str] | frozenset[str], top_n: int, max_words:
     word_score = {w: degree[w] / f for w, f in freq.items()}.__getitem__
     scores: dict[str, float] = {}
     for run in runs:
+        if len(run) == 1 and freq[run[0]] == 1 and surface[run[0]].islower():
+            continue  # a common word said once ("the best show in history") names no topic
         for i in range(max(1, len(run) - max_words + 1)):
             gram = run[i:i + max_words]
             key = " ".join(gram)
