@@ -7,10 +7,10 @@ A batch's vectors and tags are stored in one transaction, so an enrich stopped a
 embeds and tags exactly what is left.
 
 Keyphrases are RAKE by default (enrich/tagger.py): with a fast embedder such as WordLlama,
-YAKE cost more than the embedding and held enrich to 0.43 of the raw embedder; RAKE runs at
-0.87. With YAKE in Rust (``keyphrase_engine = "rust"``), which lets go of the GIL for part of
-its work, keyphrases are extracted on two threads a few batches ahead of the one being
-embedded (0.58).
+YAKE cost more than the embedding and held enrich to 0.36-0.43 of the raw embedder; with RAKE
+it runs at 0.63-0.87. With YAKE in Rust (``keyphrase_engine = "rust"``), which lets go of the
+GIL for part of its work, keyphrases are extracted on two threads a few batches ahead of the
+one being embedded (0.45-0.58).
 """
 
 from __future__ import annotations
