@@ -89,7 +89,7 @@ class KeyphrasesAhead:
     the caller works; ``threads`` 0 extracts in the caller's thread when asked."""
 
     def __init__(self, top_n: int, threads: int, engine: str = "rake") -> None:
-        self.top_n, self.threads, self.engine = top_n, threads, engine
+        self.top_n, self.engine = top_n, engine
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(threads, "podrec-keyphrases") if threads > 0 else None
 
