@@ -206,8 +206,12 @@ def drop_vectors(store: Store, pks: list[int]) -> None:
         conn.execute(delete(embeddings).where(embeddings.c.item_pk.in_(pks)))
 
 
-@pytest.mark.parametrize("kind", ["exact", "ann"])
-def test_stored_index_updates_in_place(tmp_path, kind):
+@pytest.mark.parametrize(("kind", "block"), [("exact", 16384), ("ann", 16384), ("ann", 7)])
+def test_stored_index_updates_in_place(tmp_path, monkeypatch, kind, block):
+    from podrec.index import persist
+
+    # block 7: the stored vectors are compared with the store's a few rows at a time
+    monkeypatch.setattr(persist, "COMPARE_ROWS", block)
     url = "sqlite:///" + str(tmp_path / "podrec.db")
     store = Store(url)
     v = clustered(600, seed=7)

@@ -13,6 +13,7 @@ deleted in the graph and never returned again.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -214,12 +215,12 @@ class ANNIndex(RowReads):
         idx._seed = 100
         idx._rows = RowStore(np.zeros((0, dim), dtype=np.float32))
         idx._graph = None
-        if npz["graph"].size == 0:
+        if graph_bytes(npz) == 0:
             return idx
         fd, tmp = tempfile.mkstemp(suffix=".hnsw")
-        os.close(fd)
         try:
-            npz["graph"].tofile(tmp)
+            with os.fdopen(fd, "wb") as out:
+                copy_member(npz, "graph", out)
             g = _hnswlib().Index(space="ip" if idx.metric == "cosine" else "l2", dim=dim)
             g.load_index(tmp, allow_replace_deleted=True)
         finally:
@@ -241,6 +242,28 @@ class ANNIndex(RowReads):
     @classmethod
     def load(cls, path: str | Path) -> ANNIndex:
         return cls.from_bytes(Path(path).read_bytes())
+
+
+def _npy_shape(f: Any) -> tuple[int, ...]:
+    """Read past a .npy header; the array's shape."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+        else np.lib.format.read_array_header_2_0
+    return read(f)[0]
+
+
+def graph_bytes(npz: Any) -> int:
+    """Bytes of the saved graph, read from its header alone."""
+    with npz.zip.open("graph.npy") as f:
+        return int(np.prod(_npy_shape(f)))
+
+
+def copy_member(npz: Any, name: str, out: Any) -> None:
+    """Stream a saved uint8 array's bytes to ``out`` without reading it into memory: hnswlib
+    loads its graph from a file, and a 100k graph is ~170 MB."""
+    with npz.zip.open(f"{name}.npy") as f:
+        _npy_shape(f)
+        shutil.copyfileobj(f, out, 1 << 20)
 
 
 def _hnswlib_version() -> str:
