@@ -69,6 +69,34 @@ def test_a_single_interest_listener_gets_one_interest():
     assert len(InterestProfiler(max_interests=2).build(history, spread).interests) == 2
 
 
+def test_clusters_of_a_history_are_reused_until_its_items_or_the_catalog_change():
+    import pickle
+
+    spread = np.eye(8, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
+    profiler = InterestProfiler()
+    calls = []
+    cluster = profiler.cluster
+    profiler.cluster = lambda v: calls.append(len(v)) or cluster(v)  # type: ignore[method-assign]
+    history = [HistoryItem(r, 1.0) for r in range(6)]
+    first = profiler.build(history, spread, now=1e9)
+    # the same items later (weights fade with time, clusters do not): clustered once
+    again = profiler.build([HistoryItem(r, 2.0, time=5e8) for r in range(6)], spread, now=2e9)
+    assert calls == [6]
+    assert [sorted(i.rows.tolist()) for i in first.interests] == \
+        [sorted(i.rows.tolist()) for i in again.interests]
+    profiler.build(history[:5], spread)  # other items: clustered
+    assert calls == [6, 5]
+    # other vectors (a refitted catalog): clustered afresh, and grouped by the new vectors
+    merged = np.eye(8, dtype=np.float32)[[0, 0, 0, 0, 2, 2]]
+    assert len(profiler.build(history, merged).interests) == 2 and calls == [6, 5, 6]
+    # what is saved with a model does not carry them; a loaded profiler keeps its own
+    saved = InterestProfiler()
+    saved.build(history, spread)
+    assert "_labels" not in saved.__getstate__()
+    back = pickle.loads(pickle.dumps(saved))
+    assert len(back.build(history, spread).interests) == 3
+
+
 def test_the_hour_of_the_request_favours_what_the_listener_hears_then(app):
     app.store.add_events(_listen("habits", CRIME, 21) + _listen("habits", SPORTS, 7))
 

@@ -439,7 +439,10 @@ class ContentModel(Recommender):
             return np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0) @ w
         per_set = np.zeros((self._set_jaccard.shape[0], w.shape[1]), np.float32)
         np.add.at(per_set, self._genre_set[seed_rows], w)
-        return (self._set_jaccard @ per_set)[self._genre_set[sel]]
+        of_sel = self._genre_set[sel]
+        if len(of_sel) < per_set.shape[0]:  # fewer items asked than sets: their rows only
+            return self._set_jaccard[of_sel] @ per_set
+        return (self._set_jaccard @ per_set)[of_sel]
 
     def block_scores(self, seed_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """(len(rows), len(seed_rows)) fused scores of ``rows`` against several seeds at once:

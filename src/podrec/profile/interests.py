@@ -12,7 +12,11 @@ that context-aware ranking matches against.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +86,36 @@ def cut_merges(tree: np.ndarray, n: int, clusters: int) -> np.ndarray:
     return labels
 
 
+class ClusterLabels:
+    """The cluster labels of the ``size`` histories (by their items) clustered last, over one
+    set of centred vectors (another set, a refitted catalog, starts afresh)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._vectors: object = None  # the centred vectors the kept labels were made on
+        self._kept: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def labels(self, centred: Any, rows: np.ndarray,
+               cluster: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        key = rows.tobytes()
+        with self._lock:
+            if self._vectors is not centred:
+                self._vectors, self._kept = centred, OrderedDict()
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+                return found
+        labels = cluster(centred[rows])
+        labels.setflags(write=False)  # shared by every request with these items
+        with self._lock:
+            if self._vectors is centred:
+                self._kept[key] = labels
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
+        return labels
+
+
 class InterestProfiler:
     """Builds a ``UserProfile`` from a history; parameters in the constructor."""
 
@@ -91,6 +125,15 @@ class InterestProfiler:
         self.max_interests = max_interests
         self.distance_threshold = distance_threshold
         self.min_items = min_items  # fewer items than this: one interest
+        self._labels = ClusterLabels()
+
+    def __getstate__(self) -> dict[str, object]:
+        """What is saved: not the labels kept for recent histories."""
+        return {k: v for k, v in self.__dict__.items() if k != "_labels"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._labels = ClusterLabels()
 
     def decay(self, times: np.ndarray, now: float | None) -> np.ndarray:
         """0.5 ** (age / half-life); 1 where time or ``now`` is unknown, or no half-life."""
@@ -129,7 +172,9 @@ class InterestProfiler:
         weights = np.array([h.weight for h in positive]) * self.decay(times, now)
         if habit is not None:
             weights = weights * np.asarray(habit)[keep]
-        labels = self.cluster(centred[rows])
+        # The clusters follow from the items alone (not their weights, which fade with the
+        # request's time): a listener asking again with the same items reuses them.
+        labels = self._labels.labels(centred, rows, self.cluster)
         total = float(weights.sum()) or 1.0
         interests = []
         for label in np.unique(labels):

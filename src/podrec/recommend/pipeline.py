@@ -221,7 +221,7 @@ class RecommendPipeline:
             profile, mapping = scoring.interests[0], scoring.interests[1]
             if profile is None or mapping is None or len(profile.interests) < 2:
                 return np.arange(len(rows))
-            interest = np.array([mapping.get(r, -1) for r in rows.tolist()], np.int64)
+            interest = np.fromiter(mapping.values(), np.int64, len(mapping))  # rows' order
             shares = [i.share for i in profile.interests]
         chosen = balance(rows, interest, shares, k, strength)
         return np.concatenate([chosen, np.setdiff1d(np.arange(len(rows)), chosen)])
@@ -235,7 +235,8 @@ class RecommendPipeline:
         found = scoring.interests
         if found is None or found[1] is None or not set(rows.tolist()) <= set(found[1]):
             found = self._interests(request, scoring, rows)
-        profile, interest_of, ctx_term, labels = found
+        profile, interest_of, ctx_term = found
+        labels = [interest_label(self.catalog, i) for i in profile.interests] if profile else []
         members = [{int(r) for r in i.rows} for i in profile.interests] if profile else []
         events = dict(zip(h.rows.tolist(), h.events, strict=True))
         weights = dict(zip(h.rows.tolist(), h.confidence.tolist(), strict=True))
@@ -254,13 +255,13 @@ class RecommendPipeline:
                                      "share": round(profile.interests[j].share, 3)})
 
     def _interests(self, request: RecommendRequest, scoring: Scoring, rows: np.ndarray
-                   ) -> tuple[UserProfile | None, dict[int, int] | None, np.ndarray | None,
-                              list[str]]:
+                   ) -> tuple[UserProfile | None, dict[int, int] | None, np.ndarray | None]:
         """The listener's interests as the profile part sees them, which interest each
-        listed item (``rows``) scored through, and each interest's context term."""
+        listed item (``rows``, in their order) scored through, and each interest's context
+        term."""
         pm, h = self.profile, scoring.history
         if pm is None or not len(h):
-            return None, None, None, []
+            return None, None, None
         now = request.moment.timestamp()
         # the very history list scoring gave the profile part: its profile is built once
         items = (scoring.batch.history_items or [h.items()])[0]
@@ -268,9 +269,7 @@ class RecommendPipeline:
         detail = pm.score_profile(profile, scoring.context, **pm.request_terms(scoring.batch, 0),
                                   rows=rows)
         ctx = pm.interest_bonus(profile, scoring.context)[1] if profile.interests else None
-        labels = [interest_label(self.catalog, i) for i in profile.interests]
-        return profile, dict(zip(rows.tolist(), detail.interest.tolist(), strict=True)), ctx, \
-            labels
+        return profile, dict(zip(rows.tolist(), detail.interest.tolist(), strict=True)), ctx
 
     def _context_notes(self, context: RequestContext | None, row: int, label: str | None,
                        habit: float | None, intent_vector: np.ndarray | None
