@@ -57,7 +57,7 @@ def test_catalog_list_filters(sample_app):
     assert episodes and all(e["show_id"] == show_id for e in episodes)
     history = json.loads(run("catalog", "list", "--tag", "History", "--json", "--db",
                              db).stdout)
-    assert history and all(any(t["tag"] == "History" for t in h["tags"]) for h in history)
+    assert history and all(any(t["tag"].lower() == "history" for t in h["tags"]) for h in history)
 
 
 def test_ingest_reports_bad_records_without_a_traceback(tmp_path):
