@@ -208,3 +208,34 @@ def test_keyphrases_ahead_of_the_embedding_are_the_ones_made_in_turn(tmp_path, w
         store.close()
     assert tags[0] == tags[1]
     assert sum(s == "keyphrase" for row in tags[0].values() for s, _ in row) > 100
+
+
+def test_vectors_and_tags_are_written_a_few_batches_at_a_time(tmp_path, wordllama):
+    from conftest import SAMPLE
+
+    from podrec.ingest.datasets import read_catalog
+    from podrec.records import IngestReport
+
+    records = list(read_catalog(SAMPLE / "catalog.jsonl", IngestReport()))[:100]
+    stored = []
+    for write_items in (1, 40):
+        store = Store(f"sqlite:///{tmp_path / f'w{write_items}.db'}")
+        store.upsert_items(records)
+        writes: list[int] = []
+
+        def counted(*a, _save=store.save_enrichment, _writes=writes, **k):
+            _writes.append(len(a[1]))
+            return _save(*a, **k)
+
+        store.save_enrichment = counted
+        report = Enricher(store, wordllama, batch_size=16, write_items=write_items).run()
+        assert report.tagged == 100 and sum(writes) == 100
+        # a write per batch of 16, or once 40 items are waiting (48, 48) and the rest (4)
+        assert writes == ([16] * 6 + [4] if write_items == 1 else [48, 48, 4])
+        pks = [i.pk for i in store.iter_items()]
+        pk_vectors, matrix = store.load_vectors(wordllama.model_id)
+        stored.append(({pk: [(t["source"], t["tag"]) for t in row]
+                        for pk, row in store.tags_for(pks).items()},
+                       dict(zip(pk_vectors.tolist(), matrix.tolist(), strict=True))))
+        store.close()
+    assert stored[0] == stored[1] and len(stored[0][1]) == 100
