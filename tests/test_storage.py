@@ -158,6 +158,38 @@ def test_artifacts_round_trip(db_url):
     store.close()
 
 
+def test_an_artifact_is_read_as_a_stream(db_url):
+    import io
+    import pickle
+
+    store = Store(db_url)
+    arrays = {"a": np.arange(300_000, dtype=np.float32), "b": np.eye(3)}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    store.put_artifact("index", {"kind": "npz"}, buf.getvalue())
+    with store.artifact_stream("index") as (meta, stream):
+        assert meta == {"kind": "npz"}
+        with np.load(stream) as npz:  # a zip: read backwards from its end, then each member
+            np.testing.assert_array_equal(npz["b"], arrays["b"])
+            np.testing.assert_array_equal(npz["a"], arrays["a"])
+        stream.seek(-4, io.SEEK_END)
+        tail = stream.read()
+        assert tail == buf.getvalue()[-4:] and stream.read() == b""
+        stream.seek(0)
+        assert stream.read() == buf.getvalue()  # whole, past the 1 MB pieces
+    model = {"weights": np.random.default_rng(0).random((600, 600)), "name": "ease"}
+    store.put_artifact("model/x", {"v": 1}, pickle.dumps(model, protocol=5))
+    with store.artifact_stream("model/x") as (_, stream):
+        back = pickle.load(stream)
+    assert back["name"] == "ease" and np.array_equal(back["weights"], model["weights"])
+    store.put_artifact("empty", {"a": 1}, None)
+    with store.artifact_stream("empty") as found:
+        assert found == ({"a": 1}, None)
+    with store.artifact_stream("missing") as found:
+        assert found is None
+    store.close()
+
+
 def test_unreachable_database_is_a_clear_error():
     with pytest.raises(StoreError, match="cannot use database"):
         Store("postgresql+psycopg://postgres@127.0.0.1:1/nothing")

@@ -116,18 +116,15 @@ class StoredIndex:
 
     # -- internals --------------------------------------------------------------------------
     def _load(self) -> None:
-        found = self.store.get_artifact(self.name)
-        if not found or found[1] is None:
-            return
-        payload = found[1]
-        del found
         try:
-            # One copy of the saved index at a time: the artefact's bytes are let go once its
-            # inner index is read out of them, and that array once it is bytes again.
-            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-                pks = npz["pks"].astype(np.int64)
-                inner = npz["index"]
-            del payload
+            # One copy of the saved index at a time: its inner index is read out of the
+            # artefact's stream (SQLite: in place), and that array let go once it is bytes.
+            with self.store.artifact_stream(self.name) as found:
+                if not found or found[1] is None:
+                    return
+                with np.load(found[1], allow_pickle=False) as npz:
+                    pks = npz["pks"].astype(np.int64)
+                    inner = npz["index"]
             data = inner.tobytes()
             del inner
             index = index_from_bytes(data)

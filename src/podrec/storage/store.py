@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import logging
 import re
@@ -18,10 +19,11 @@ import secrets
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 from sqlalchemy import (
@@ -33,6 +35,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    literal_column,
     select,
     update,
 )
@@ -42,6 +45,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError, St
 from podrec.privacy.ids import ListenerIds
 from podrec.records import EventRecord, IngestReport, Item, ItemRecord
 from podrec.storage import schema
+from podrec.storage.blobs import CHUNK as BLOB_CHUNK
+from podrec.storage.blobs import BlobReader
 from podrec.storage.retry import WriteGaveUp, run_write
 
 T = TypeVar("T")
@@ -1055,6 +1060,33 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(a.c.meta, a.c.payload).where(a.c.name == name)).first()
         return (dict(row[0]), row[1]) if row else None
+
+    @contextmanager
+    def artifact_stream(self, name: str
+                        ) -> Iterator[tuple[dict[str, Any], BinaryIO | None] | None]:
+        """``get_artifact`` with the payload as a seekable stream: on SQLite read in place
+        from the database (a 500 MB model is never held whole beside what is unpickled from
+        it); elsewhere over the bytes fetched. The stream is valid inside the block only."""
+        a = schema.artifacts
+        if self.engine.dialect.name != "sqlite":
+            found = self.get_artifact(name)
+            if found is None or found[1] is None:
+                yield found if found is None else (found[0], None)
+                return
+            meta, payload = found
+            del found
+            yield meta, io.BytesIO(payload)
+            return
+        with self.engine.connect() as conn:
+            row = conn.execute(select(literal_column("rowid"), a.c.meta,
+                                      a.c.payload.is_(None)).where(a.c.name == name)).first()
+            if row is None or row[2]:
+                yield None if row is None else (dict(row[1]), None)
+                return
+            blob = conn.connection.driver_connection.blobopen(  # type: ignore[union-attr]
+                "artifacts", "payload", int(row[0]), readonly=True)
+            with io.BufferedReader(BlobReader(blob), BLOB_CHUNK) as stream:
+                yield dict(row[1]), stream
 
     def artifact_versions(self, prefix: str) -> list[tuple[str, datetime, dict[str, Any]]]:
         """(name, created, meta) of every artefact whose name starts with ``prefix``, newest

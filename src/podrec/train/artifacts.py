@@ -192,12 +192,12 @@ def read_payload(store: Store, name: str, files: Any = None
     items' keys as ``ItemKeys``."""
     if files is not None and (found := files.load(name)) is not None:
         return found
-    stored = store.get_artifact(name)
-    if stored is None or stored[1] is None:  # deleted between the two reads
-        return None
-    meta, blob = stored
-    payload = pickle.loads(blob)  # noqa: S301 - our own artefact, written by save_model
-    del blob
+    with store.artifact_stream(name) as stored:
+        if stored is None or stored[1] is None:  # deleted between the two reads
+            return None
+        meta, stream = stored
+        # read as it is unpickled: never the pickle's bytes whole beside the model
+        payload = pickle.load(stream)  # noqa: S301 - our own artefact, written by save_model
     if not isinstance(payload.get("users"), ListenerRows):
         payload["users"] = ListenerRows(payload.get("users") or {})
     if not isinstance(payload["item_keys"], ItemKeys):
