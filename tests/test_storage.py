@@ -117,6 +117,22 @@ def test_embeddings_round_trip_and_are_found_by_content_hash(db_url):
     store.close()
 
 
+def test_vectors_are_read_in_blocks_into_one_matrix(db_url, monkeypatch):
+    from podrec.storage import store as store_module
+
+    monkeypatch.setattr(store_module, "VECTOR_ROWS", 3)  # 10 vectors: blocks of 3, 3, 3, 1
+    store = Store(db_url)
+    store.upsert_items([show(f"s{i}", f"Show {i}") for i in range(10)])
+    pks = [store.get_item(f"s{i}").pk for i in range(10)]
+    vectors = np.random.default_rng(1).random((10, 6)).astype(np.float32)
+    store.save_embeddings("m", [(pk, f"h{i}", vectors[i]) for i, pk in enumerate(pks)])
+    got_pks, matrix = store.load_vectors("m")
+    assert got_pks.tolist() == sorted(pks) and matrix.shape == (10, 6)
+    order = np.argsort(pks)
+    np.testing.assert_array_equal(matrix, vectors[order])
+    store.close()
+
+
 def test_tags_replace_per_source_and_are_queryable(db_url):
     store = Store(db_url)
     store.upsert_items([show("a", "A"), show("b", "B")])

@@ -69,6 +69,7 @@ _USER_EVENTS = sql_text(
     "ORDER BY timestamp, pk")
 
 CHUNK = 500
+VECTOR_ROWS = 8192  # stored vectors read at a time (load_vectors)
 
 
 class _RaisedAnyway(logging.Filter):
@@ -634,12 +635,27 @@ class Store:
         q = select(e.c.item_pk, e.c.vector).where(e.c.model_id == model_id)
         if kind:
             q = q.join(t, t.c.pk == e.c.item_pk).where(t.c.kind == kind)
+        # Read in blocks into one matrix, not every row fetched and then stacked (2.8x the
+        # matrix at its peak: 147 MB of vectors at 100k peaked at 412 MB).
+        pk_blocks: list[np.ndarray] = []
+        vector_blocks: list[np.ndarray] = []
         with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(e.c.item_pk)).all()
-        if not rows:
+            result = conn.execution_options(yield_per=VECTOR_ROWS).execute(
+                q.order_by(e.c.item_pk))
+            for part in result.partitions():
+                pk_blocks.append(np.fromiter((r[0] for r in part), np.int64, len(part)))
+                vector_blocks.append(np.vstack([np.frombuffer(r[1], dtype=np.float32)
+                                                for r in part]))
+                del part
+        if not pk_blocks:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        pks = np.concatenate(pk_blocks)
+        matrix = np.empty((len(pks), vector_blocks[0].shape[1]), np.float32)
+        at = 0
+        while vector_blocks:  # each block let go once copied
+            block = vector_blocks.pop(0)
+            matrix[at:at + len(block)] = block
+            at += len(block)
         return pks, matrix
 
     # -- users and events -----------------------------------------------------------------
