@@ -116,7 +116,7 @@ class KeyphrasesAhead:
 @dataclass
 class Unsaved:
     """Vectors and tags made and not yet written: written together every ``write_items``
-    items, since each write is a transaction (a commit per batch of 32 cost ~10% of a fast
+    items, since each write is a transaction (a commit per batch of 32 cost ~12% of a fast
     embedder's enrich)."""
 
     rows: list[tuple[int, str, np.ndarray]] = field(default_factory=list)
