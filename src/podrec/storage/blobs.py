@@ -1,25 +1,28 @@
 """A stored BLOB read as a stream, so that loading a large artefact (a trained model's pickle,
 a saved vector index) does not hold its bytes whole beside what is built from them.
 
-SQLite can read a BLOB in place (``sqlite3.Connection.blobopen``): ``BlobReader`` makes that
-a seekable raw stream for ``pickle.load`` and ``np.load``. Other databases hand over the
-value whole; there the stream is over those bytes.
+``BlobReader`` is a seekable raw stream over a stored value, read a piece at a time by a
+``read_at(offset, length)`` the store gives it: on SQLite from a BLOB opened in place
+(``sqlite3.Connection.blobopen``), on PostgreSQL by ``substring`` of the ``bytea`` value.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
-CHUNK = 1 << 20  # bytes copied from the BLOB at a time
+CHUNK = 1 << 20  # bytes read from the database at a time
 
 
 class BlobReader(io.RawIOBase):
-    """A read-only, seekable raw stream over one ``sqlite3.Blob``."""
+    """A read-only, seekable raw stream over ``size`` stored bytes."""
 
-    def __init__(self, blob: Any) -> None:
+    def __init__(self, size: int, read_at: Callable[[int, int], bytes],
+                 on_close: Callable[[], Any] | None = None) -> None:
         super().__init__()
-        self._blob = blob
+        self.size, self._read_at, self._on_close = size, read_at, on_close
+        self._pos = 0
 
     def readable(self) -> bool:
         return True
@@ -31,26 +34,34 @@ class BlobReader(io.RawIOBase):
         # in pieces: one large read would make the piece and then copy it into ``buffer``
         view = memoryview(buffer).cast("B")
         done = 0
-        while done < len(view):
-            piece = self._blob.read(min(len(view) - done, CHUNK))
+        while done < len(view) and self._pos < self.size:
+            piece = self._read_at(self._pos, min(len(view) - done, CHUNK, self.size - self._pos))
             if not piece:
                 break
             view[done:done + len(piece)] = piece
             done += len(piece)
+            self._pos += len(piece)
         return done
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_END:  # sqlite3.Blob refuses offsets past either end
-            offset, whence = len(self._blob) + offset, io.SEEK_SET
-        elif whence == io.SEEK_CUR:
-            offset, whence = self._blob.tell() + offset, io.SEEK_SET
-        self._blob.seek(max(0, min(offset, len(self._blob))), whence)
-        return self._blob.tell()
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
 
     def tell(self) -> int:
-        return self._blob.tell()
+        return self._pos
 
     def close(self) -> None:
-        if not self.closed:
-            self._blob.close()
+        if not self.closed and self._on_close is not None:
+            self._on_close()
         super().close()
+
+
+def sqlite_blob_reader(blob: Any) -> BlobReader:
+    """A reader over an open ``sqlite3.Blob`` (closed with it)."""
+
+    def read_at(offset: int, length: int) -> bytes:
+        blob.seek(offset)
+        return bytes(blob.read(length))
+
+    return BlobReader(len(blob), read_at, blob.close)

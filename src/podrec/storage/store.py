@@ -46,7 +46,7 @@ from podrec.privacy.ids import ListenerIds
 from podrec.records import EventRecord, IngestReport, Item, ItemRecord
 from podrec.storage import schema
 from podrec.storage.blobs import CHUNK as BLOB_CHUNK
-from podrec.storage.blobs import BlobReader
+from podrec.storage.blobs import BlobReader, sqlite_blob_reader
 from podrec.storage.retry import WriteGaveUp, run_write
 
 T = TypeVar("T")
@@ -1080,28 +1080,32 @@ class Store:
     @contextmanager
     def artifact_stream(self, name: str
                         ) -> Iterator[tuple[dict[str, Any], BinaryIO | None] | None]:
-        """``get_artifact`` with the payload as a seekable stream: on SQLite read in place
-        from the database (a 500 MB model is never held whole beside what is unpickled from
-        it); elsewhere over the bytes fetched. The stream is valid inside the block only."""
+        """``get_artifact`` with the payload as a seekable stream read from the database a
+        piece at a time (a 500 MB model is never held whole beside what is unpickled from
+        it): on SQLite in place, on PostgreSQL by ``substring`` in one repeatable-read
+        transaction (one version of the value throughout). Valid inside the block only."""
         a = schema.artifacts
-        if self.engine.dialect.name != "sqlite":
-            found = self.get_artifact(name)
-            if found is None or found[1] is None:
-                yield found if found is None else (found[0], None)
-                return
-            meta, payload = found
-            del found
-            yield meta, io.BytesIO(payload)
-            return
+        sqlite = self.engine.dialect.name == "sqlite"
         with self.engine.connect() as conn:
-            row = conn.execute(select(literal_column("rowid"), a.c.meta,
-                                      a.c.payload.is_(None)).where(a.c.name == name)).first()
-            if row is None or row[2]:
+            if not sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            key = literal_column("rowid") if sqlite else a.c.name
+            row = conn.execute(select(key, a.c.meta, func.length(a.c.payload))
+                               .where(a.c.name == name)).first()
+            if row is None or row[2] is None:
                 yield None if row is None else (dict(row[1]), None)
                 return
-            blob = conn.connection.driver_connection.blobopen(  # type: ignore[union-attr]
-                "artifacts", "payload", int(row[0]), readonly=True)
-            with io.BufferedReader(BlobReader(blob), BLOB_CHUNK) as stream:
+            if sqlite:
+                reader = sqlite_blob_reader(conn.connection.driver_connection.blobopen(
+                    "artifacts", "payload", int(row[0]), readonly=True))
+            else:
+                def read_at(offset: int, length: int) -> bytes:
+                    return bytes(conn.execute(
+                        select(func.substring(a.c.payload, offset + 1, length))
+                        .where(a.c.name == name)).scalar_one())
+
+                reader = BlobReader(int(row[2]), read_at)
+            with io.BufferedReader(reader, BLOB_CHUNK) as stream:
                 yield dict(row[1]), stream
 
     def artifact_versions(self, prefix: str) -> list[tuple[str, datetime, dict[str, Any]]]:
