@@ -194,8 +194,9 @@ def test_a_write_stopped_by_a_real_lock_waits_and_goes_in(tmp_path, monkeypatch)
 
 
 def test_enrich_stopped_while_storing_tags_leaves_no_vector_without_tags(sqlite_url, wordllama):
-    """The second batch's tag write fails as a kill would stop it: that batch's vectors
-    are not kept either, and the next run embeds and tags exactly what is left."""
+    """The second write's tags fail as a kill would stop it: that write's vectors are not
+    kept either, and the next run embeds and tags exactly what is left (a write per batch
+    here: ``write_items`` 3)."""
     store = Store(sqlite_url)
     store.upsert_items([ItemRecord(id=f"s{i}", title=f"History of Rome part {i}",
                                    categories=["History"], description="Emperors and wars.",
@@ -210,11 +211,11 @@ def test_enrich_stopped_while_storing_tags_leaves_no_vector_without_tags(sqlite_
 
     event.listen(store.engine, "before_cursor_execute", fail_second_tag_write)
     with pytest.raises(RuntimeError, match="killed"):
-        Enricher(store, wordllama, batch_size=3).run()
+        Enricher(store, wordllama, batch_size=3, write_items=3).run()
     event.remove(store.engine, "before_cursor_execute", fail_second_tag_write)
     embedded = set(store.embedding_hashes(wordllama.model_id))
     assert len(embedded) == 3 and embedded <= store.tagged_items("category")
-    again = Enricher(store, wordllama, batch_size=3).run()
+    again = Enricher(store, wordllama, batch_size=3, write_items=3).run()
     assert (again.unchanged, again.tagged) == (3, 3)
     pks = {i.pk for i in store.iter_items()}
     assert set(store.embedding_hashes(wordllama.model_id)) == pks
