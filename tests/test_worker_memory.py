@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from podrec.config import Config
@@ -254,3 +255,20 @@ def test_item_keys_answer_as_the_list_they_replace():
     assert trained_to_current(keys, catalog).tolist() == \
         trained_to_current(listed, catalog).tolist() == [-1, 1, 0, -1]
     assert list(ItemKeys([])) == []
+
+
+def test_catalog_arrays_read_a_few_items_at_a_time_are_the_same(enriched, wordllama,
+                                                               monkeypatch):
+    from podrec.service import catalog as catalog_module
+
+    app = Podrec(_config(16), database_url=enriched, embedder=wordllama)
+    whole = app.catalog.data(app.models.model_id, "show")
+    monkeypatch.setattr(catalog_module, "ITEM_ROWS", 7)  # the sample's shows in blocks of 7
+    blocks = app.catalog.data(app.models.model_id, "show")
+    assert len(whole) > 7 * 3
+    for name in ("ids", "kinds", "titles", "categories", "authors", "languages", "explicit",
+                 "show_ids", "texts", "platforms"):
+        assert list(getattr(blocks, name)) == list(getattr(whole, name)), name
+    for name in ("vectors", "pks", "popularity", "durations", "published"):
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name))
+    app.close()

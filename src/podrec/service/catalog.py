@@ -21,6 +21,7 @@ from podrec.service.errors import NotFoundError
 from podrec.storage import Store
 
 WEIGHTS_ARTIFACT = "content-weights"
+ITEM_ROWS = 10_000  # stored items read at a time when the catalog arrays are built
 
 
 def item_platforms(extra: dict[str, Any]) -> list[str] | None:
@@ -114,28 +115,46 @@ class CatalogService:
                 "users": self.store.count_users()}
 
     def data(self, model_id: str, kind: str | None = "show") -> CatalogData:
-        """The embedded items of one kind as arrays (what models are fit on)."""
+        """The embedded items of one kind as arrays (what models are fit on). Items are read
+        ``ITEM_ROWS`` at a time, so that only their columns are held, not every stored item
+        (descriptions, extras) at once: at 100k episodes that was the catalog's load peak."""
         pks, vectors = self.store.load_vectors(model_id, kind=kind)
         if not len(pks):
             raise NotFoundError(
                 f"no {kind or 'item'} has a {model_id} embedding yet: run `podrec enrich`")
-        items = self.store.items_by_pk(pks.tolist())
-        ordered = [items[int(pk)] for pk in pks]
         max_chars = self.text_limit()
+        cols: dict[str, list[Any]] = {name: [] for name in (
+            "ids", "kinds", "titles", "categories", "authors", "popularity", "languages",
+            "explicit", "show_ids", "texts", "durations", "platforms", "published")}
+        for start in range(0, len(pks), ITEM_ROWS):
+            part = pks[start:start + ITEM_ROWS].tolist()
+            items = self.store.items_by_pk(part)
+            for pk in part:
+                i = items[int(pk)]
+                cols["ids"].append(i.id)
+                cols["kinds"].append(i.kind)
+                cols["titles"].append(i.title)
+                cols["categories"].append(i.categories)
+                cols["authors"].append(i.author)
+                cols["popularity"].append(np.nan if i.popularity is None else i.popularity)
+                cols["languages"].append(i.language)
+                cols["explicit"].append(i.explicit)
+                cols["show_ids"].append(i.show_id)
+                cols["texts"].append(embedding_text(i, max_chars))
+                cols["durations"].append(np.nan if i.duration_s is None else i.duration_s)
+                cols["platforms"].append(item_platforms(i.extra))
+                cols["published"].append(np.nan if i.published is None
+                                         else i.published.timestamp())
+            del items
         return CatalogData(
-            ids=[i.id for i in ordered], kinds=[i.kind for i in ordered], vectors=vectors,
-            titles=[i.title for i in ordered], categories=[i.categories for i in ordered],
-            authors=[i.author for i in ordered],
-            popularity=np.array([np.nan if i.popularity is None else i.popularity
-                                 for i in ordered], dtype=np.float32),
-            languages=[i.language for i in ordered], pks=pks,
-            explicit=[i.explicit for i in ordered], show_ids=[i.show_id for i in ordered],
-            texts=[embedding_text(i, max_chars) for i in ordered],
-            durations=np.array([np.nan if i.duration_s is None else i.duration_s
-                                for i in ordered], dtype=np.float32),
-            platforms=[item_platforms(i.extra) for i in ordered],
-            published=np.array([np.nan if i.published is None else i.published.timestamp()
-                                for i in ordered], dtype=np.float64))
+            ids=cols["ids"], kinds=cols["kinds"], vectors=vectors, titles=cols["titles"],
+            categories=cols["categories"], authors=cols["authors"],
+            popularity=np.array(cols["popularity"], dtype=np.float32),
+            languages=cols["languages"], pks=pks, explicit=cols["explicit"],
+            show_ids=cols["show_ids"], texts=cols["texts"],
+            durations=np.array(cols["durations"], dtype=np.float32),
+            platforms=cols["platforms"],
+            published=np.array(cols["published"], dtype=np.float64))
 
     def text_limit(self) -> dict[str, int]:
         """Description characters embedded per kind (``[embedder]`` max_chars and
