@@ -153,15 +153,22 @@ def csr_entries(matrix: sparse.csr_matrix, rows: np.ndarray
     return owner, matrix.indices[at], matrix.data[at].astype(np.float32)
 
 
-def weighted_rows(matrix: Any, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def weighted_rows(matrix: Any, rows: np.ndarray, weights: np.ndarray,
+                  columns: np.ndarray | None = None) -> np.ndarray:
     """(features x groups) dense: Σ_s weights[s, j] · matrix[rows[s]], for a dense or CSR
-    ``matrix``. For a few rows of a sparse matrix this reads their stored values directly:
-    slicing scipy matrices and multiplying sparse by sparse costs more than the sums."""
+    ``matrix``; only the ``columns`` features when given (of a dense matrix only those are
+    read: a list balanced over 100 pooled items reads 100 columns of the seeds' rows). For a
+    few rows of a sparse matrix this reads their stored values directly: slicing scipy
+    matrices and multiplying sparse by sparse costs more than the sums."""
     rows = np.asarray(rows, np.int64)
     w = np.asarray(weights, np.float32)
     w = w.reshape(len(rows), 1) if w.ndim == 1 else w
     if not sparse.issparse(matrix):
-        return np.asarray(matrix[rows], np.float32).T @ w
+        block = matrix[rows] if columns is None \
+            else matrix[np.ix_(rows, np.asarray(columns, np.int64))]
+        return np.asarray(block, np.float32).T @ w
+    if columns is not None:
+        return weighted_rows(matrix, rows, w)[np.asarray(columns, np.int64)]
     m = matrix if isinstance(matrix, sparse.csr_matrix) else sparse.csr_matrix(matrix)
     owner, cols, vals = csr_entries(m, rows)
     out = np.empty((m.shape[1], w.shape[1]), np.float32)

@@ -241,7 +241,7 @@ class ProfileModel(Recommender):
             return None
         seeds, weights = seed_weights([(i.rows, i.weights) for i in profile.interests])
         sel = slice(None) if rows is None else np.asarray(rows, np.int64)
-        fused = pair_rows(pairs, seeds, weights, rows)
+        fused = weighted_rows(pairs, seeds, weights, rows)
         w = self.weights.as_array()
         if w[2]:  # genres by Jaccard, per distinct genre set
             fused += w[2] * self.content.grouped_genre(seeds, weights, sel)
@@ -249,7 +249,7 @@ class ProfileModel(Recommender):
         if text_sim is not None:
             fused += w[0] * np.asarray(text_sim, np.float32)[:, None]
         if neg is not None:
-            away = pair_rows(pairs, neg[0], neg[1][:, None], rows)[:, 0]
+            away = weighted_rows(pairs, neg[0], neg[1][:, None], rows)[:, 0]
             away += w[4] * self.content.popularity[sel] * float(neg[1].sum())
             if w[2]:
                 away += w[2] * self.content.grouped_genre(neg[0], neg[1][:, None], sel)[:, 0]
@@ -372,13 +372,3 @@ def _when(t: float | None) -> tuple[float | None, int | None, int | None]:
     days, seconds = divmod(float(t), 86400.0)
     return float(t), int(seconds // 3600), int((days + 3) % 7)  # 1970-01-01 was a Thursday
 
-
-def pair_rows(pairs: np.ndarray, seeds: np.ndarray, weights: np.ndarray,
-              rows: np.ndarray | None) -> np.ndarray:
-    """(items x groups) Σ_s weights[s, j] · pairs[seeds[s], item], over ``rows`` only when
-    given: a list balanced over 100 pooled items reads 100 columns of the seeds' rows, not the
-    whole catalog's."""
-    if rows is None:
-        return weighted_rows(pairs, seeds, weights)
-    block = pairs[np.ix_(np.asarray(seeds, np.int64), np.asarray(rows, np.int64))]
-    return np.asarray(block, np.float32).T @ np.asarray(weights, np.float32)

@@ -11,7 +11,7 @@ import numpy as np
 
 from podrec.config import Config
 from podrec.enrich.embedders import TextEmbedder
-from podrec.enrich.pipeline import Enricher, EnrichReport, embedding_text
+from podrec.enrich.pipeline import Enricher, EnrichReport, TextLimit, embedding_text
 from podrec.ingest.language import LanguageDetector
 from podrec.ingest.pipeline import ingest_catalog, ingest_events, ingest_feeds
 from podrec.model.base import CatalogData
@@ -22,6 +22,17 @@ from podrec.storage import Store
 
 WEIGHTS_ARTIFACT = "content-weights"
 ITEM_ROWS = 10_000  # stored items read at a time when the catalog arrays are built
+
+
+def catalog_row(i: Item, max_chars: TextLimit) -> tuple[Any, ...]:
+    """One item's values in ``CatalogData``'s columns (ids, kinds, titles, categories,
+    authors, popularity, languages, explicit, show ids, texts, durations, platforms,
+    published), NaN for an unknown number."""
+    return (i.id, i.kind, i.title, i.categories, i.author,
+            np.nan if i.popularity is None else i.popularity, i.language, i.explicit,
+            i.show_id, embedding_text(i, max_chars),
+            np.nan if i.duration_s is None else i.duration_s, item_platforms(i.extra),
+            np.nan if i.published is None else i.published.timestamp())
 
 
 def item_platforms(extra: dict[str, Any]) -> list[str] | None:
@@ -123,38 +134,21 @@ class CatalogService:
             raise NotFoundError(
                 f"no {kind or 'item'} has a {model_id} embedding yet: run `podrec enrich`")
         max_chars = self.text_limit()
-        cols: dict[str, list[Any]] = {name: [] for name in (
-            "ids", "kinds", "titles", "categories", "authors", "popularity", "languages",
-            "explicit", "show_ids", "texts", "durations", "platforms", "published")}
+        rows: list[tuple[Any, ...]] = []
         for start in range(0, len(pks), ITEM_ROWS):
             part = pks[start:start + ITEM_ROWS].tolist()
             items = self.store.items_by_pk(part)
-            for pk in part:
-                i = items[int(pk)]
-                cols["ids"].append(i.id)
-                cols["kinds"].append(i.kind)
-                cols["titles"].append(i.title)
-                cols["categories"].append(i.categories)
-                cols["authors"].append(i.author)
-                cols["popularity"].append(np.nan if i.popularity is None else i.popularity)
-                cols["languages"].append(i.language)
-                cols["explicit"].append(i.explicit)
-                cols["show_ids"].append(i.show_id)
-                cols["texts"].append(embedding_text(i, max_chars))
-                cols["durations"].append(np.nan if i.duration_s is None else i.duration_s)
-                cols["platforms"].append(item_platforms(i.extra))
-                cols["published"].append(np.nan if i.published is None
-                                         else i.published.timestamp())
+            rows += [catalog_row(items[pk], max_chars) for pk in part]
             del items
+        (ids, kinds, titles, categories, authors, popularity, languages, explicit, show_ids,
+         texts, durations, platforms, published) = (list(c) for c in zip(*rows, strict=True))
+        del rows
         return CatalogData(
-            ids=cols["ids"], kinds=cols["kinds"], vectors=vectors, titles=cols["titles"],
-            categories=cols["categories"], authors=cols["authors"],
-            popularity=np.array(cols["popularity"], dtype=np.float32),
-            languages=cols["languages"], pks=pks, explicit=cols["explicit"],
-            show_ids=cols["show_ids"], texts=cols["texts"],
-            durations=np.array(cols["durations"], dtype=np.float32),
-            platforms=cols["platforms"],
-            published=np.array(cols["published"], dtype=np.float64))
+            ids=ids, kinds=kinds, vectors=vectors, titles=titles, categories=categories,
+            authors=authors, popularity=np.array(popularity, dtype=np.float32),
+            languages=languages, pks=pks, explicit=explicit, show_ids=show_ids, texts=texts,
+            durations=np.array(durations, dtype=np.float32), platforms=platforms,
+            published=np.array(published, dtype=np.float64))
 
     def text_limit(self) -> dict[str, int]:
         """Description characters embedded per kind (``[embedder]`` max_chars and
