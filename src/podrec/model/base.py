@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,25 @@ class CatalogData:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_gathered"}
+
+    def vectors_of(self, rows: np.ndarray) -> np.ndarray:
+        """``vectors[rows]``, the last answer kept while that very ``rows`` array lives: every
+        part of one list's score reads its candidates' vectors, and in a large catalog that
+        gather is random reads from memory (about 1.5 ms for 1,600 rows of a 100k catalog,
+        twice the product that follows). Read-only: the answer is shared."""
+        kept = getattr(self, "_gathered", None)
+        if kept is not None and kept[0]() is rows:
+            return kept[1]
+        out = self.vectors[rows]
+        out.flags.writeable = False
+        try:
+            self._gathered = (weakref.ref(rows), out)
+        except TypeError:  # not an array (a list): nothing to key on
+            pass
+        return out
 
     def row_of(self, item_id: str, kind: str | None = None) -> int | None:
         """Row of an item id; a show wins over an episode that shares its id."""

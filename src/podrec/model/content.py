@@ -305,7 +305,8 @@ class ContentModel(Recommender):
             has_items = (totals > 0)[:, None]
             mixed = np.where(has_items, 0.5 * profile + 0.5 * text, text)
             profile = np.where(has_text, mixed, profile)
-        scores = thin_product(vectors if rows is None else vectors[sel], profile.T).T * w[0]
+        scores = thin_product(vectors if rows is None else self.catalog.vectors_of(sel),
+                              profile.T).T * w[0]
         # each sparse component as (items x features) @ dense (features x listeners): one
         # sparse-dense product, rather than a sparse product and a densified result
         for weight, m in ((w[1], self._tfidf), (w[2], self._genres_unit), (w[3], self._authors)):
@@ -410,7 +411,8 @@ class ContentModel(Recommender):
         sel = slice(None) if rows is None else np.asarray(rows, np.int64)
         v = self.catalog.vectors
         if self.metric == "cosine":
-            out[0] = thin_product(v if rows is None else v[sel], v[seed_rows].T @ w)
+            out[0] = thin_product(v if rows is None else self.catalog.vectors_of(sel),
+                                  v[seed_rows].T @ w)
         else:
             sims = np.column_stack([self.index.similarities(v[s], rows) for s in seed_rows])
             out[0] = sims @ w

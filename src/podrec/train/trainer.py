@@ -183,7 +183,13 @@ class Trainer:
         rebuilt when the model is loaded)."""
         cf = Selection(chosen={n: c for n, c in sel.chosen.items() if n not in CATALOG_PARTS})
         say(f"fitting {', '.join(cf.chosen) or 'nothing'} on {len(pairs.users)} pairs")
-        return fit_chosen(catalog, pairs, cf, self.model_seed, self.runner)
+        fitted = fit_chosen(catalog, pairs, cf, self.model_seed, self.runner)
+        t0 = time.perf_counter()
+        for part in fitted.values():  # a large catalog's candidate graphs: saved with the model
+            part.prepare_candidates()
+        if time.perf_counter() - t0 > 1.0:
+            say(f"candidate graphs built in {time.perf_counter() - t0:.0f} s")
+        return fitted
 
     def _payload(self, catalog: CatalogData, pairs: Interactions, sel: Selection,
                  fitted: dict[str, Recommender], model_name: str) -> dict[str, Any]:
