@@ -62,6 +62,23 @@ def test_both_indexes_answer_the_interface():
         assert batch_rows.shape == (4, 3) and list(batch_rows[:, 0]) == [0, 1, 2, 3]
 
 
+def test_search_each_answers_as_one_search_per_query(corpus, ann):
+    """The few searches of one request in one call: each answer is the one ``search`` gives,
+    excluded rows left out of every one."""
+    base, queries = corpus
+    exclude = np.array([3, 99, 1234, 2500])
+    for idx in (ExactIndex(base[:3000]), ann):
+        qs = np.vstack([queries[:3], base[3]])  # the last one's nearest row is excluded
+        each = idx.search_each(qs, 40, exclude)
+        assert len(each) == 4
+        for q, (rows, sims) in zip(qs, each, strict=True):
+            one_rows, one_sims = idx.search(q, 40, exclude)
+            assert rows.tolist() == one_rows.tolist()
+            np.testing.assert_allclose(sims, one_sims, atol=1e-6)
+            assert len(rows) == 40 and not set(rows.tolist()) & set(exclude.tolist())
+        assert [len(r) for r, _ in idx.search_each(qs, 0)] == [0, 0, 0, 0]
+
+
 def test_ann_recall_against_exact_search(corpus, ann):
     base, queries = corpus
     truth, _ = ExactIndex(base).search_batch(queries, 10)

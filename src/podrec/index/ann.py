@@ -120,6 +120,11 @@ class ANNIndex(RowReads):
 
     def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
+        return self.search_each(np.asarray(query)[None, :], k, exclude)[0]
+
+    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        q = np.atleast_2d(queries)
         live = self.live_count
         ex = None
         if exclude is not None and len(exclude):
@@ -129,18 +134,20 @@ class ANNIndex(RowReads):
         n_ex = 0 if ex is None else int(ex.size)
         want = min(k + n_ex, live)
         if k <= 0 or want - n_ex <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))] * len(q)
         if want > live * EXACT_FALLBACK_SHARE:  # most live rows asked for: exact is cheaper
-            return top_k(self.similarities(query), k, ex)
+            return [top_k(self.similarities(v), k, ex) for v in q]
         try:
-            rows, sims = self._knn(prepare(query, self.metric, self.dim), want, 1)
+            rows, sims = self._knn(prepare(q, self.metric, self.dim), want, 1)
         except RuntimeError:  # hnswlib found fewer than asked (a graph cut by deletions)
-            return top_k(self.similarities(query), k, ex)
-        rows, sims = rows[0], sims[0]
-        if n_ex:
-            keep = ~np.isin(rows, ex)
-            rows, sims = rows[keep], sims[keep]
-        return rows[:k], sims[:k]
+            return [top_k(self.similarities(v), k, ex) for v in q]
+        out = []
+        for r, s in zip(rows, sims, strict=True):
+            if n_ex:
+                keep = ~np.isin(r, ex)
+                r, s = r[keep], s[keep]
+            out.append((r[:k], s[:k]))
+        return out
 
     def search_batch(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = prepare(queries, self.metric, self.dim)

@@ -53,10 +53,17 @@ class CatalogRowIndex:
                ) -> tuple[np.ndarray, np.ndarray]:
         """Catalog rows and similarities of the ``k`` nearest items (rows of the index that
         are not in this catalog, such as another kind's items, are skipped)."""
+        return self.search_each(np.asarray(query)[None, :], k, exclude)[0]
+
+    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``search`` of each row of ``queries``, in one call to the stored index."""
         ex = None if exclude is None or not len(exclude) else \
             self.to_index[np.asarray(exclude, np.int64)]
         extra = int((self.to_catalog < 0).sum()) if self.kind == "exact" else 0
-        rows, sims = self.inner.search(query, k + min(extra, 4 * k) + 8, ex)
-        mapped = self.to_catalog[rows]
-        keep = mapped >= 0
-        return mapped[keep][:k], sims[keep][:k]
+        out = []
+        for rows, sims in self.inner.search_each(queries, k + min(extra, 4 * k) + 8, ex):
+            mapped = self.to_catalog[rows]
+            keep = mapped >= 0
+            out.append((mapped[keep][:k], sims[keep][:k]))
+        return out

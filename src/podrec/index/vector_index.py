@@ -58,6 +58,12 @@ class VectorIndex(Protocol):
         first, ``exclude`` rows left out; fewer when fewer rows are left."""
         ...
 
+    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``search`` of each row of ``queries`` (the few searches of one request, one
+        thread: an HNSW graph walks them in one call)."""
+        ...
+
     def search_batch(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(n_queries, k) rows and similarities; -1 and -inf pad rows beyond the live count."""
         ...
@@ -304,6 +310,10 @@ class ExactIndex(RowReads):
     def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         return top_k(self.similarities(query), k, exclude)
+
+    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self.search(q, k, exclude) for q in np.atleast_2d(queries)]
 
     def search_batch(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = prepare(queries, self.metric, self.dim if len(self) else None)

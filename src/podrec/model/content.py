@@ -357,9 +357,11 @@ class ContentModel(Recommender):
         if not queries:
             return np.zeros(0, np.int64)
         k = max(n // len(queries), 20)
-        seen = seen_rows(batch)
-        found = [self.index.search(q, k, seen)[0] for q in queries if np.linalg.norm(q) > 0]
-        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+        queries = [q for q in queries if np.linalg.norm(q) > 0]
+        if not queries:
+            return np.zeros(0, np.int64)
+        found = self.index.search_each(np.stack(queries), k, seen_rows(batch))
+        return np.unique(np.concatenate([rows for rows, _ in found]))
 
     # -- scoring --------------------------------------------------------------------------
     @property

@@ -125,9 +125,9 @@ class RecommendPipeline:
             active = set(model.row_weights(batch)) if isinstance(model, HybridModel) else None
             rows = self.candidates.rows(batch, events, active)
             if topic_vectors is not None:  # every topic's nearest items are candidates too
-                near = [self.content.index.search(v, self.candidates.per_source // 4)[0]
-                        for v in topic_vectors]
-                rows = np.unique(np.concatenate([rows, *near]))
+                near = self.content.index.search_each(topic_vectors,
+                                                      self.candidates.per_source // 4)
+                rows = np.unique(np.concatenate([rows, *(r for r, _ in near)]))
         if isinstance(model, HybridModel):
             total, parts = model.contributions(batch, rows)
             parts = {n: p[0] for n, p in parts.items()}
