@@ -228,3 +228,26 @@ def test_interests_cut_where_scipys_distance_criterion_cuts():
         # the same partition (labels may be numbered differently)
         pairs = {(int(a), int(b)) for a, b in zip(ours, theirs, strict=True)}
         assert len(pairs) == len(set(ours.tolist())) == len(set(theirs.tolist()))
+
+
+def test_a_gather_of_candidate_vectors_is_shared_while_its_rows_live():
+    """The parts of one list's score read their candidates' vectors once: the same rows
+    array gets the same read-only gather; other rows, or a pickled catalog, get their own."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((50, 8)).astype(np.float32)
+    catalog = CatalogData(ids=[f"i{k}" for k in range(50)], kinds=["show"] * 50,
+                          vectors=vectors)
+    rows = np.array([4, 9, 31], np.int64)
+    first = catalog.vectors_of(rows)
+    np.testing.assert_array_equal(first, vectors[rows])
+    assert catalog.vectors_of(rows) is first and not first.flags.writeable
+    same_values = rows.copy()  # equal rows in another array: read again, still right
+    again = catalog.vectors_of(same_values)
+    assert again is not first
+    np.testing.assert_array_equal(again, vectors[rows])
+    other = np.array([0, 49], np.int64)
+    np.testing.assert_array_equal(catalog.vectors_of(other), vectors[other])
+    copy = pickle.loads(pickle.dumps(catalog))  # the kept gather is not pickled
+    np.testing.assert_array_equal(copy.vectors_of(rows), vectors[rows])
