@@ -251,3 +251,25 @@ def test_a_gather_of_candidate_vectors_is_shared_while_its_rows_live():
     np.testing.assert_array_equal(catalog.vectors_of(other), vectors[other])
     copy = pickle.loads(pickle.dumps(catalog))  # the kept gather is not pickled
     np.testing.assert_array_equal(copy.vectors_of(rows), vectors[rows])
+
+
+@pytest.mark.parametrize("model", [ItemKNNModel(), EASEModel(max_items=300),
+                                   ALSModel(factors=8, iterations=3)], ids=lambda m: m.name)
+def test_answers_kept_between_candidates_and_scoring_never_go_stale(ml, model):
+    """A part keeps its last product for the same history object (candidates, then scoring
+    of one request): every answer equals a fresh full pass, whichever history came before,
+    and the kept answer is not pickled."""
+    import pickle
+
+    data, catalog = ml
+    model.fit(catalog, data)
+    rows = np.arange(0, data.n_items, 4)
+    histories = [sparse.csr_matrix(data.matrix()[u:u + 1].maximum(0)) for u in (0, 5, 0)]
+    for h in histories:  # the first listener asked again with a new object: no stale answer
+        batch = UserBatch(h)
+        full = np.asarray(model.score(UserBatch(h.copy())), np.float32)
+        model.candidates(batch, 20)
+        np.testing.assert_allclose(model.score_rows(batch, rows), full[:, rows], atol=1e-5)
+        np.testing.assert_allclose(model.score_rows(batch, rows), full[:, rows], atol=1e-5)
+    copy = pickle.loads(pickle.dumps(model))
+    assert all(slot._kept is None for slot in copy.__dict__.get("_last_answers", {}).values())

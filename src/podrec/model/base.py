@@ -10,8 +10,9 @@ import re
 import unicodedata
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import sparse
@@ -20,6 +21,46 @@ from scipy import sparse
 def norm_name(text: str | None) -> str:
     text = unicodedata.normalize("NFKC", text or "").casefold()
     return re.sub(r"[^\w]+", " ", text).strip()
+
+
+T = TypeVar("T")
+
+
+class LastAnswer:
+    """One answer kept for as long as the object it was computed from lives (held by a weak
+    reference, so a new object at the same address is never mistaken for it). The stages of
+    one request ask the same question twice (candidates, then scoring); a second request's
+    question only replaces the answer. Pickles empty: an answer is not part of a model."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[Any, Any, Any] | None = None
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return LastAnswer, ()
+
+    def get(self, key: Any, compute: Callable[[], T], tag: Any = None) -> T:
+        kept = self._kept  # one read: another thread may replace it meanwhile
+        if kept is not None and kept[0]() is key and kept[1] == tag:
+            return kept[2]
+        out = compute()
+        try:
+            self._kept = (weakref.ref(key), tag, out)
+        except TypeError:  # not weakly referable (a list): not kept
+            pass
+        return out
+
+
+def last_answer(owner: Any, name: str, key: Any, compute: Callable[[], T],
+                tag: Any = None) -> T:
+    """``owner``'s ``LastAnswer`` called ``name`` (made on first use, so objects unpickled
+    from before it existed have one too) for ``key``."""
+    slots = owner.__dict__.get("_last_answers")
+    if slots is None:
+        slots = owner.__dict__.setdefault("_last_answers", {})
+    slot = slots.get(name)
+    if slot is None:
+        slot = slots.setdefault(name, LastAnswer())
+    return slot.get(key, compute, tag)
 
 
 @dataclass
@@ -61,24 +102,18 @@ class CatalogData:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_gathered"}
-
     def vectors_of(self, rows: np.ndarray) -> np.ndarray:
         """``vectors[rows]``, the last answer kept while that very ``rows`` array lives: every
         part of one list's score reads its candidates' vectors, and in a large catalog that
         gather is random reads from memory (about 1.5 ms for 1,600 rows of a 100k catalog,
         twice the product that follows). Read-only: the answer is shared."""
-        kept = getattr(self, "_gathered", None)
-        if kept is not None and kept[0]() is rows:
-            return kept[1]
-        out = self.vectors[rows]
-        out.flags.writeable = False
-        try:
-            self._gathered = (weakref.ref(rows), out)
-        except TypeError:  # not an array (a list): nothing to key on
-            pass
-        return out
+
+        def gather() -> np.ndarray:
+            out = self.vectors[rows]
+            out.flags.writeable = False
+            return out
+
+        return last_answer(self, "vectors_of", rows, gather)
 
     def row_of(self, item_id: str, kind: str | None = None) -> int | None:
         """Row of an item id; a show wins over an episode that shares its id."""
@@ -139,6 +174,12 @@ class UserBatch:
                          else [self.history_items[i] for i in index])
 
 
+def first_listener(batch: UserBatch) -> sparse.csr_matrix:
+    """The first listener's history row: the batch's own matrix when it holds only them (the
+    same object, so answers kept for it are found again)."""
+    return batch.histories if len(batch) == 1 else batch.histories[:1]
+
+
 def seen_rows(batch: UserBatch) -> np.ndarray:
     """The rows the first listener of ``batch`` has seen (left out of their lists)."""
     m = batch.histories if batch.seen is None else batch.seen
@@ -197,7 +238,8 @@ def weighted_rows(matrix: Any, rows: np.ndarray, weights: np.ndarray,
     return out
 
 
-def rows_dot(matrix: sparse.csr_matrix, rows: np.ndarray, dense: np.ndarray) -> np.ndarray:
+def rows_dot(matrix: sparse.csr_matrix, rows: np.ndarray, dense: np.ndarray,
+             entries: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``matrix[rows] @ dense`` (rows x columns of ``dense``) for a CSR matrix, read off its
     stored values: on a few thousand candidate rows of a large matrix, scipy's row slicing
     (a new matrix, checked) costs several times the products."""
@@ -205,7 +247,7 @@ def rows_dot(matrix: sparse.csr_matrix, rows: np.ndarray, dense: np.ndarray) -> 
     d = np.asarray(dense, np.float32)
     flat = d.ndim == 1
     d = d.reshape(d.shape[0], -1)
-    owner, cols, vals = csr_entries(matrix, rows)
+    owner, cols, vals = csr_entries(matrix, rows) if entries is None else entries
     out = np.empty((len(rows), d.shape[1]), np.float32)
     for j in range(d.shape[1]):
         out[:, j] = np.bincount(owner, weights=vals * d[cols, j], minlength=len(rows))

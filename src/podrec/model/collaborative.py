@@ -6,7 +6,6 @@ All honour ``Recommender``: fit on an ``Interactions``, score listener histories
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,8 @@ from podrec.model.base import (
     Recommender,
     UserBatch,
     best_unseen,
+    first_listener,
+    last_answer,
     row_shares,
     seen_rows,
 )
@@ -107,13 +108,19 @@ class ItemKNNModel(Recommender):
         return np.asarray((_binary(batch.histories) @ self.similarity).todense(),
                           dtype=np.float32)
 
+    def _summed(self, histories: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Each history's neighbour lists summed, sparse; kept for the request's second
+        question (candidates, then scoring)."""
+        return last_answer(self, "summed", histories, lambda: sparse.csr_matrix(
+            _binary(histories) @ self.similarity))
+
     def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
         """The history's neighbours stay sparse; only ``rows`` are read off them."""
-        return sparse_columns(_binary(batch.histories) @ self.similarity, rows)
+        return sparse_columns(self._summed(batch.histories), rows)
 
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
         """The ``n`` items the history's neighbour lists speak for most."""
-        summed = sparse.csr_matrix(_binary(batch.histories[:1]) @ self.similarity)
+        summed = self._summed(first_listener(batch))
         return best_unseen(summed.data, n, seen_rows(batch), summed.indices)
 
     def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
@@ -209,13 +216,17 @@ class EASEModel(Recommender):
         pos = np.minimum(np.searchsorted(self.items, rows), max(len(self.items) - 1, 0))
         ok = (self.items[pos] == rows) if len(self.items) else np.zeros(len(rows), bool)
         if ok.any():
-            h = _binary(batch.histories)[:, self.items]
-            out[:, ok] = np.asarray(h @ self.weights)[:, pos[ok]]  # a row, then pick
+            out[:, ok] = self._modelled(batch.histories)[:, pos[ok]]  # a row, then pick
         return out
+
+    def _modelled(self, histories: sparse.csr_matrix) -> np.ndarray:
+        """(listeners x modelled items) scores; kept for the request's second question."""
+        return last_answer(self, "modelled", histories, lambda: np.asarray(
+            _binary(histories)[:, self.items] @ self.weights))
 
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
         """The ``n`` modelled items the history scores highest."""
-        s = np.asarray(_binary(batch.histories[:1])[:, self.items] @ self.weights)[0]
+        s = self._modelled(first_listener(batch))[0]
         return best_unseen(s, n, seen_rows(batch), self.items)
 
     def item_affinity(self, rows: np.ndarray, target: int) -> np.ndarray:
@@ -274,19 +285,16 @@ class _ImplicitModel(Recommender):
                       user_rows: np.ndarray | None) -> np.ndarray:
         """Trained factors of known listeners, folded-in ones for the rest; the last
         answer is kept, as candidates and scoring ask twice about one request."""
-        memo = getattr(self, "_memo", None)
-        if memo is not None and memo[0]() is histories and memo[1] == _key(user_rows):
-            return memo[2]
-        out = self._compute_user_factors(histories, user_rows)
-        self._memo = (weakref.ref(histories), _key(user_rows), out)
-        return out
+        return last_answer(self, "user_factors", histories,
+                           lambda: self._compute_user_factors(histories, user_rows),
+                           _key(user_rows))
 
     def __getstate__(self) -> dict[str, Any]:
         """What is saved: not the last request's factors nor the candidates' copy of the
         factors; a candidate graph (built at training for a large catalog, see
         ``train.trainer``) is saved, since every worker would otherwise build it again
         (minutes at a million items)."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_memo", "_candidates")}
+        state = {k: v for k, v in self.__dict__.items() if k != "_candidates"}
         found = self.__dict__.get("_candidates")
         if found is not None and found[2] is not None:
             state["_candidate_graph"] = (found[0], np.frombuffer(found[2].to_bytes(), np.uint8))

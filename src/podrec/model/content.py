@@ -32,6 +32,8 @@ from podrec.model.base import (
     Recommender,
     Scored,
     UserBatch,
+    csr_entries,
+    last_answer,
     norm_name,
     row_shares,
     rows_dot,
@@ -238,6 +240,7 @@ class ContentModel(Recommender):
         self._author, self._popularity, self._tfidf = a.author, a.popularity, a.tfidf
         self._genres_unit, self._authors = a.genres_unit, a.authors
         self.__dict__.pop("pair_scores_", None)
+        self.__dict__.pop("_author_slots", None)
         return self
 
     def __getstate__(self) -> dict[str, Any]:
@@ -312,7 +315,8 @@ class ContentModel(Recommender):
         for weight, m in ((w[1], self._tfidf), (w[2], self._genres_unit), (w[3], self._authors)):
             if weight:
                 mean = sparse_rows_product(m, h)
-                scores += weight * (m @ mean if rows is None else rows_dot(m, sel, mean)).T
+                scores += weight * (m @ mean if rows is None
+                                    else self._rows_dot(m, sel, mean)).T
         scores += self._popularity[None, sel] * w[4] * (totals > 0)[:, None]
         return scores.astype(np.float32, copy=False)
 
@@ -419,16 +423,29 @@ class ContentModel(Recommender):
             sims = np.column_stack([self.index.similarities(v[s], rows) for s in seed_rows])
             out[0] = sims @ w
         seeds_lex = weighted_rows(self._tfidf, seed_rows, w)
-        out[1] = self._tfidf @ seeds_lex if rows is None else rows_dot(self._tfidf, sel, seeds_lex)
+        out[1] = (self._tfidf @ seeds_lex if rows is None
+                  else self._rows_dot(self._tfidf, sel, seeds_lex))
         out[2] = self.grouped_genre(seed_rows, w, sel)
         # same producer: each producer's summed seed weight, read off by every item's producer
         authors = self._author[seed_rows]
-        per_author = np.zeros((max(int(self._author.max()) + 2, 1), w.shape[1]), np.float32)
+        slots = self.__dict__.get("_author_slots")  # a pass over every item: once
+        if slots is None:
+            slots = self._author_slots = max(int(self._author.max(initial=-1)) + 2, 1)
+        per_author = np.zeros((slots, w.shape[1]), np.float32)
         np.add.at(per_author, authors[authors >= 0], w[authors >= 0])
         mine = self._author[sel]
         out[3] = np.where((mine >= 0)[:, None], per_author[mine], 0.0)
         out[4] = self._popularity[sel][:, None] * w.sum(axis=0)[None, :]
         return out
+
+    def _rows_dot(self, matrix: sparse.csr_matrix, rows: np.ndarray, dense: np.ndarray
+                  ) -> np.ndarray:
+        """``rows_dot`` with the rows' stored values read once per candidate set: the content
+        and profile parts of one list read the same candidates of the same (shared) matrices,
+        and those reads are random accesses into a large matrix."""
+        entries = last_answer(self.catalog, f"csr_entries:{id(matrix)}", rows,
+                              lambda: csr_entries(matrix, rows))
+        return rows_dot(matrix, rows, dense, entries)
 
     def grouped_genre(self, seed_rows: np.ndarray, w: np.ndarray,
                        sel: slice | np.ndarray = slice(None)) -> np.ndarray:
