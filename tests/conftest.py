@@ -39,6 +39,24 @@ SAMPLE = Path(__file__).parents[1] / "src" / "podrec" / "data" / "sample"
 PG_ADMIN = os.environ.get("PODREC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+def random_pairs(seed: int = 0, users: int = 60, items: int = 300, n: int = 3000,
+                 catalog_items: int | None = None):  # noqa: ANN201 - Interactions
+    """Distinct random (listener, item) pairs over the first ``items`` items of a catalog of
+    ``catalog_items`` (``items`` when None), weight 1, random times."""
+    import numpy as np
+
+    from podrec.model.interactions import Interactions
+
+    rng = np.random.default_rng(seed)
+    found = sorted({(int(u), int(i)) for u, i in zip(rng.integers(0, users, n),
+                                                      rng.integers(0, items, n), strict=True)})
+    u = np.array([p[0] for p in found], np.int32)
+    i = np.array([p[1] for p in found], np.int32)
+    return Interactions([f"u{k}" for k in range(users)],
+                        [f"i{k}" for k in range(catalog_items or items)], u, i,
+                        np.ones(len(u), np.float32), rng.random(len(u)) * 1e6)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'podrec.db'}"

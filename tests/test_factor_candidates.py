@@ -8,6 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import random_pairs
 from scipy import sparse
 
 from podrec.model import collaborative
@@ -19,14 +20,8 @@ ITEMS = 400
 TRAINED = 240  # items 240..399 have no events
 
 
-def _pairs(seed: int = 0, users: int = 80, n: int = 4000) -> Interactions:
-    rng = np.random.default_rng(seed)
-    found = sorted({(int(u), int(i)) for u, i in zip(rng.integers(0, users, n),
-                                                      rng.integers(0, TRAINED, n), strict=True)})
-    u = np.array([p[0] for p in found], np.int32)
-    i = np.array([p[1] for p in found], np.int32)
-    return Interactions([f"u{k}" for k in range(users)], [f"i{k}" for k in range(ITEMS)], u, i,
-                        np.ones(len(u), np.float32), rng.random(len(u)) * 1e6)
+def _pairs() -> Interactions:
+    return random_pairs(0, users=80, items=TRAINED, n=4000, catalog_items=ITEMS)
 
 
 def _batch(rows: list[int]) -> UserBatch:

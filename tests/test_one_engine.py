@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from conftest import random_pairs
 from scipy import sparse
 
 from podrec.evaluate.protocols import SplitConfig, split_pairs
@@ -21,13 +22,7 @@ from podrec.records import EventRecord
 
 
 def _pairs(seed: int = 0, users: int = 60, items: int = 300, n: int = 3000) -> Interactions:
-    rng = np.random.default_rng(seed)
-    found = sorted({(int(u), int(i)) for u, i in zip(rng.integers(0, users, n),
-                                                      rng.integers(0, items, n), strict=True)})
-    u = np.array([p[0] for p in found], np.int32)
-    i = np.array([p[1] for p in found], np.int32)
-    return Interactions([f"u{k}" for k in range(users)], [f"i{k}" for k in range(items)], u, i,
-                        np.ones(len(u), np.float32), rng.random(len(u)) * 1e6)
+    return random_pairs(seed, users, items, n)
 
 
 def _reordered(data: Interactions, seed: int = 1) -> tuple[Interactions, np.ndarray]:
