@@ -273,3 +273,19 @@ def test_answers_kept_between_candidates_and_scoring_never_go_stale(ml, model):
         np.testing.assert_allclose(model.score_rows(batch, rows), full[:, rows], atol=1e-5)
     copy = pickle.loads(pickle.dumps(model))
     assert all(slot._kept is None for slot in copy.__dict__.get("_last_answers", {}).values())
+
+
+def test_a_kept_answer_goes_with_the_object_it_was_computed_from():
+    import gc
+
+    from podrec.model.base import LastAnswer
+
+    slot = LastAnswer()
+    key = np.arange(5)
+    calls = []
+    first = slot.get(key, lambda: calls.append(1) or np.ones(3))
+    assert slot.get(key, lambda: calls.append(2) or np.zeros(3)) is first and calls == [1]
+    assert slot.get(key, lambda: np.zeros(3), tag="other") is not first  # another question
+    del key, first
+    gc.collect()
+    assert slot._kept is None  # nothing held for a request that is over

@@ -28,9 +28,10 @@ T = TypeVar("T")
 
 class LastAnswer:
     """One answer kept for as long as the object it was computed from lives (held by a weak
-    reference, so a new object at the same address is never mistaken for it). The stages of
-    one request ask the same question twice (candidates, then scoring); a second request's
-    question only replaces the answer. Pickles empty: an answer is not part of a model."""
+    reference, so a new object at the same address is never mistaken for it, and the answer
+    is let go with it). The stages of one request ask the same question twice (candidates,
+    then scoring); a second request's question only replaces the answer. Pickles empty: an
+    answer is not part of a model."""
 
     def __init__(self) -> None:
         self._kept: tuple[Any, Any, Any] | None = None
@@ -43,8 +44,15 @@ class LastAnswer:
         if kept is not None and kept[0]() is key and kept[1] == tag:
             return kept[2]
         out = compute()
+        slot = weakref.ref(self)
+
+        def forget(ref: weakref.ref) -> None:  # the key is gone: so is its answer
+            kept = (me := slot()) is not None and me._kept
+            if kept and kept[0] is ref:
+                me._kept = None
+
         try:
-            self._kept = (weakref.ref(key), tag, out)
+            self._kept = (weakref.ref(key, forget), tag, out)
         except TypeError:  # not weakly referable (a list): not kept
             pass
         return out
