@@ -289,3 +289,17 @@ def test_a_kept_answer_goes_with_the_object_it_was_computed_from():
     del key, first
     gc.collect()
     assert slot._kept is None  # nothing held for a request that is over
+
+
+def test_history_rows_sum_is_the_sparse_product():
+    from podrec.model.collaborative import history_rows_sum
+
+    matrix = sparse.random(500, 500, density=0.02, format="csr", random_state=4,
+                           dtype=np.float32)
+    for users in (1, 3, 20):  # 20: past the few-listener path, scipy's product
+        h = sparse.random(users, 500, density=0.03, format="csr", random_state=users,
+                          dtype=np.float32)
+        h = sparse.vstack([h, sparse.csr_matrix((1, 500), dtype=np.float32)]).tocsr()
+        got = history_rows_sum(h, matrix)
+        np.testing.assert_allclose(got.toarray(), (h @ matrix).toarray(), atol=1e-5)
+        assert got.has_sorted_indices and got.shape == (users + 1, 500)
