@@ -122,3 +122,39 @@ def test_the_interest_cut_matches_scipys():
         ours, theirs = cut_merges(tree, 200, k), cut_tree(tree, n_clusters=k).ravel()
         assert len(np.unique(ours)) == k
         assert all(len(set(ours[theirs == c])) == 1 for c in np.unique(theirs))
+
+
+def test_a_part_on_a_changed_catalog_reuses_its_answers_within_one_request(monkeypatch):
+    """A trained part served on a catalog that changed since training (new items) sees one
+    mapped batch per request, so what it keeps between candidates and scoring is found
+    again; its scores are the trained model's on the items it knows."""
+    from podrec.model.aligned import AlignedModel
+
+    pairs = _pairs()
+    knn = ItemKNNModel().fit(None, pairs)
+    keys = [("show", i) for i in pairs.item_ids]
+    ids = ["new-1", *pairs.item_ids[::-1], "new-2"]  # reordered, two items added
+    catalog = CatalogData(ids=ids, kinds=["show"] * len(ids),
+                          vectors=np.zeros((len(ids), 2), np.float32))
+    served = AlignedModel(knn, keys, catalog)
+    assert not served.identity_
+    row = {i: r for r, i in enumerate(ids)}
+    items = [row[pairs.item_ids[i]] for i in (1, 7, 30)]
+    batch = UserBatch(sparse.csr_matrix((np.ones(3, np.float32), ([0, 0, 0], items)),
+                                        shape=(1, len(ids))))
+    assert served.trained_batch(batch) is served.trained_batch(batch)
+    from podrec.model import collaborative
+
+    sums = []
+    real = collaborative.history_rows_sum
+    monkeypatch.setattr(collaborative, "history_rows_sum",
+                        lambda h, m: sums.append(h) or real(h, m))
+    found = served.candidates(batch, 15)
+    scores = served.score_rows(batch, found)
+    assert len(sums) == 1  # scoring found the candidates' answer
+    served.score_rows(UserBatch(batch.histories.copy()), found)  # another request: computed
+    assert len(sums) == 2
+    trained = UserBatch(sparse.csr_matrix((np.ones(3, np.float32), ([0, 0, 0], [1, 7, 30])),
+                                          shape=(1, pairs.n_items)))
+    expected = knn.score(trained)[0][served.to_trained_[found]]
+    np.testing.assert_allclose(scores[0], expected, atol=1e-5)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from podrec.model.base import CatalogData, Recommender, UserBatch
+from podrec.model.base import CatalogData, Recommender, UserBatch, last_answer
 
 
 def trained_to_current(trained_keys: list[tuple[str, str]], catalog: CatalogData
@@ -59,13 +59,15 @@ class AlignedModel(Recommender):
         return out
 
     def trained_batch(self, batch: UserBatch) -> UserBatch:
-        """``batch`` on the trained item index."""
+        """``batch`` on the trained item index; the same object for the same ``batch`` while
+        it lives, so what the part keeps between a request's candidates and its scoring
+        (``LastAnswer``, keyed by the history) is found again."""
         if self.identity_:
             return batch
-        return replace(batch, histories=self._to_trained(batch.histories),
-                       history_times=self._to_trained(batch.history_times),
-                       negatives=self._to_trained(batch.negatives),
-                       seen=self._to_trained(batch.seen))
+        return last_answer(self, "trained_batch", batch, lambda: replace(
+            batch, histories=self._to_trained(batch.histories),
+            history_times=self._to_trained(batch.history_times),
+            negatives=self._to_trained(batch.negatives), seen=self._to_trained(batch.seen)))
 
     def score(self, batch: UserBatch) -> np.ndarray:
         scores = self.model.score(self.trained_batch(batch))
