@@ -403,7 +403,7 @@ class _ImplicitModel(Recommender):
             return
         items = np.asarray(self._model.item_factors, np.float32)
         train = getattr(self, "_train", None)
-        rows = (np.flatnonzero(sparse.csc_matrix(train).getnnz(axis=0) > 0)
+        rows = (np.unique(sparse.csr_matrix(train).indices)  # the columns with an event
                 if train is not None and train.shape[1] == len(items)
                 else np.arange(len(items)))
         factors = np.ascontiguousarray(items[rows])
