@@ -92,6 +92,30 @@ def test_ann_recall_against_exact_search(corpus, ann):
                                atol=1e-6)
 
 
+def test_a_search_beam_is_its_own(corpus):
+    """``beam`` widens or narrows one search's walk of the graph without changing the
+    index's setting: a narrow beam finds fewer true neighbours, a wide one at least as many,
+    the default (``ef_search``) the same as a beam of ``ef_search``; every answer holds
+    ``k`` rows with excluded rows left out, and an exact index ignores the beam."""
+    base, queries = corpus
+    idx = ANNIndex(base, "cosine", m=4, ef_construction=20, ef_search=64)
+    truth, _ = ExactIndex(base).search_batch(queries, 10)
+    exclude = truth[:, 0]
+
+    def recall(beam):
+        found = [idx.search_each(q[None, :], 10, exclude[[i]], beam=beam)[0][0]
+                 for i, q in enumerate(queries)]
+        assert all(len(f) == 10 and exclude[i] not in f for i, f in enumerate(found))
+        return recall_at(np.vstack(found), truth[:, 1:])
+
+    narrow, default, wide = recall(1), recall(None), recall(400)
+    assert narrow < default <= wide and recall(64) == default
+    assert idx.ef_search == 64
+    exact = ExactIndex(base[:3000])
+    assert [r.tolist() for r, _ in exact.search_each(queries[:3], 10, beam=1)] == \
+        [exact.search(q, 10)[0].tolist() for q in queries[:3]]
+
+
 def test_removed_rows_are_never_returned_and_added_rows_are_found(corpus):
     base, queries = corpus
     for idx in (ExactIndex(base[:5000]), ANNIndex(base[:5000])):

@@ -61,6 +61,11 @@ class ANNIndex(RowReads):
 
     ``m`` (graph degree), ``ef_construction`` (build beam) and ``ef_search`` (query beam,
     raised to ``k`` when a search asks for more) trade memory and build time for recall.
+
+    hnswlib's beam is one setting of the whole graph, and a search's beam is the larger of
+    it and the ``k`` asked for. So the graph's own is kept at 1 and each search asks for its
+    beam's worth of rows (``max(k, beam)``) and keeps the best ``k``: the same walk as with
+    the beam set, one beam per search, and no shared setting to change under a lock.
     """
 
     kind = "ann"
@@ -87,15 +92,13 @@ class ANNIndex(RowReads):
         g = _hnswlib().Index(space="ip" if self.metric == "cosine" else "l2", dim=self.dim)
         g.init_index(max_elements=capacity, M=self.m, ef_construction=self.ef_construction,
                      random_seed=seed, allow_replace_deleted=True)
-        g.set_ef(self.ef_search)
+        g.set_ef(1)  # the beam is each search's own: _knn
         return g
 
     # -- reading (the rest: RowReads) -------------------------------------------------------
     def set_ef(self, ef_search: int) -> None:
         """Query beam width: higher is slower and closer to exact."""
         self.ef_search = int(ef_search)
-        if self._graph is not None:
-            self._graph.set_ef(self.ef_search)
 
     def _sims(self, dist: np.ndarray) -> np.ndarray:
         if self.metric == "cosine":
@@ -105,25 +108,20 @@ class ANNIndex(RowReads):
     def similarities(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         return similarities_of(self._rows, self.metric, query, rows)
 
-    def _knn(self, q: np.ndarray, k: int, num_threads: int) -> tuple[np.ndarray, np.ndarray]:
-        """hnswlib's k nearest live rows (k <= live count); ef raised to k when needed."""
-        if k <= self.ef_search:
-            labels, dist = self._graph.knn_query(q, k=k, num_threads=num_threads)
-            return labels.astype(np.int64), self._sims(dist)
-        with self._lock:  # ef is the graph's, shared: others see it raised, never lowered
-            self._graph.set_ef(k)
-            try:
-                labels, dist = self._graph.knn_query(q, k=k, num_threads=num_threads)
-            finally:
-                self._graph.set_ef(self.ef_search)
-        return labels.astype(np.int64), self._sims(dist)
+    def _knn(self, q: np.ndarray, k: int, num_threads: int, beam: int | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """hnswlib's k nearest live rows (k <= live count), found with a beam of
+        ``max(k, beam)`` (None: ``ef_search``)."""
+        wide = min(max(k, self.ef_search if beam is None else int(beam)), self.live_count)
+        labels, dist = self._graph.knn_query(q, k=wide, num_threads=num_threads)
+        return labels[:, :k].astype(np.int64), self._sims(dist[:, :k])
 
     def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         return self.search_each(np.asarray(query)[None, :], k, exclude)[0]
 
-    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None
-                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
+                    beam: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         q = np.atleast_2d(queries)
         live = self.live_count
         ex = None
@@ -138,7 +136,7 @@ class ANNIndex(RowReads):
         if want > live * EXACT_FALLBACK_SHARE:  # most live rows asked for: exact is cheaper
             return [top_k(self.similarities(v), k, ex) for v in q]
         try:
-            rows, sims = self._knn(prepare(q, self.metric, self.dim), want, 1)
+            rows, sims = self._knn(prepare(q, self.metric, self.dim), want, 1, beam)
         except RuntimeError:  # hnswlib found fewer than asked (a graph cut by deletions)
             return [top_k(self.similarities(v), k, ex) for v in q]
         out = []
@@ -236,7 +234,7 @@ class ANNIndex(RowReads):
             g.load_index(tmp, allow_replace_deleted=True)
         finally:
             os.unlink(tmp)
-        g.set_ef(idx.ef_search)
+        g.set_ef(1)  # the beam is each search's own: _knn
         idx._graph = g
         vectors = np.zeros((n, dim), dtype=np.float32)
         live = np.flatnonzero(~removed)

@@ -55,14 +55,15 @@ class CatalogRowIndex:
         are not in this catalog, such as another kind's items, are skipped)."""
         return self.search_each(np.asarray(query)[None, :], k, exclude)[0]
 
-    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None
-                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
+                    beam: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """``search`` of each row of ``queries``, in one call to the stored index."""
         ex = None if exclude is None or not len(exclude) else \
             self.to_index[np.asarray(exclude, np.int64)]
         extra = int((self.to_catalog < 0).sum()) if self.kind == "exact" else 0
         out = []
-        for rows, sims in self.inner.search_each(queries, k + min(extra, 4 * k) + 8, ex):
+        for rows, sims in self.inner.search_each(queries, k + min(extra, 4 * k) + 8, ex,
+                                                     beam):
             mapped = self.to_catalog[rows]
             keep = mapped >= 0
             out.append((mapped[keep][:k], sims[keep][:k]))

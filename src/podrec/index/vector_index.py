@@ -58,10 +58,12 @@ class VectorIndex(Protocol):
         first, ``exclude`` rows left out; fewer when fewer rows are left."""
         ...
 
-    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None
-                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
+                    beam: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """``search`` of each row of ``queries`` (the few searches of one request, one
-        thread: an HNSW graph walks them in one call)."""
+        thread: an HNSW graph walks them in one call). ``beam``: how wide an approximate
+        search looks (None: the index's setting; candidates that are scored again pass
+        their ``k``); an exact index ignores it."""
         ...
 
     def search_batch(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -311,8 +313,8 @@ class ExactIndex(RowReads):
                ) -> tuple[np.ndarray, np.ndarray]:
         return top_k(self.similarities(query), k, exclude)
 
-    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None
-                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def search_each(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
+                    beam: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         return [self.search(q, k, exclude) for q in np.atleast_2d(queries)]
 
     def search_batch(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -125,8 +125,8 @@ class RecommendPipeline:
             active = set(model.row_weights(batch)) if isinstance(model, HybridModel) else None
             rows = self.candidates.rows(batch, events, active)
             if topic_vectors is not None:  # every topic's nearest items are candidates too
-                near = self.content.index.search_each(topic_vectors,
-                                                      self.candidates.per_source // 4)
+                each = self.candidates.per_source // 4
+                near = self.content.index.search_each(topic_vectors, each, beam=each)
                 rows = np.unique(np.concatenate([rows, *(r for r, _ in near)]))
         if isinstance(model, HybridModel):
             total, parts = model.contributions(batch, rows)
