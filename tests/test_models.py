@@ -16,7 +16,7 @@ from podrec.model.collaborative import (
     ItemKNNModel,
     PopularityModel,
 )
-from podrec.model.content import ContentModel
+from podrec.model.content import ContentModel, ContentWeights
 from podrec.model.hybrid import HybridModel, standardise
 from podrec.model.interactions import build_interactions, event_weight
 from podrec.records import IngestReport
@@ -170,6 +170,29 @@ def test_configured_event_weights_change_confidence():
     custom = build_interactions(events, ["a", "b"], {**cfg.event_weights.as_dict(),
                                                      "complete": 5.0, "skip": 0.0})
     assert custom.confidence.tolist() == [5.0, 0.0]
+
+
+def test_content_scores_of_candidates_are_the_full_pass_scores(ml):
+    """A large catalog scores only its candidates, reading a candidate's producer and genre
+    set rather than its sparse rows: every component must equal the full pass's, items
+    without a producer or a genre included."""
+    from dataclasses import replace
+
+    data, catalog = ml
+    n = len(catalog)
+    authors = [f"producer {k % 7}" if k % 5 else None for k in range(n)]
+    categories = [c if k % 9 else [] for k, c in enumerate(catalog.categories)]
+    shaped = replace(catalog, authors=authors, categories=categories)
+    model = ContentModel(ContentWeights(cosine=0.0, lexical=0.0, genre=1.0, author=1.0,
+                                        popularity=0.0), pairwise_max_items=0).fit(shaped, data)
+    batch = UserBatch(sparse.csr_matrix(data.matrix()[:6].maximum(0)))
+    full = model.score(batch)
+    rows = np.arange(1, n, 3)
+    assert np.ptp(full[:, rows]) > 0.1  # producers and genres do move these scores
+    np.testing.assert_allclose(model.score_rows(batch, rows), full[:, rows], atol=1e-5)
+    default = ContentModel(pairwise_max_items=0).fit(shaped, data)
+    np.testing.assert_allclose(default.score_rows(batch, rows), default.score(batch)[:, rows],
+                               atol=1e-5)
 
 
 def test_pairwise_scores_give_the_full_pass_scores(ml):

@@ -241,12 +241,13 @@ class ContentModel(Recommender):
         self._genres_unit, self._authors = a.genres_unit, a.authors
         self.__dict__.pop("pair_scores_", None)
         self.__dict__.pop("_author_slots", None)
+        self.__dict__.pop("_set_units", None)
         return self
 
     def __getstate__(self) -> dict[str, Any]:
         """What is saved: not the pairwise scores (rebuilt from the catalog on first use)."""
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("pair_scores_", "_set_cosine")}
+                if k not in ("pair_scores_", "_set_cosine", "_set_units")}
 
     def pair_scores(self) -> np.ndarray | None:
         """(items x items) fused score of every pair without genre and popularity (cosine,
@@ -316,7 +317,7 @@ class ContentModel(Recommender):
             if weight:
                 mean = sparse_rows_product(m, h)
                 scores += weight * (m @ mean if rows is None
-                                    else self._rows_dot(m, sel, mean)).T
+                                    else self._component_rows(m, sel, mean)).T
         scores += self._popularity[None, sel] * w[4] * (totals > 0)[:, None]
         return scores.astype(np.float32, copy=False)
 
@@ -439,6 +440,22 @@ class ContentModel(Recommender):
         out[3] = np.where((mine >= 0)[:, None], per_author[mine], 0.0)
         out[4] = self._popularity[sel][:, None] * w.sum(axis=0)[None, :]
         return out
+
+    def _component_rows(self, matrix: sparse.csr_matrix, rows: np.ndarray, mean: np.ndarray
+                        ) -> np.ndarray:
+        """``matrix[rows] @ mean`` for one of the sparse components. A producer row is one
+        1 at the item's producer and a genre row is its genre set's unit vector, so those
+        two are read off the item's producer or set (one random read a candidate, not three)."""
+        if matrix is self._authors:
+            mine = self._author[rows]
+            return np.where((mine >= 0)[:, None], mean[np.maximum(mine, 0)], 0.0)
+        if matrix is self._genres_unit and self._set_jaccard is not None:
+            units = self.__dict__.get("_set_units")
+            if units is None:  # each distinct genre set's unit row: a few thousand at most
+                first = np.unique(self._genre_set, return_index=True)[1]
+                units = self._set_units = self._genres_unit[first].toarray()
+            return units[self._genre_set[rows]] @ mean
+        return self._rows_dot(matrix, rows, mean)
 
     def _rows_dot(self, matrix: sparse.csr_matrix, rows: np.ndarray, dense: np.ndarray
                   ) -> np.ndarray:
