@@ -158,3 +158,57 @@ def test_a_part_on_a_changed_catalog_reuses_its_answers_within_one_request(monke
                                           shape=(1, pairs.n_items)))
     expected = knn.score(trained)[0][served.to_trained_[found]]
     np.testing.assert_allclose(scores[0], expected, atol=1e-5)
+
+
+def test_parts_scored_on_candidates_keep_the_full_pass_scale():
+    """Scored on candidates, a part whose scores are sparse or skewed (popularity, item kNN,
+    EASE) or a factor product (iALS, BPR) is standardised by its own mean and spread over
+    every item, so every candidate's contribution is the one a full pass gives it; a
+    catalog sample put the most popular items tens of spreads too high."""
+    from podrec.model.collaborative import EASEModel
+
+    data = _pairs(users=80, items=400, n=4000)
+    parts = {"pop": PopularityModel().fit(None, data),
+             "pop-recent": PopularityModel(half_life_days=30).fit(None, data),
+             "itemknn": ItemKNNModel(neighbours=20).fit(None, data),
+             "ease": EASEModel(max_items=150).fit(None, data),
+             "ials": ALSModel(factors=8, iterations=3).fit(None, data),
+             "bpr": BPRModel(factors=8, iterations=20).fit(None, data)}
+    hybrid = HybridModel(parts).fit(None, data)
+    hybrid.blend = [{n: 1.0 for n in parts}] * 3
+    batch = UserBatch(sparse.csr_matrix(data.matrix()[:12].maximum(0)),
+                      user_rows=np.arange(12))
+    rows = np.sort(np.random.default_rng(3).choice(data.n_items, 60, replace=False))
+    total, each = hybrid.contributions(batch)
+    cand_total, cand_each = hybrid.contributions(UserBatch(batch.histories.copy(),
+                                                           user_rows=np.arange(12)), rows)
+    for name in parts:
+        np.testing.assert_allclose(cand_each[name], each[name][:, rows], atol=1e-4,
+                                   err_msg=name)
+    np.testing.assert_allclose(cand_total, total[:, rows], atol=1e-3)
+
+
+def test_a_part_on_a_changed_catalog_knows_its_full_pass_scale():
+    """Served on a catalog with items added since training, a part's scale is the one its
+    full pass over today's catalog has (new items at the trained items' mean), and a new
+    candidate gets that mean, as in the full pass."""
+    from podrec.model.aligned import AlignedModel
+
+    pairs = _pairs()
+    for model in (ItemKNNModel().fit(None, pairs), ALSModel(factors=8, iterations=3).fit(
+            None, pairs)):
+        keys = [("show", i) for i in pairs.item_ids]
+        ids = ["new-1", *pairs.item_ids[::-1], "new-2", "new-3"]
+        catalog = CatalogData(ids=ids, kinds=["show"] * len(ids),
+                              vectors=np.zeros((len(ids), 2), np.float32))
+        served = AlignedModel(model, keys, catalog)
+        row = {i: r for r, i in enumerate(ids)}
+        items = [row[pairs.item_ids[i]] for i in (1, 7, 30, 44)]
+        batch = UserBatch(sparse.csr_matrix((np.ones(4, np.float32), ([0] * 4, items)),
+                                            shape=(1, len(ids))))
+        full = served.score(batch)[0]
+        mean, std = served.score_scale(batch)
+        assert mean[0] == pytest.approx(full.mean(), abs=1e-5)
+        assert std[0] == pytest.approx(full.std(), rel=1e-4)
+        new = np.array([0, len(ids) - 2, len(ids) - 1])
+        np.testing.assert_allclose(served.score_rows(batch, new)[0], full[new], atol=1e-5)

@@ -76,18 +76,36 @@ class AlignedModel(Recommender):
         return self.to_current(scores)
 
     def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
-        """Scores of today's ``rows``; rows the model never saw get the mean of the rest."""
+        """Scores of today's ``rows``; rows the model never saw get the mean over the trained
+        items (as in ``to_current``) where the model knows it, else the mean of the rest."""
         rows = np.asarray(rows, np.int64)
         if self.identity_:
             return self.model.score_rows(batch, rows)
         mapped = self.to_trained_[rows]
         ok = mapped >= 0
         out = np.zeros((len(batch), len(rows)), np.float32)
+        trained = self.trained_batch(batch)
         if ok.any():
-            known = self.model.score_rows(self.trained_batch(batch), mapped[ok])
-            out[:, ok] = known
-            out[:, ~ok] = known.mean(axis=1, keepdims=True)
+            out[:, ok] = self.model.score_rows(trained, mapped[ok])
+        if not ok.all():
+            scale = self.model.score_scale(trained)
+            if scale is not None:
+                out[:, ~ok] = scale[0][:, None]
+            elif ok.any():
+                out[:, ~ok] = out[:, ok].mean(axis=1, keepdims=True)
         return out
+
+    def score_scale(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray] | None:
+        """The trained items' scale, with today's new items at its mean (``to_current``).
+        Items gone since training are counted as if still there: a few between two
+        trainings, against a catalog's worth."""
+        scale = self.model.score_scale(self.trained_batch(batch))
+        if scale is None or self.identity_:
+            return scale
+        trained = len(self.trained_keys)
+        new = self._n_items - int((self.to_current_ >= 0).sum())
+        mean, std = scale
+        return mean, std * np.sqrt(trained / max(trained + new, 1))
 
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray | None:
         found = self.model.candidates(self.trained_batch(batch), n)

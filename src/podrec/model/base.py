@@ -198,6 +198,14 @@ def seen_rows(batch: UserBatch) -> np.ndarray:
 THIN = 8  # right-hand columns up to which a product is done one column at a time
 
 
+def scale_of(total: np.ndarray, squares: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, standard deviation) of ``n`` values per listener from their sums and sums of
+    squares (float64, so that the difference of the two moments keeps its digits)."""
+    mean = np.asarray(total, np.float64) / max(n, 1)
+    var = np.asarray(squares, np.float64) / max(n, 1) - mean ** 2
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
 def thin_product(matrix: np.ndarray, thin: np.ndarray) -> np.ndarray:
     """``matrix @ thin`` for a tall dense matrix and a few columns, as float32. OpenBLAS's
     sgemm with 2-8 columns packs the whole tall matrix first and took 3-8x the time of one
@@ -331,6 +339,14 @@ class Recommender(ABC):
         costs. Models whose cost follows the catalog's size override it; this one scores
         everything and picks."""
         return np.asarray(self.score(batch), np.float32)[:, np.asarray(rows, np.int64)]
+
+    def score_scale(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mean, standard deviation) per listener of ``score`` over every item, for a model
+        that knows them without scoring every item: a list scored on candidates puts each
+        part on the scale a full pass gives it. None: the hybrid reads them off a sample
+        of the catalog, which is close for dense scores (content) and far off for sparse or
+        skewed ones (popularity, neighbour lists)."""
+        return None
 
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray | None:
         """Up to ``n`` rows this model would rank high for the (first) listener of ``batch``,

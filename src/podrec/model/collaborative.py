@@ -22,6 +22,7 @@ from podrec.model.base import (
     first_listener,
     last_answer,
     row_shares,
+    scale_of,
     seen_rows,
 )
 from podrec.model.interactions import Interactions
@@ -65,6 +66,13 @@ class PopularityModel(Recommender):
 
     def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.popularity[rows], (len(batch), len(rows))).copy()
+
+    def score_scale(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
+        """The same for everyone: the popularity's own mean and spread (read once)."""
+        pop = self.popularity
+        mean, std = last_answer(self, "scale", pop, lambda: scale_of(
+            pop.sum(dtype=np.float64), np.square(pop, dtype=np.float64).sum(), len(pop)))
+        return np.full(len(batch), mean), np.full(len(batch), std)
 
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
         """The most popular items not seen (ranked once, on first use)."""
@@ -119,6 +127,12 @@ class ItemKNNModel(Recommender):
     def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
         """The history's neighbours stay sparse; only ``rows`` are read off them."""
         return sparse_columns(self._summed(batch.histories), rows)
+
+    def score_scale(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Off the summed neighbour lists: every other item scores zero."""
+        summed = self._summed(batch.histories)
+        return scale_of(np.asarray(summed.sum(axis=1)).ravel(),
+                        np.asarray(summed.multiply(summed).sum(axis=1)).ravel(), self._n_items)
 
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
         """The ``n`` items the history's neighbour lists speak for most."""
@@ -257,6 +271,11 @@ class EASEModel(Recommender):
 
         return last_answer(self, "modelled", histories, scores)
 
+    def score_scale(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Off the modelled items' scores: every other item scores zero."""
+        s = np.asarray(self._modelled(batch.histories), np.float64)
+        return scale_of(s.sum(axis=1), np.square(s).sum(axis=1), self._n_items)
+
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
         """The ``n`` modelled items the history scores highest."""
         s = self._modelled(first_listener(batch))[0]
@@ -370,6 +389,24 @@ class _ImplicitModel(Recommender):
     def score_rows(self, batch: UserBatch, rows: np.ndarray) -> np.ndarray:
         users = self._user_factors(batch.histories, batch.user_rows)
         return users @ np.asarray(self._model.item_factors)[np.asarray(rows, np.int64)].T
+
+    def score_scale(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
+        """A score is the inner product of the listener's factors with an item's, so its
+        mean and spread over every item follow from the items' mean factor and second
+        moments (factors x factors, read once): no item is scored."""
+        items = np.asarray(self._model.item_factors)
+
+        def moments() -> tuple[np.ndarray, np.ndarray]:
+            v = np.asarray(items, np.float64)
+            return v.mean(axis=0), v.T @ v / max(len(v), 1)
+
+        # keyed by the factors' memory: a memory-mapped model gives a new view each time
+        mean_item, second = last_answer(self, "moments", self, moments,
+                                        (items.shape, items.__array_interface__["data"][0]))
+        users = np.asarray(self._user_factors(batch.histories, batch.user_rows), np.float64)
+        mean = users @ mean_item
+        var = np.einsum("ij,jk,ik->i", users, second, users) - mean ** 2
+        return mean, np.sqrt(np.maximum(var, 0.0))
 
     def candidates(self, batch: UserBatch, n: int) -> np.ndarray:
         """The items of highest inner product with the listener's factors, among the items

@@ -321,6 +321,14 @@ class ContentModel(Recommender):
         scores += self._popularity[None, sel] * w[4] * (totals > 0)[:, None]
         return scores.astype(np.float32, copy=False)
 
+    def score_scale(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray] | None:
+        """Exact for a small catalog, whose every score is one product of the pairwise
+        scores away; None above it (the hybrid reads a sample)."""
+        if self.pair_scores() is None:
+            return None
+        scores = np.asarray(self.score(batch), np.float64)
+        return scores.mean(axis=1), scores.std(axis=1)
+
     def _score_from_pairs(self, batch: UserBatch, pairs: np.ndarray, h: sparse.csr_matrix,
                           totals: np.ndarray, sel: slice | np.ndarray) -> np.ndarray:
         """``score_rows`` from the pairwise scores: each listener's items' rows, weighted by

@@ -19,7 +19,7 @@ from podrec.index.vector_index import top_k
 from podrec.model.base import CatalogData, Recommender, UserBatch
 
 DEFAULT_BUCKETS = (2, 10)  # ≤2, 3–10, >10 history items
-STANDARDISE_SAMPLE = 1024  # catalog rows whose scores set a part's scale on candidates
+STANDARDISE_SAMPLE = 1024  # catalog rows whose scores set a dense part's scale on candidates
 GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
@@ -128,8 +128,7 @@ class HybridModel(Recommender):
     def component_scores(self, batch: UserBatch, only: set[str] | None = None,
                          rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Every part's standardised scores (``only``: just these parts). ``rows``: just
-        those items, each part's mean and spread taken from a fixed sample of the catalog
-        (``STANDARDISE_SAMPLE`` rows) instead of every item."""
+        those items, each part on the scale of a full pass (``_standardised_rows``)."""
         wanted = None if only is None else set(only) | (
             {"content"} if "content@cold" in only else set())
         models = {name: m for name, m in self.components.items()
@@ -139,14 +138,28 @@ class HybridModel(Recommender):
             cold = self._cold[None, :]
         else:
             rows = np.asarray(rows, np.int64)
-            sample = self._sample_rows()
-            cols = np.concatenate([rows, sample])
-            parts = {name: standardise_by(np.asarray(m.score_rows(batch, cols), np.float32),
-                                          len(rows)) for name, m in models.items()}
+            parts = {name: self._standardised_rows(m, batch, rows) for name, m in models.items()}
             cold = self._cold[None, rows]
         if "content" in parts:
             parts["content@cold"] = np.where(cold, parts["content"], 0.0)
         return parts
+
+    def _standardised_rows(self, model: Recommender, batch: UserBatch, rows: np.ndarray
+                           ) -> np.ndarray:
+        """A part's standardised scores of ``rows``: on the scale of a full pass, from the
+        part's own mean and spread over every item (``score_scale``) where it knows them,
+        else from its scores of a fixed sample of the catalog."""
+        if len(rows) >= self._n_items:  # every item (distinct rows): their own spread
+            return standardise(model.score_rows(batch, rows))
+        scale = model.score_scale(batch)
+        if scale is None:
+            cols = np.concatenate([rows, self._sample_rows()])
+            return standardise_by(np.asarray(model.score_rows(batch, cols), np.float32),
+                                  len(rows))
+        mean, std = (np.asarray(v, np.float64)[:, None] for v in scale)
+        scores = np.asarray(model.score_rows(batch, rows), np.float64)
+        return np.divide(scores - mean, std, out=np.zeros(scores.shape), where=std > 1e-9
+                         ).astype(np.float32)
 
     def _sample_rows(self) -> np.ndarray:
         """A fixed random sample of rows whose scores stand for the catalog's."""

@@ -311,6 +311,14 @@ class ProfileModel(Recommender):
     def score(self, batch: UserBatch) -> np.ndarray:
         return self.score_rows(batch, None)
 
+    def score_scale(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray] | None:
+        """Exact for a small catalog (scored from the pairwise scores, every item costs
+        little); None above it (the hybrid reads a sample)."""
+        if self.content.pair_scores() is None:
+            return None
+        scores = np.asarray(self.score(batch), np.float64)
+        return scores.mean(axis=1), scores.std(axis=1)
+
     def score_rows(self, batch: UserBatch, rows: np.ndarray | None) -> np.ndarray:
         """Each listener's ``score_profile`` (of ``rows`` only, when given)."""
         wanted = rows
