@@ -209,10 +209,13 @@ def test_candidates_come_only_from_parts_the_blend_weighs(trained):
         every_part = set(sources.rows(batch, events).tolist())
         nearest = set(sources.content.candidates(batch, 30).tolist())
         with_content = set(sources.rows(batch, events, {"pop", "content@cold"}).tolist())
+        long_list = sources.rows(batch, events, {"pop"}, k=12)  # 10 a slot: 120 popular
     finally:
         trained.config = saved
     assert popular_only and popular_only < every_part
     assert nearest - popular_only and nearest <= every_part and nearest <= with_content
+    assert len(popular_only) <= 30 + 5 * len(events) and popular_only < set(long_list.tolist())
+    assert len(long_list) >= 120
 
 
 def test_served_lists_match_the_harness(wordllama, tmp_path):

@@ -25,6 +25,7 @@ from podrec.model.content import ContentModel
 from podrec.records import EventRecord
 
 NEW_EPISODES_PER_SHOW = 5
+POOL_PER_SLOT = 10  # items a source finds per slot of a long list (the balancing pool's)
 CONTENT_PARTS = ("content", "profile")
 
 
@@ -42,19 +43,22 @@ class CandidateSources:
             model.prepare_candidates()
 
     def rows(self, batch: UserBatch, events: Sequence[EventRecord] = (),
-             active: set[str] | None = None) -> np.ndarray:
+             active: set[str] | None = None, k: int = 0) -> np.ndarray:
         """Sorted, distinct candidate rows for the one listener of ``batch``. ``active``: the
         parts that weigh in this listener's score (None: all); a part the blend gives no
-        weight for them finds no candidates, since its scores would not count."""
+        weight for them finds no candidates, since its scores would not count. ``k``: the
+        list's length; a long list has each source find ``POOL_PER_SLOT`` items a slot, at
+        least (a list picks from the best ten items a slot: recommend/pipeline.py)."""
+        n = max(self.per_source, POOL_PER_SLOT * k)
         found = []
         if active is None or any(p.split("@")[0] in CONTENT_PARTS for p in active):
-            found.append(self.content.candidates(batch, self.per_source))
+            found.append(self.content.candidates(batch, n))
         for name, model in self.parts.items():
             if name in CONTENT_PARTS:  # the vector-index search above is theirs
                 continue
             if active is not None and name not in active:
                 continue
-            rows = model.candidates(batch, self.per_source)
+            rows = model.candidates(batch, n)
             if rows is not None:
                 found.append(np.asarray(rows, np.int64))
         found.append(self.new_episodes(batch, events))

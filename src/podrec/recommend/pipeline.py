@@ -123,7 +123,7 @@ class RecommendPipeline:
         rows = None
         if self.candidates is not None and not everything:
             active = set(model.row_weights(batch)) if isinstance(model, HybridModel) else None
-            rows = self.candidates.rows(batch, events, active)
+            rows = self.candidates.rows(batch, events, active, request.k or self.default_k)
             if topic_vectors is not None:  # every topic's nearest items are candidates too
                 each = self.candidates.per_source // 4
                 near = self.content.index.search_each(topic_vectors, each, beam=each)
