@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_index import clustered, rss  # noqa: E402
 
-from podrec.config import IndexConfig, TrainConfig  # noqa: E402
+from podrec.config import IndexConfig, RecommendConfig, TrainConfig  # noqa: E402
 from podrec.index import index_from_bytes, make_index  # noqa: E402
 from podrec.model.base import CatalogData  # noqa: E402
 from podrec.model.content import ContentModel, ContentWeights  # noqa: E402
@@ -246,7 +246,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--full-requests", type=int, default=30)
-    parser.add_argument("--per-source", type=int, default=400)
+    parser.add_argument("--per-source", type=int,
+                        default=RecommendConfig().candidates_per_source,
+                        help="items each candidate source finds (default: the served default)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--cache", type=Path,
                         help="keep (and reuse) each size's catalog, content graph and fitted "
