@@ -74,9 +74,11 @@ class RecommendConfig:
     topic_balance: float = 1.0
     # Catalogs of at least candidates_above items are scored on candidates only (the vector
     # index, collaborative top-N, popular and trending, new episodes of followed shows; each
-    # source finds up to candidates_per_source items), not item by item. 0: always.
+    # source finds up to candidates_per_source items, at least ten a slot of the list), not
+    # item by item. 0: always. At 200 the top 10 overlap a full pass's 0.97 at 100k items
+    # (benchmarks/README.md, "Large catalogs").
     candidates_above: int = 50000
-    candidates_per_source: int = 400
+    candidates_per_source: int = 200
     # Catalogs of at most pairwise_max_items items keep every pair's content score (items²
     # float32 per kind: 100 MB at 5,000), so a listener's content and profile scores read
     # only their items' rows; 0: off (every vector read on every request).
