@@ -43,7 +43,10 @@ from podrec.model.base import (
     weighted_rows,
 )
 
-SEED_QUERIES = 4  # a listener's strongest items searched for one by one, as candidates
+# A listener's strongest items searched for one by one, as candidates (besides their mean
+# item and words). 2 rather than 4: at 1M items 2.5 ms a list less (each search is ~0.5 ms of
+# memory latency), the top 10 as a full pass's (benchmarks/README.md, "Large catalogs").
+SEED_QUERIES = 2
 # catalogs up to this many items keep every pair's fused score (items² float32: 100 MB at
 # 5,000), so a listener's scores are their items' rows summed instead of a pass over every
 # vector per interest (recommend/ at 5k items: content and profile parts ~5x cheaper)
