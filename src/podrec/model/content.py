@@ -45,7 +45,7 @@ from podrec.model.base import (
 
 # A listener's strongest items searched for one by one, as candidates (besides their mean
 # item and words). 2 rather than 4: at 1M items 2.5 ms a list less (each search is ~0.5 ms of
-# memory latency), the top 10 as a full pass's (benchmarks/README.md, "Large catalogs").
+# memory latency), the top 10 as a full pass's (README.md, "Large catalogs").
 SEED_QUERIES = 2
 # catalogs up to this many items keep every pair's fused score (items² float32: 100 MB at
 # 5,000), so a listener's scores are their items' rows summed instead of a pass over every
@@ -377,7 +377,7 @@ class ContentModel(Recommender):
         if not queries:
             return np.zeros(0, np.int64)
         # scored again by every part: a beam of k finds them (one of ef_search, 30% dearer
-        # at 100k, found no better list: benchmarks/README.md, "Large catalogs")
+        # at 100k, found no better list: README.md, "Large catalogs")
         found = self.index.search_each(np.stack(queries), k, seen_rows(batch), beam=k)
         return np.unique(np.concatenate([rows for rows, _ in found]))
 

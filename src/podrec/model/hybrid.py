@@ -21,8 +21,9 @@ from podrec.model.base import CatalogData, Recommender, UserBatch
 DEFAULT_BUCKETS = (2, 10)  # ≤2, 3–10, >10 history items
 # Catalog rows whose scores set a dense part's scale on candidates (content and profile on a
 # large catalog). Its mean shifts every candidate of a listener alike; only the spread
-# weighs the part against the others, and 512 rows read it within a few per cent (at 1M
-# items: lists as a full pass's, 2 ms a list less than 1,024 rows; benchmarks/README.md).
+# weighs the part against the others, and 512 rows read it within a few per cent (lists as
+# a full pass's at 100k and 1M items, half the reads of 1,024 rows; README.md, "Large
+# catalogs").
 STANDARDISE_SAMPLE = 512
 GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
