@@ -396,9 +396,14 @@ class _ImplicitModel(Recommender):
         moments (factors x factors, read once): no item is scored."""
         items = np.asarray(self._model.item_factors)
 
-        def moments() -> tuple[np.ndarray, np.ndarray]:
-            v = np.asarray(items, np.float64)
-            return v.mean(axis=0), v.T @ v / max(len(v), 1)
+        def moments() -> tuple[np.ndarray, np.ndarray]:  # in blocks: no float64 copy of all
+            total = np.zeros(items.shape[1], np.float64)
+            second = np.zeros((items.shape[1], items.shape[1]), np.float64)
+            for lo in range(0, len(items), 65536):
+                v = np.asarray(items[lo:lo + 65536], np.float64)
+                total += v.sum(axis=0)
+                second += v.T @ v
+            return total / max(len(items), 1), second / max(len(items), 1)
 
         # keyed by the factors' memory: a memory-mapped model gives a new view each time
         mean_item, second = last_answer(self, "moments", self, moments,
