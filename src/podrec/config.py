@@ -75,8 +75,8 @@ class RecommendConfig:
     # Catalogs of at least candidates_above items are scored on candidates only (the vector
     # index, collaborative top-N, popular and trending, new episodes of followed shows; each
     # source finds up to candidates_per_source items, at least ten a slot of the list), not
-    # item by item. 0: always. At 200 the top 10 overlap a full pass's 0.97 at 100k items
-    # (README.md, "Large catalogs").
+    # item by item. 0: always. At 200 the top 10 overlap a full pass's 0.999 at 100k and 1M
+    # items (README.md, "Large catalogs").
     candidates_above: int = 50000
     candidates_per_source: int = 200
     # Catalogs of at most pairwise_max_items items keep every pair's content score (items²

@@ -154,8 +154,6 @@ class HybridModel(Recommender):
         """A part's standardised scores of ``rows``: on the scale of a full pass, from the
         part's own mean and spread over every item (``score_scale``) where it knows them,
         else from its scores of a fixed sample of the catalog."""
-        if len(rows) >= self._n_items:  # every item (distinct rows): their own spread
-            return standardise(model.score_rows(batch, rows))
         scale = model.score_scale(batch)
         if scale is None:
             cols = np.concatenate([rows, self._sample_rows()])

@@ -25,7 +25,7 @@ from podrec.model.content import ContentModel
 from podrec.records import EventRecord
 
 NEW_EPISODES_PER_SHOW = 5
-POOL_PER_SLOT = 10  # items a source finds per slot of a long list (the balancing pool's)
+POOL_PER_SLOT = 10  # a balanced list's pool, per slot; each source finds as many
 CONTENT_PARTS = ("content", "profile")
 
 

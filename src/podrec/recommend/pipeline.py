@@ -22,7 +22,7 @@ from podrec.model.profile import ProfileModel
 from podrec.profile.interests import UserProfile
 from podrec.profile.labels import interest_label
 from podrec.recommend.balance import balance
-from podrec.recommend.candidates import CandidateSources
+from podrec.recommend.candidates import POOL_PER_SLOT, CandidateSources
 from podrec.recommend.context import RequestContext, duration_fit
 from podrec.recommend.diversity import mmr
 from podrec.recommend.explain import COLLABORATIVE_PARTS, ContextNote, Explainer, Seed
@@ -160,7 +160,7 @@ class RecommendPipeline:
             strength = self.topic_balance if request.balance is None else request.balance
         pool = k if request.diversity == 0 and not request.per_show else max(4 * k, 50)
         if strength > 0:
-            pool = max(pool, 10 * k, 100)
+            pool = max(pool, POOL_PER_SLOT * k, 100)
         pool = min(pool, int(np.isfinite(scores).sum()))
         if pool <= 0:
             return np.zeros(0, np.int64)
