@@ -307,6 +307,32 @@ def test_context_and_platform_reach_the_recommender(api):
     assert timed.status_code == 200, timed.text
 
 
+def test_concurrent_requests_each_get_their_own_list_or_error(served, sample_app):
+    """Lists asked for at once are computed together: each still gets its own list, and an
+    unknown listener among them their own 404."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{"user_id": "demo-listener", "k": k} for k in (2, 3, 4, 5, 6, 7)]
+    bodies += [{"user_id": "nobody-at-all", "k": 5}, {"query": "true crime", "k": 4},
+               {"seeds": ["1322200189"], "k": 3}, {"seeds": ["nope"], "k": 3}] * 2
+
+    def ask(body: dict) -> httpx.Response:
+        with client(served["url"], served["client"]) as c:  # a connection each
+            return c.post("/recommendations", json=body)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(ask, bodies))
+    for body, answer in zip(bodies, answers, strict=True):
+        if body.get("user_id") == "nobody-at-all":
+            assert "no listener" in detail(answer, 404)
+        elif body.get("seeds") == ["nope"]:
+            assert "seed 'nope'" in detail(answer, 404)
+        else:
+            alone = sample_app.recommend(**body)  # the same database, in-process
+            assert ids(answer) == [r.id for r in alone], body
+            assert len(alone) == body["k"]
+
+
 def test_similar_search_onboarding(api):
     similar = api.get("/items/show/1322200189/similar", params={"k": 3}).json()["items"]
     assert len(similar) == 3 and "1322200189" not in [s["id"] for s in similar]

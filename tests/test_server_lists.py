@@ -189,3 +189,56 @@ def test_the_full_app_gets_the_same_request_when_the_fast_path_declines():
     assert got[-1]["type"] == "http.disconnect"
     with pytest.raises(HTTPException):
         asyncio.run(run([], fail=True))
+
+
+# -- cache-miss lists computed together --------------------------------------------------------
+class Counted:
+    """The real service, counting how it is called."""
+
+    def __init__(self, podrec) -> None:  # noqa: ANN001
+        self.podrec = podrec
+        self.calls: list[int] = []
+
+    def recommend(self, request):  # noqa: ANN001, ANN201
+        self.calls.append(1)
+        return self.podrec.recommend(request)
+
+    def recommend_many(self, requests):  # noqa: ANN001, ANN201
+        self.calls.append(len(requests))
+        return self.podrec.recommend_many(requests)
+
+
+def test_concurrent_lists_are_computed_together_each_with_its_own_answer(sample_app):
+    from podrec.recommend.request import RecommendRequest
+    from podrec.server.batching import ListBatcher
+    from podrec.service.errors import NotFoundError
+
+    requests = [RecommendRequest(user_id="demo-listener", k=k) for k in (3, 5, 8)]
+    requests += [RecommendRequest(user_id="nobody"),
+                 RecommendRequest(query="history of ancient rome", k=4),
+                 RecommendRequest(seeds=("1322200189",), k=4)] * 3
+    counted = Counted(sample_app)
+
+    async def main() -> list:
+        start_request_threads(1)
+        try:
+            batcher = ListBatcher(most=8)
+            together = await asyncio.gather(*(batcher.recommend(counted, r) for r in requests),
+                                            return_exceptions=True)
+            alone = await batcher.recommend(counted, requests[0])  # nobody else waiting
+            return [*together, alone]
+        finally:
+            stop_request_threads()
+
+    *answers, lone = asyncio.run(main())
+    # all twelve were asked for before the first batch started: batches of 8 at most; the
+    # lone request afterwards is the plain call
+    assert counted.calls == [8, len(requests) - 8, 1]
+    assert [r.id for r in lone] == [r.id for r in answers[0]]
+    for request, got in zip(requests, answers, strict=True):
+        if request.user_id == "nobody":
+            assert isinstance(got, NotFoundError) and "no listener" in str(got)
+        else:
+            alone = sample_app.recommend(request)
+            assert [r.id for r in got] == [r.id for r in alone]
+            assert len(got) == request.k

@@ -15,6 +15,7 @@ from conftest import FIXTURES
 from podrec.config import Config
 from podrec.records import EventRecord
 from podrec.service import Podrec, RecommendRequest
+from podrec.service.errors import NotFoundError
 
 ML = FIXTURES / "movielens_40users"
 CF_PARTS = {"pop", "pop-recent", "itemknn", "ease", "ials", "bpr"}
@@ -260,3 +261,29 @@ def test_train_from_the_command_line(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)[0]
     assert report["kind"] == "show" and report["model"] == "hybrid" and report["version"]
+
+
+def test_lists_computed_together_are_the_lists_computed_alone(trained):
+    """A server's concurrent requests are scored together (``recommend_many``): each gets the
+    list it would get alone, and a bad request its own error, not the others'."""
+    counts: dict[str, int] = {}
+    for ev in trained.store.iter_events():
+        counts[ev.user_id] = counts.get(ev.user_id, 0) + 1
+    users = sorted(counts, key=lambda u: -counts[u])
+    requests = [RecommendRequest(user_id=u, k=10) for u in users[:3] + users[-3:]]
+    requests += [RecommendRequest(user_id=users[5], k=5, explain=True),
+                 RecommendRequest(user_id="nobody", k=10),
+                 RecommendRequest(query="space adventure", k=5),
+                 RecommendRequest(user_id=users[1], query="romantic comedy", k=8),
+                 RecommendRequest(seeds=("nope",), k=5)]
+    together = trained.recommend_many(requests)
+    assert len(together) == len(requests)
+    for request, got in zip(requests, together, strict=True):
+        if request.user_id == "nobody" or request.seeds:
+            assert isinstance(got, NotFoundError)
+            continue
+        alone = trained.recommend(request)
+        assert [r.id for r in got] == [r.id for r in alone], request
+        np.testing.assert_allclose([r.score for r in got], [r.score for r in alone], atol=1e-4)
+        assert [r.reason for r in got] == [r.reason for r in alone]
+    assert any(r.reason for r in together[6])  # the explained one is explained

@@ -120,6 +120,7 @@ class ServerConfig:
     cache_mb: int = 64  # memory for finished lists and searches, per worker (0: none)
     cache_seconds: float = 300.0  # the longest a kept list is served
     cache_sync: str = "read"  # how a worker learns a listener changed: read | notify
+    batch_lists: int = 32  # cache-miss lists a worker computes together at most (1: singly)
     key_cache_seconds: float = 1.0  # how long a worker trusts an API key it checked
     # What the server fetches for POST /catalog/ingest (URLs, and the feeds an uploaded OPML
     # names): http(s) only; loopback, private, link-local and other non-public addresses
@@ -284,7 +285,7 @@ MINIMUMS = {"index.ann_threshold": 0, "index.m": 2, "index.ef_construction": 1,
             "index.ef_search": 1, "llm.threads": 1, "llm.context": 256, "llm.max_tokens": 1,
             "llm.timeout_s": 0.0, "llm.request_timeout_s": 0.0, "llm.tags": 0}
 MINIMUMS.update({"server.fetch_max_bytes": 1, "server.fetch_timeout": 0.1,
-                 "server.fetch_max_redirects": 0})
+                 "server.fetch_max_redirects": 0, "server.batch_lists": 1})
 MINIMUMS.update({"privacy.retain_days": 0.0, "privacy.purge_interval": 60.0,
                  "privacy.dp_epsilon": 0.0})
 MINIMUMS["recommend.card_cache_mb"] = 0

@@ -10,7 +10,7 @@ import re
 import unicodedata
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -169,6 +169,39 @@ class UserBatch:
 
     def __len__(self) -> int:
         return int(self.histories.shape[0])
+
+    @classmethod
+    def stacked(cls, batches: Sequence[UserBatch]) -> UserBatch:
+        """One batch of the listeners of ``batches``, in order (requests scored together).
+        A field some of them lack is zero rows for those (no words, no negatives; an unknown
+        listener's row -1, an unknown moment nan); one that all of them lack stays None."""
+        def matrices(name: str) -> sparse.csr_matrix | None:
+            found = [getattr(b, name) for b in batches]
+            if all(m is None for m in found):
+                return None
+            shape = (1, batches[0].histories.shape[1])
+            return sparse.vstack([sparse.csr_matrix(shape, dtype=np.float32) if m is None
+                                  else m for m in found], format="csr")
+
+        def arrays(name: str, fill: float = 0.0) -> np.ndarray | None:
+            found = [getattr(b, name) for b in batches]
+            given = next((a for a in found if a is not None), None)
+            if given is None:
+                return None
+            blank = np.full((1, *np.shape(given)[1:]), fill, np.asarray(given).dtype)
+            return np.concatenate([blank if a is None else np.asarray(a) for a in found])
+
+        def lists(name: str) -> list[Any] | None:
+            found = [getattr(b, name) for b in batches]
+            if all(x is None for x in found):
+                return None
+            return [v for b, x in zip(batches, found, strict=True)
+                    for v in (x if x is not None else [None] * len(b))]
+
+        return cls(matrices("histories"), arrays("user_rows", -1), arrays("text_vectors"),
+                   matrices("history_times"), arrays("now", np.nan), arrays("intent_vectors"),
+                   matrices("negatives"), matrices("seen"), lists("contexts"),
+                   lists("history_items"))
 
     def take(self, index: np.ndarray) -> UserBatch:
         def pick(a: Any) -> Any:

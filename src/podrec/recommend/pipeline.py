@@ -64,6 +64,22 @@ class Scoring:
         return positions if self.rows is None else self.rows[positions]
 
 
+@dataclass
+class Prepared:
+    """A request made ready to score: the listener as a one-row batch, the request's words
+    embedded, its context and, on a large catalog, its candidates."""
+
+    history: ListenerHistory
+    batch: UserBatch
+    words: str | None
+    words_vector: np.ndarray | None
+    intent_vector: np.ndarray | None
+    rows: np.ndarray | None
+    context: RequestContext | None
+    intent: Any  # the query read as an intent
+    topics: np.ndarray | None
+
+
 class RecommendPipeline:
     """Lists for one kind of item from one served model."""
 
@@ -100,6 +116,12 @@ class RecommendPipeline:
               events: Sequence[EventRecord] = (), everything: bool = False) -> Scoring:
         """The served model's fused score of every item (of the candidates, for a large
         catalog, unless ``everything``), with the request's words and context."""
+        return self._scored([self._prepare(request, history, events, everything)])[0]
+
+    def _prepare(self, request: RecommendRequest, history: ListenerHistory,
+               events: Sequence[EventRecord], everything: bool = False) -> Prepared:
+        """What scoring ``request`` needs: its words embedded, its context, the listener as
+        a one-row batch and, on a large catalog, the candidates."""
         words = " ".join(t for t in (request.query, history.text) if t)[:1000] or None
         intent = request.context.intent if request.context else None
         asked = (self.read_intent(request.query, owner=request.user_id)
@@ -128,16 +150,26 @@ class RecommendPipeline:
                 each = self.candidates.per_source // 4
                 near = self.content.index.search_each(topic_vectors, each, beam=each)
                 rows = np.unique(np.concatenate([rows, *(r for r, _ in near)]))
+        return Prepared(history, batch, words, words_vector, intent_vector, rows, context, asked,
+                     topic_vectors)
+
+    def _scored(self, prepared: list[Prepared]) -> list[Scoring]:
+        """The served model's scores of several listeners at once: one call of each part for
+        all of them. They score the same rows (every item, or one list's candidates)."""
+        model = self.served.model
+        rows = prepared[0].rows
+        batch = prepared[0].batch if len(prepared) == 1 else UserBatch.stacked(
+            [a.batch for a in prepared])
         if isinstance(model, HybridModel):
             total, parts = model.contributions(batch, rows)
-            parts = {n: p[0] for n, p in parts.items()}
-            total = total[0]
         else:
             total = np.asarray(model.score(batch) if rows is None
-                               else model.score_rows(batch, rows), np.float32)[0]
+                               else model.score_rows(batch, rows), np.float32)
             parts = {model.name: total}
-        return Scoring(history, batch, total, parts, words, words_vector, intent_vector, rows,
-                       context, asked, topic_vectors)
+        return [Scoring(a.history, a.batch, total[i], {n: p[i] for n, p in parts.items()},
+                        a.words, a.words_vector, a.intent_vector, a.rows, a.context, a.intent,
+                        a.topics)
+                for i, a in enumerate(prepared)]
 
     def rank(self, request: RecommendRequest, scoring: Scoring) -> np.ndarray:
         """Rows of the list: filters, what the listener has judged left out, then the
@@ -196,7 +228,46 @@ class RecommendPipeline:
     def recommend(self, request: RecommendRequest, events: Sequence[EventRecord]
                   ) -> list[Recommendation]:
         history = self.history(request, events)
-        scoring = self.score(request, history, events)
+        return self._listed(request, history, events, self.score(request, history, events))
+
+    def recommend_many(self, requests: Sequence[RecommendRequest],
+                       events: Sequence[Sequence[EventRecord]]
+                       ) -> list[list[Recommendation] | Exception]:
+        """``recommend`` for several requests (a server's concurrent ones): the same lists,
+        with the listeners whose parts score every item alike scored together, one call of
+        each part for all of them instead of one per listener. Each request's list, or the
+        error it raised, in order."""
+        out: list[list[Recommendation] | Exception | None] = [None] * len(requests)
+        together: dict[Any, list[tuple[int, Prepared]]] = {}
+        model = self.served.model
+        for i, (request, own) in enumerate(zip(requests, events, strict=True)):
+            try:
+                a = self._prepare(request, self.history(request, own), own)
+            except Exception as exc:  # noqa: BLE001 - that request's answer, not the others'
+                out[i] = exc
+                continue
+            key: Any = (i,)  # scored alone: its own candidates
+            if a.rows is None:
+                key = frozenset(model.row_weights(a.batch)) if isinstance(model, HybridModel) \
+                    else ()
+            together.setdefault(key, []).append((i, a))
+        for group in together.values():
+            try:
+                scorings = self._scored([a for _, a in group])
+            except Exception as exc:  # noqa: BLE001
+                for i, _ in group:
+                    out[i] = exc
+                continue
+            for (i, a), scoring in zip(group, scorings, strict=True):
+                try:
+                    out[i] = self._listed(requests[i], a.history, events[i], scoring)
+                except Exception as exc:  # noqa: BLE001
+                    out[i] = exc
+        return [o if o is not None else [] for o in out]
+
+    def _listed(self, request: RecommendRequest, history: ListenerHistory,
+                events: Sequence[EventRecord], scoring: Scoring) -> list[Recommendation]:
+        """The list from a listener's scores: ranked, carded and, when asked, explained."""
         rows = self.rank(request, scoring)
         if scoring.rows is not None and len(rows) < (request.k or self.default_k):
             # filters left too few candidates: score the whole catalog after all

@@ -3,6 +3,7 @@ unchanged."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,12 @@ class RecommendRequest:
             raise ValueError(f"k must be at least 1, got {self.k}")
         if self.balance is not None and not 0.0 <= self.balance <= 1.0:
             raise ValueError(f"balance must be between 0 and 1, got {self.balance}")
+
+    @classmethod
+    def of_query(cls, text: str, k: int | None = None, kind: str = "show",
+                 languages: Sequence[str] | None = None) -> RecommendRequest:
+        """A semantic search: items whose meaning is closest to ``text``."""
+        return cls(query=text, k=k, kind=kind, languages=tuple(languages or ()))
 
     @property
     def moment(self) -> datetime:

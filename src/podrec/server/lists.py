@@ -1,6 +1,6 @@
 """Recommendation lists as answered: from the worker's kept lists when nothing changed, else
-computed on a request thread (``on_request_thread``) and kept (``ResponseCache``,
-server/cache.py).
+computed on a request thread, together with the other lists asked for meanwhile
+(``ListBatcher``, server/batching.py), and kept (``ResponseCache``, server/cache.py).
 
 Whether the listener changed since a list was kept is known from the database (their
 version, one indexed read, part of the kept list's key) or, with ``server.cache_sync =
@@ -19,15 +19,16 @@ import pydantic_core
 from fastapi import Response
 
 from podrec.config import ServerConfig
+from podrec.recommend.request import RecommendRequest
 from podrec.recommend.results import Recommendation
 from podrec.server import metrics
+from podrec.server.batching import ListBatcher
 from podrec.server.cache import CachedResponse, ResponseCache
 from podrec.server.notify import ListenerChanges
-from podrec.server.worker import ServedPodrec, on_request_thread
+from podrec.server.worker import ServedPodrec
 
 log = logging.getLogger("podrec.server")
 
-Compute = Callable[[ServedPodrec], list[Recommendation]]
 # what ``schemas.Recommendation`` writes for an item without a reason
 _NO_REASON = {"reason": None, "evidence": None, "reason_source": None, "reason_fallback": None}
 
@@ -52,6 +53,7 @@ class KeptLists:
 
     def __init__(self, server: ServerConfig, dialect: str, database_url: str) -> None:
         self.cache = ResponseCache(server.cache_mb * 2**20, server.cache_seconds)
+        self.batcher = ListBatcher(server.batch_lists)
         self.watcher: ListenerChanges | None = None
         if self.cache.enabled and server.cache_sync == "notify":
             if dialect == "postgresql":
@@ -82,9 +84,9 @@ class KeptLists:
         self.cache.forget(user_id, person)
 
     async def respond(self, podrec: ServedPodrec, endpoint: str, user_id: str | None,
-                      asked: Callable[[], str], compute: Compute) -> Response:
-        """The list for ``asked()`` (the request, canonically serialised: only called when
-        lists are kept), kept or computed."""
+                      asked: Callable[[], str], request: RecommendRequest) -> Response:
+        """The list for ``request`` (``asked()``: it canonically serialised, only called
+        when lists are kept), kept or computed."""
         key: tuple[Any, ...] | None = None
         stamp: tuple[int, ...] | None = None
         person = None
@@ -104,7 +106,7 @@ class KeptLists:
                     found = podrec.listener_version(user_id)
                     key, person = (None, None) if found is None else (key, found[0] or None)
                 stamp = self.cache.stamp(listener, person)  # before the events are read
-        items = await on_request_thread(compute, podrec)  # a thread limited to one BLAS thread
+        items = await self.batcher.recommend(podrec, request)  # on a request thread
         body = list_json(items)
         metrics.served(endpoint, len(items))
         # a list whose reasons are still being written is not kept: the next request

@@ -11,7 +11,7 @@ The CLI, the REST API and the web page call these methods, and nothing below the
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from podrec.model.profile import ProfileModel
 from podrec.privacy.ids import ListenerIds
 from podrec.privacy.noise import Releases
 from podrec.recommend.history import HistoryBuilder
+from podrec.recommend.pipeline import RecommendPipeline
 from podrec.recommend.request import RecommendRequest
 from podrec.recommend.results import Recommendation
 from podrec.records import EventRecord, IngestReport, Item
@@ -261,22 +262,61 @@ class Podrec:
             if unknown:
                 raise TypeError(f"unknown request field(s): {', '.join(sorted(unknown))}")
             request = RecommendRequest(**fields_)
-        if request.user_id:  # as stored: what trained models know the listener by
-            request = replace(request, user_id=self.listener_key(request.user_id))
         self.models.refresh()
         pipeline = self.models.pipeline(request.kind)
+        request, events = self._listener_of(request, pipeline)
+        results = pipeline.recommend(request, events)
+        self._worded(request, events, results)
+        return results
+
+    def recommend_many(self, requests: Sequence[RecommendRequest]
+                       ) -> list[list[Recommendation] | Exception]:
+        """``recommend`` for several requests at once (a server's concurrent ones): the same
+        lists, with the served model scoring the listeners together. Each request's list, or
+        the error ``recommend`` would have raised for it, in order."""
+        self.models.refresh()
+        out: list[list[Recommendation] | Exception] = [[] for _ in requests]
+        kinds: dict[str, list[tuple[int, RecommendRequest, list[EventRecord]]]] = {}
+        for i, request in enumerate(requests):
+            try:
+                request, events = self._listener_of(request, self.models.pipeline(request.kind))
+            except Exception as exc:  # noqa: BLE001 - that request's answer, not the others'
+                out[i] = exc
+                continue
+            kinds.setdefault(request.kind, []).append((i, request, events))
+        for kind, group in kinds.items():
+            answers = self.models.pipeline(kind).recommend_many(
+                [r for _, r, _ in group], [e for _, _, e in group])
+            for (i, request, events), answer in zip(group, answers, strict=True):
+                if not isinstance(answer, Exception):
+                    try:
+                        self._worded(request, events, answer)
+                    except Exception as exc:  # noqa: BLE001
+                        answer = exc
+                out[i] = answer
+        return out
+
+    def _listener_of(self, request: RecommendRequest, pipeline: RecommendPipeline
+                     ) -> tuple[RecommendRequest, list[EventRecord]]:
+        """The request with its listener as stored, and their events; a seed that is not in
+        the catalog is an error."""
+        if request.user_id:  # as stored: what trained models know the listener by
+            request = replace(request, user_id=self.listener_key(request.user_id))
         events = self.listeners.events(request.user_id) if request.user_id else []
         for sid in request.seeds:
             if pipeline.catalog.row_of(sid) is None and self.store.get_item(sid) is None:
                 raise NotFoundError(f"seed {sid!r} is not in the catalog")
-        results = pipeline.recommend(request, events)
+        return request, events
+
+    def _worded(self, request: RecommendRequest, events: list[EventRecord],
+                results: list[Recommendation]) -> None:
+        """Reasons in words on an explained list."""
         if request.explain:
             said = self.listeners.texts(request.user_id or "", events=events)
             words = " ".join(t for t in (request.query, *said) if t) or None
             writer = self.models.writer() if self.config.llm.reasons else None
             word_reasons(writer, results, words, self.models.titles(request.kind),
                          owner=request.user_id)
-        return results
 
     def read_intent(self, text: str, wait: bool = False) -> Any:
         """What ``text`` asks for (topics, exclusions, length, language, kind, mood), as a
@@ -292,8 +332,7 @@ class Podrec:
     def search(self, text: str, k: int | None = None, kind: str = "show",
                languages: list[str] | None = None) -> list[Recommendation]:
         """Semantic search: items whose meaning is closest to ``text`` (any language)."""
-        return self.recommend(RecommendRequest(query=text, k=k, kind=kind,
-                                               languages=tuple(languages or ())))
+        return self.recommend(RecommendRequest.of_query(text, k, kind, languages))
 
     def similar(self, item_id: str, k: int | None = None, metric: str | None = None,
                 kind: str | None = None) -> list[Recommendation]:

@@ -46,7 +46,7 @@ async def recommend(podrec: FreshService, lists: Lists, body: schemas.RecommendR
     free text, with filters, context, diversity and explanations."""
     request = request_of(body)
     return await lists.respond(podrec, "recommendations", body.user_id,
-                               body.model_dump_json, lambda p: p.recommend(request))
+                               body.model_dump_json, request)
 
 
 async def recommend_fast(scope: dict[str, Any], body: bytes) -> Response | None:
@@ -90,8 +90,7 @@ async def user_recommendations(podrec: FreshService, lists: Lists, user_id: str,
     """A listener's recommendations (the short form of POST /recommendations)."""
     request = RecommendRequest(user_id=user_id, k=k, kind=kind, explain=explain)
     return await lists.respond(podrec, "recommendations", user_id,
-                               lambda: json.dumps([user_id, k, kind, explain]),
-                               lambda p: p.recommend(request))
+                               lambda: json.dumps([user_id, k, kind, explain]), request)
 
 
 @routes.get("/search", response_model=schemas.RecommendationList, dependencies=[CLIENT],
@@ -104,7 +103,7 @@ async def search(podrec: FreshService, lists: Lists,
         raise invalid(("query", "q"), "must not be blank")
     return await lists.respond(podrec, "search", None,
                                lambda: json.dumps([q.strip(), k, kind, language]),
-                               lambda p: p.search(q, k=k, kind=kind, languages=language))
+                               RecommendRequest.of_query(q, k, kind, language))
 
 
 @routes.get("/onboarding", response_model=schemas.RecommendationList, dependencies=[CLIENT],
