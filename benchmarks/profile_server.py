@@ -44,7 +44,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 # (label, substrings of a frame: a sample belongs to the part when any frame matches one)
 PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("Podrec.recommend (the request thread's compute)", ("recommend (podrec/service/",)),
+    ("Podrec.recommend(_many) (the request thread's compute)", (
+        "recommend (podrec/service/", "recommend_many (podrec/service/")),
     ("request thread hand-off (anyio or the pool)", (
         "run_in_threadpool", "run_sync_in_worker_thread", "anyio/_backends/_asyncio.py",
         "concurrent/futures", "threading.py")),
@@ -104,7 +105,7 @@ def report(stacks: Counter[tuple[str, ...]], lists: int, rate: int, top: int) ->
     outside = Counter()
     leaves = Counter()
     for s, c in stacks.items():
-        if any(PARTS[0][1][0] in f for f in s):
+        if any(x in f for f in s for x in PARTS[0][1]):
             continue
         for f in set(s):
             outside[f] += c

@@ -295,7 +295,9 @@ class RecommendPipeline:
             interest = np.fromiter(mapping.values(), np.int64, len(mapping))  # rows' order
             shares = [i.share for i in profile.interests]
         chosen = balance(rows, interest, shares, k, strength)
-        return np.concatenate([chosen, np.setdiff1d(np.arange(len(rows)), chosen)])
+        rest = np.ones(len(rows), bool)
+        rest[chosen] = False
+        return np.concatenate([chosen, np.flatnonzero(rest)])
 
     # -- explanation ----------------------------------------------------------------------
     def explain(self, request: RecommendRequest, scoring: Scoring, rows: np.ndarray,
