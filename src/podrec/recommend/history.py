@@ -15,6 +15,7 @@ Evaluation and serving both turn events into a history here, with one event-weig
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,10 +107,11 @@ class ListenerHistory:
 
     def items(self) -> list[HistoryItem]:
         """The positive items as the interest profiler takes them."""
-        return [HistoryItem(int(r), float(w), float(t) if np.isfinite(t) else None, hr, wd, d)
-                for r, w, t, hr, wd, d in zip(self.rows, self.confidence, self.times,
-                                              self.hours, self.weekdays, self.devices,
-                                              strict=True)]
+        # plain Python numbers first: converting numpy scalars one by one costs more
+        return [HistoryItem(r, w, t if math.isfinite(t) else None, hr, wd, d)
+                for r, w, t, hr, wd, d in zip(self.rows.tolist(), self.confidence.tolist(),
+                                              self.times.tolist(), self.hours,
+                                              self.weekdays, self.devices, strict=True)]
 
 
 def _one_row(cols: np.ndarray, values: np.ndarray, n: int, dtype: type) -> sparse.csr_matrix:

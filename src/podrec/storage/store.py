@@ -96,11 +96,13 @@ def _stored_event(row: Any, mark: Any) -> EventRecord:
     ts, ctx = row[2], row[9]
     if isinstance(ts, str):
         ts = datetime.fromisoformat(ts)
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)  # _utc, inline
     if isinstance(ctx, str):
         ctx = json.loads(ctx) if ctx not in ("{}", "null") else {}
-    return EventRecord(user_id=mark(row[0]), event=row[1], timestamp=_utc(ts),
-                       item_id=row[3], item_kind=row[4], value=row[5], text=row[6],
-                       platform=row[7], device=row[8], context=dict(ctx or {}))
+    if type(ctx) is not dict or row[9] is ctx:  # the record owns a dict of its own
+        ctx = dict(ctx or {})
+    return EventRecord(mark(row[0]), row[1], ts, row[3], row[4], row[5], row[6], row[7],
+                       row[8], ctx)
 
 
 def _utc(value: datetime | None) -> datetime | None:
