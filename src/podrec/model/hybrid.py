@@ -99,21 +99,27 @@ class HybridModel(Recommender):
         ranked by it alone (the collaborative parts have nothing to go on)."""
         return next((p for p in ("profile", "content") if p in self.components), None)
 
-    def row_weights(self, batch: UserBatch) -> dict[str, np.ndarray]:
-        """Per part, its weight for each listener of ``batch`` (their bucket's blend)."""
+    def blend_rows(self, batch: UserBatch) -> np.ndarray:
+        """Which blend weighs each listener of ``batch``: their activity bucket's, or -1 for
+        a listener with words and no history, ranked by the words part alone. Listeners with
+        the same value are weighed alike (``row_weights``)."""
         counts = np.diff(batch.histories.indptr)
-        which = bucket_of(counts, self.buckets)
-        weights = {n: np.array([self.blend[b].get(n, 0.0) for b in which], np.float32)
-                   for n in self.part_names()}
-        words = self.words_part()
-        if words is not None:
+        which = np.asarray(bucket_of(counts, self.buckets), np.int64)
+        if self.words_part() is not None:
             has_words = np.zeros(len(batch), bool)
             for v in (batch.text_vectors, batch.intent_vectors):
                 if v is not None:
                     has_words |= np.linalg.norm(np.asarray(v), axis=1) > 0
-            alone = (counts == 0) & has_words
-            for n in weights:
-                weights[n][alone] = 1.0 if n == words else 0.0
+            which = np.where((counts == 0) & has_words, -1, which)
+        return which
+
+    def row_weights(self, batch: UserBatch) -> dict[str, np.ndarray]:
+        """Per part, its weight for each listener of ``batch`` (their bucket's blend)."""
+        which = self.blend_rows(batch).tolist()
+        words = self.words_part()
+        weights = {n: np.array([self.blend[b].get(n, 0.0) if b >= 0 else float(n == words)
+                                for b in which], np.float32)
+                   for n in self.part_names()}
         return {n: w for n, w in weights.items() if w.any()}
 
     def contributions(self, batch: UserBatch, rows: np.ndarray | None = None

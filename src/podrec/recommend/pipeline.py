@@ -247,8 +247,8 @@ class RecommendPipeline:
                 out[i] = exc
                 continue
             key: Any = (i,)  # scored alone: its own candidates
-            if a.rows is None:
-                key = frozenset(model.row_weights(a.batch)) if isinstance(model, HybridModel) \
+            if a.rows is None:  # scored with those its hybrid weighs alike
+                key = int(model.blend_rows(a.batch)[0]) if isinstance(model, HybridModel) \
                     else ()
             together.setdefault(key, []).append((i, a))
         for group in together.values():
