@@ -94,9 +94,13 @@ def _stored_event(row: Any, mark: Any) -> EventRecord:
     """An ``EventRecord`` from a row of ``_USER_EVENTS``: SQLite gives the time as text and
     the context as JSON text, PostgreSQL as a datetime and a dict."""
     ts, ctx = row[2], row[9]
-    if isinstance(ts, str):
-        ts = datetime.fromisoformat(ts)
-    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)  # _utc, inline
+    if isinstance(ts, str):  # SQLite: naive, in UTC; parsed with its zone (replace costs 4x)
+        try:
+            ts = datetime.fromisoformat(ts + "+00:00")
+        except ValueError:  # written with a zone of its own
+            ts = datetime.fromisoformat(ts)
+    if ts.tzinfo is not UTC:  # _utc, inline
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     if isinstance(ctx, str):
         ctx = json.loads(ctx) if ctx not in ("{}", "null") else {}
     if type(ctx) is not dict or row[9] is ctx:  # the record owns a dict of its own
