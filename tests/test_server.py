@@ -405,6 +405,29 @@ def test_an_invalid_event_stores_nothing(api, admin):
     assert events[0]["context"] == {"mood": "calm"} and events[0]["device"] == "phone"
 
 
+def test_an_event_the_fast_path_stores_is_answered_and_stored_as_the_route_does(api, admin):
+    """Events sent as plain ``application/json`` (the middleware's fast path, once the key is
+    known) and with a charset parameter (which the fast path leaves to the full app): the
+    same answers, and both stored."""
+    def post(item: str, content_type: str) -> httpx.Response:
+        body = {"user_id": "ev-fast", "item_id": item, "event": "play", "value": 0.5,
+                "timestamp": "2026-11-02T10:00:00Z"}
+        return api.post("/events", content=json.dumps(body).encode(),
+                        headers={"content-type": content_type})
+
+    api.get("/users/ev-fast/recommendations")  # the key checked: it is known from here on
+    plain = "application/json"
+    full = "application/json; charset=utf-8"
+    answers = [post("1322200189", plain), post("283605519", full)]
+    assert [(r.status_code, r.json()) for r in answers] == [
+        (200, {"added": 1, "unchanged": 0, "failed": 0, "problems": []})] * 2
+    assert [post("1322200189", full).json(), post("283605519", plain).json()] == [
+        {"added": 0, "unchanged": 1, "failed": 0, "problems": []}] * 2
+    events = admin.get("/users/ev-fast/export").json()["events"]
+    assert sorted(e["item_id"] for e in events) == ["1322200189", "283605519"]
+    assert all(e["value"] == 0.5 for e in events)
+
+
 def test_a_batch_stores_the_good_events_and_reports_the_bad(api, admin):
     events = [
         {"user_id": "batch-1", "item_id": "1322200189", "event": "subscribe",

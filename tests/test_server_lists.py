@@ -157,6 +157,82 @@ def test_the_fast_path_answers_a_good_request_with_the_route_itself():
     assert scope["app"].state.podrec.refreshed == 1
 
 
+# -- the fast path of POST /events ---------------------------------------------------------------
+class StoringPodrec(FakePodrec):
+    """Stores nothing: says what it was given, as ``Podrec.add_events`` reports it."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add_events(self, rows):  # noqa: ANN001, ANN201
+        from podrec.records import IngestReport
+
+        new = [r for r in rows if r not in self.rows]
+        self.rows += new
+        report = IngestReport()
+        report.added, report.unchanged = len(new), len(rows) - len(new)
+        return report
+
+
+class ForgettingLists(FakeLists):
+    def forget(self, user_id: str) -> None:
+        self.asked.append(user_id)
+
+
+def event_scope(headers: list[tuple[bytes, bytes]]) -> dict:
+    scope = fake_scope(headers)
+    scope["path"] = "/events"
+    scope["app"].state.podrec = StoringPodrec()
+    scope["app"].state.lists = ForgettingLists()
+    return scope
+
+
+GOOD_EVENT = (b'{"user_id": "u", "item_id": "1322200189", "event": "play", "value": 0.5, '
+              b'"timestamp": "2026-11-01T10:00:00Z"}')
+
+
+@pytest.mark.parametrize(("headers", "body"), [
+    ([JSON], GOOD_EVENT),  # no key
+    ([JSON, (b"authorization", b"Bearer unknown")], GOOD_EVENT),  # not checked yet
+    ([JSON, (b"authorization", b"Bearer revoked")], GOOD_EVENT),
+    ([(b"content-type", b"text/plain"), (b"authorization", b"Bearer good")], GOOD_EVENT),
+    ([JSON, (b"authorization", b"Bearer good")], GOOD_EVENT[:20]),  # not JSON
+    ([JSON, (b"authorization", b"Bearer good")], b'{"user_id": "u", "event": "liek"}'),
+    ([JSON, (b"authorization", b"Bearer good")], b'{"user_id": "u", "event": "like"}'),  # no item
+    ([JSON, (b"authorization", b"Bearer good")],
+     b'{"user_id": "u", "item_id": "1", "event": "like", "text": "a\\u0000b"}'),  # NUL
+    ([JSON, (b"authorization", b"Bearer good")], GOOD_EVENT[:-1] + b', "extra": 1}'),
+])
+def test_the_events_fast_path_leaves_every_other_request_to_the_app(headers, body):
+    from podrec.server.routes.events import add_event_fast
+
+    scope = event_scope(headers)
+    assert asyncio.run(add_event_fast(scope, body)) is None
+    assert scope["app"].state.podrec.rows == [] and "route" not in scope
+
+
+def test_the_events_fast_path_stores_a_good_event_as_the_route_does():
+    import json
+
+    from podrec.server.routes.events import ADD_EVENT, add_event_fast
+
+    scope = event_scope([JSON, (b"authorization", b"Bearer good")])
+
+    async def twice() -> list:
+        try:
+            return [await add_event_fast(scope, GOOD_EVENT) for _ in range(2)]
+        finally:
+            stop_request_threads()
+
+    first, again = asyncio.run(twice())
+    assert json.loads(first.body) == {"added": 1, "unchanged": 0, "failed": 0, "problems": []}
+    assert json.loads(again.body)["unchanged"] == 1
+    stored = scope["app"].state.podrec.rows
+    assert len(stored) == 1 and stored[0]["user_id"] == "u" and stored[0]["value"] == 0.5
+    assert scope["app"].state.lists.asked == ["u", "u"]  # the listener's kept lists dropped
+    assert scope["route"] is ADD_EVENT
+
+
 def test_the_full_app_gets_the_same_request_when_the_fast_path_declines():
     from fastapi import HTTPException
 

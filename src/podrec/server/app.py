@@ -26,7 +26,8 @@ from podrec.server.middleware import ServeMiddleware
 from podrec.server.openapi import install_openapi
 from podrec.server.retention import Purger
 from podrec.server.routes import ROUTERS
-from podrec.server.routes.recommend import FAST
+from podrec.server.routes.events import add_event_fast
+from podrec.server.routes.recommend import recommend_fast
 from podrec.server.routes.service import mount_static
 from podrec.server.training import Retrainer, TrainLock
 from podrec.server.worker import (
@@ -40,6 +41,9 @@ from podrec.server.worker import (
 
 __all__ = ["SERVE_THREADS", "ServedPodrec", "app_from_env", "create_app", "one_thread",
            "settle_heap"]
+
+# the hot routes the middleware answers itself when their request is well-formed
+FAST = {("POST", "/recommendations"): recommend_fast, ("POST", "/events"): add_event_fast}
 
 DESCRIPTION = (
     "Podcast recommendations over HTTP. Send `Authorization: Bearer <key>` (keys: `podrec "

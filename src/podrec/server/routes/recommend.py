@@ -14,9 +14,10 @@ from pydantic import ValidationError
 from podrec.recommend.context import RequestContext
 from podrec.recommend.request import RecommendRequest
 from podrec.server import metrics, schemas
-from podrec.server.auth import CLIENT, known_scope
+from podrec.server.auth import CLIENT
 from podrec.server.deps import FreshService, Lists, router
 from podrec.server.errors import invalid
+from podrec.server.middleware import trusted_json
 
 routes = router("recommend")
 
@@ -52,26 +53,16 @@ async def recommend(podrec: FreshService, lists: Lists, body: schemas.RecommendR
 async def recommend_fast(scope: dict[str, Any], body: bytes) -> Response | None:
     """``POST /recommendations`` without FastAPI's routing and dependency solving (about
     half of the HTTP path's CPU): a JSON object that validates, sent with a key this worker
-    checked lately (``known_scope``), is answered by ``recommend`` itself. None: the full
+    checked lately (``trusted_json``), is answered by ``recommend`` itself. None: the full
     app answers, the same request (a first or a bad key, a bad body, an error to word)."""
-    content_type = authorization = None
-    for name, value in scope["headers"]:  # the first of each, as Starlette reads them
-        if name == b"content-type" and content_type is None:
-            content_type = value
-        elif name == b"authorization" and authorization is None:
-            authorization = value
-    app = scope["app"]
-    if content_type != b"application/json" or authorization is None or known_scope(
-            app.state.keys, authorization.decode("latin-1")) is None:
+    data = trusted_json(scope, body)
+    if data is None:
         return None
     try:
-        data = json.loads(body)
-        asked = schemas.RecommendRequest.model_validate(data) if isinstance(data, dict) \
-            else None
-    except (ValueError, ValidationError):
+        asked = schemas.RecommendRequest.model_validate(data)
+    except ValidationError:
         return None
-    if asked is None:
-        return None
+    app = scope["app"]
     podrec = app.state.podrec
     podrec.refresh()
     scope["route"] = RECOMMEND  # the metrics' route label
@@ -79,7 +70,6 @@ async def recommend_fast(scope: dict[str, Any], body: bytes) -> Response | None:
 
 
 RECOMMEND = next(r for r in routes.routes if getattr(r, "path", None) == "/recommendations")
-FAST = {("POST", "/recommendations"): recommend_fast}
 
 
 @routes.get("/users/{user_id}/recommendations", response_model=schemas.RecommendationList,
