@@ -127,13 +127,17 @@ def fake_scope(headers: list[tuple[bytes, bytes]]) -> dict:
 JSON = (b"content-type", b"application/json")
 
 
+GOOD_KEY = (b"authorization", b"Bearer good")
+# requests no fast path may answer, whatever their body: no key, a key not checked yet, a
+# revoked one, another scheme, another content type
+UNTRUSTED = [[JSON], [JSON, (b"authorization", b"Bearer unknown")],
+             [JSON, (b"authorization", b"Bearer revoked")],
+             [JSON, (b"authorization", b"Basic good")],
+             [(b"content-type", b"text/plain"), GOOD_KEY]]
+
+
 @pytest.mark.parametrize(("headers", "body"), [
-    ([JSON], b'{"user_id": "u"}'),  # no key
-    ([JSON, (b"authorization", b"Bearer unknown")], b'{"user_id": "u"}'),  # not checked yet
-    ([JSON, (b"authorization", b"Bearer revoked")], b'{"user_id": "u"}'),
-    ([JSON, (b"authorization", b"Basic good")], b'{"user_id": "u"}'),
-    ([(b"content-type", b"text/plain"), (b"authorization", b"Bearer good")],
-     b'{"user_id": "u"}'),
+    *((h, b'{"user_id": "u"}') for h in UNTRUSTED),
     ([JSON, (b"authorization", b"Bearer good")], b'{"user_id": '),  # not JSON
     ([JSON, (b"authorization", b"Bearer good")], b'["u"]'),
     ([JSON, (b"authorization", b"Bearer good")], b'{"user_id": "u", "k": 0}'),  # invalid
@@ -192,16 +196,13 @@ GOOD_EVENT = (b'{"user_id": "u", "item_id": "1322200189", "event": "play", "valu
 
 
 @pytest.mark.parametrize(("headers", "body"), [
-    ([JSON], GOOD_EVENT),  # no key
-    ([JSON, (b"authorization", b"Bearer unknown")], GOOD_EVENT),  # not checked yet
-    ([JSON, (b"authorization", b"Bearer revoked")], GOOD_EVENT),
-    ([(b"content-type", b"text/plain"), (b"authorization", b"Bearer good")], GOOD_EVENT),
-    ([JSON, (b"authorization", b"Bearer good")], GOOD_EVENT[:20]),  # not JSON
-    ([JSON, (b"authorization", b"Bearer good")], b'{"user_id": "u", "event": "liek"}'),
-    ([JSON, (b"authorization", b"Bearer good")], b'{"user_id": "u", "event": "like"}'),  # no item
-    ([JSON, (b"authorization", b"Bearer good")],
-     b'{"user_id": "u", "item_id": "1", "event": "like", "text": "a\\u0000b"}'),  # NUL
-    ([JSON, (b"authorization", b"Bearer good")], GOOD_EVENT[:-1] + b', "extra": 1}'),
+    *((h, GOOD_EVENT) for h in UNTRUSTED),
+    *(([JSON, GOOD_KEY], bad) for bad in (
+        GOOD_EVENT[:20],  # not JSON
+        b'{"user_id": "u", "event": "liek"}',
+        b'{"user_id": "u", "event": "like"}',  # no item
+        b'{"user_id": "u", "item_id": "1", "event": "like", "text": "a\\u0000b"}',  # NUL
+        GOOD_EVENT[:-1] + b', "extra": 1}')),
 ])
 def test_the_events_fast_path_leaves_every_other_request_to_the_app(headers, body):
     from podrec.server.routes.events import add_event_fast
@@ -216,7 +217,7 @@ def test_the_events_fast_path_stores_a_good_event_as_the_route_does():
 
     from podrec.server.routes.events import ADD_EVENT, add_event_fast
 
-    scope = event_scope([JSON, (b"authorization", b"Bearer good")])
+    scope = event_scope([JSON, GOOD_KEY])
 
     async def twice() -> list:
         try:
