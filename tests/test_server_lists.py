@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 
 import pytest
 
@@ -90,6 +91,46 @@ def test_request_threads_exist_without_a_lifespan():
             stop_request_threads()
 
     assert asyncio.run(main()).startswith("podrec-request")
+
+
+class Echo:
+    """Answers each request with its own ``k``, slowly enough for batches to overlap."""
+
+    def recommend(self, request):  # noqa: ANN001, ANN201
+        time.sleep(0.02)
+        return [request.k]
+
+    def recommend_many(self, requests):  # noqa: ANN001, ANN201
+        time.sleep(0.02)
+        return [[r.k] for r in requests]
+
+
+def test_one_batcher_serves_several_event_loops_at_once():
+    """A worker runs one event loop, but an app may be driven from several (a test's
+    clients): each loop's requests are batched and answered on that loop."""
+    from podrec.recommend.request import RecommendRequest
+    from podrec.server.batching import ListBatcher
+
+    batcher, podrec = ListBatcher(most=4), Echo()
+    got: dict[int, list] = {}
+
+    async def main(first: int) -> list:
+        try:
+            asked = [RecommendRequest(query="q", k=first + i) for i in range(10)]
+            return await asyncio.wait_for(asyncio.gather(
+                *(batcher.recommend(podrec, r) for r in asked)), timeout=30)
+        finally:
+            stop_request_threads()
+
+    def run(first: int) -> None:
+        got[first] = asyncio.run(main(first))
+
+    threads = [threading.Thread(target=run, args=(first,)) for first in (1, 101, 201)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert got == {first: [[first + i] for i in range(10)] for first in (1, 101, 201)}
 
 
 # -- the fast path of POST /recommendations ---------------------------------------------------

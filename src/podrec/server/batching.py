@@ -11,6 +11,8 @@ waits for company. Each request still gets its own list, or its own error.
 from __future__ import annotations
 
 import asyncio
+import weakref
+from dataclasses import dataclass, field
 
 from podrec.recommend.request import RecommendRequest
 from podrec.recommend.results import Recommendation
@@ -19,28 +21,40 @@ from podrec.server.worker import ServedPodrec, on_request_thread
 Waiting = tuple[RecommendRequest, "asyncio.Future[list[Recommendation]]"]
 
 
+@dataclass
+class _LoopBatches:
+    """One event loop's lists waiting, and the task computing them."""
+
+    waiting: list[Waiting] = field(default_factory=list)
+    draining: asyncio.Task[None] | None = None
+
+
 class ListBatcher:
-    """One event loop's lists to compute: at most one batch at a time, on a request thread."""
+    """Lists to compute, batched per event loop (a worker runs one; a test's clients may
+    run several at once): at most one batch at a time per loop, on its request threads."""
 
     def __init__(self, most: int = 32) -> None:
         self.most = max(1, int(most))
-        self._waiting: list[Waiting] = []
-        self._draining: asyncio.Task[None] | None = None
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBatches] = \
+            weakref.WeakKeyDictionary()
 
     async def recommend(self, podrec: ServedPodrec, request: RecommendRequest
                         ) -> list[Recommendation]:
         """The list for ``request`` (what ``podrec.recommend(request)`` returns or raises),
         computed with the others waiting now."""
         loop = asyncio.get_running_loop()
+        mine = self._loops.get(loop)
+        if mine is None:
+            mine = self._loops[loop] = _LoopBatches()
         answer: asyncio.Future[list[Recommendation]] = loop.create_future()
-        self._waiting.append((request, answer))
-        if self._draining is None or self._draining.done():
-            self._draining = loop.create_task(self._drain(podrec))
+        mine.waiting.append((request, answer))
+        if mine.draining is None or mine.draining.done():
+            mine.draining = loop.create_task(self._drain(podrec, mine))
         return await answer
 
-    async def _drain(self, podrec: ServedPodrec) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[:self.most], self._waiting[self.most:]
+    async def _drain(self, podrec: ServedPodrec, mine: _LoopBatches) -> None:
+        while mine.waiting:
+            batch, mine.waiting = mine.waiting[:self.most], mine.waiting[self.most:]
             requests = [r for r, _ in batch]
             try:
                 if len(batch) == 1:  # alone: the plain call, nothing to gather
