@@ -38,20 +38,27 @@ Cards = Callable[[list[int]], dict[int, Card]]
 
 
 @dataclass
-class Scoring:
-    """One listener's scored catalog: the total and what each part added."""
+class Prepared:
+    """A request made ready to score: the listener as a one-row batch, the request's words
+    embedded, its context and, on a large catalog, its candidates."""
 
     history: ListenerHistory
     batch: UserBatch
-    total: np.ndarray
-    parts: dict[str, np.ndarray]
     words: str | None
     words_vector: np.ndarray | None
     intent_vector: np.ndarray | None
-    rows: np.ndarray | None = None  # the scored candidates (sorted), None: every item
-    context: RequestContext | None = None  # the request's, with what its words asked for
-    intent: Any = None  # the query read as an intent (podrec.llm.intents.Intent)
-    topics: np.ndarray | None = None  # one vector per topic, for a query of several
+    rows: np.ndarray | None  # the candidates to score (sorted), None: every item
+    context: RequestContext | None  # the request's, with what its words asked for
+    intent: Any  # the query read as an intent (podrec.llm.intents.Intent)
+    topics: np.ndarray | None  # one vector per topic, for a query of several
+
+
+@dataclass
+class Scoring(Prepared):
+    """One listener's scored catalog (of ``rows``): the total and what each part added."""
+
+    total: np.ndarray
+    parts: dict[str, np.ndarray]
     interests: tuple[Any, ...] | None = None  # ``_interests`` of the ranked pool, once read
 
     def at(self, rows: np.ndarray) -> np.ndarray:
@@ -62,22 +69,6 @@ class Scoring:
     def row_of(self, positions: np.ndarray) -> np.ndarray:
         """Catalog rows of positions in ``total``."""
         return positions if self.rows is None else self.rows[positions]
-
-
-@dataclass
-class Prepared:
-    """A request made ready to score: the listener as a one-row batch, the request's words
-    embedded, its context and, on a large catalog, its candidates."""
-
-    history: ListenerHistory
-    batch: UserBatch
-    words: str | None
-    words_vector: np.ndarray | None
-    intent_vector: np.ndarray | None
-    rows: np.ndarray | None
-    context: RequestContext | None
-    intent: Any  # the query read as an intent
-    topics: np.ndarray | None
 
 
 class RecommendPipeline:
@@ -166,9 +157,7 @@ class RecommendPipeline:
             total = np.asarray(model.score(batch) if rows is None
                                else model.score_rows(batch, rows), np.float32)
             parts = {model.name: total}
-        return [Scoring(a.history, a.batch, total[i], {n: p[i] for n, p in parts.items()},
-                        a.words, a.words_vector, a.intent_vector, a.rows, a.context, a.intent,
-                        a.topics)
+        return [Scoring(**vars(a), total=total[i], parts={n: p[i] for n, p in parts.items()})
                 for i, a in enumerate(prepared)]
 
     def rank(self, request: RecommendRequest, scoring: Scoring) -> np.ndarray:
