@@ -559,6 +559,12 @@ def main() -> None:
                              "config: 1000, which took 6 min at 5k episodes here)")
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--no-served", action="store_true")
+    parser.add_argument("--skip", nargs="+", default=[], choices=["ingest", "index"],
+                        help="stages not run (at 1M: the ingest comparison and the index "
+                             "build are bench_large_lists.py's and bench_index.py's)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a --work folder's catalog, events and built store: a run "
+                             "cut off after building the store starts again at training")
     parser.add_argument("--work", type=Path, help="folder for the files (default: a temp)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
@@ -577,9 +583,11 @@ def main() -> None:
         r: dict[str, Any] = {"episodes": n}
         t0 = time.perf_counter()
         plan = synthetic.plan_catalog(n, pools, seed=0)
-        synthetic.write_catalog(plan, pools, work / "catalog.jsonl")
         events = work / "events.csv"
-        r["listeners"] = synthetic.write_events(plan, events, n * args.per_episode, seed=1)
+        reuse = args.reuse and (work / "built.json").is_file()
+        if not reuse:
+            synthetic.write_catalog(plan, pools, work / "catalog.jsonl")
+            r["listeners"] = synthetic.write_events(plan, events, n * args.per_episode, seed=1)
         r |= {"shows": plan.n_shows, "events": n * args.per_episode,
               "generate_s": round(time.perf_counter() - t0, 1)}
         prefix = work / "events-prefix.csv"
@@ -588,11 +596,21 @@ def main() -> None:
                 if i > args.old_events:
                     break
                 dst.write(line)
-        r["ingest"] = ingest_figures(events, prefix, work, not args.no_pg, args.repeats)
-        r["index"] = index_figures(plan, pools, args.queries)
+        if "ingest" not in args.skip:
+            r["ingest"] = ingest_figures(events, prefix, work, not args.no_pg, args.repeats)
+        if "index" not in args.skip:
+            r["index"] = index_figures(plan, pools, args.queries)
         if not args.no_served:
             url = f"sqlite:///{work / 'podrec.db'}"
-            r["served"] = {"store": build_store(url, work, plan, pools, events)}
+            if reuse:
+                built = json.loads((work / "built.json").read_text(encoding="utf-8"))
+                r["listeners"] = built.pop("listeners", None)
+                r["served"] = {"store": built}
+            else:
+                (work / "podrec.db").unlink(missing_ok=True)
+                r["served"] = {"store": build_store(url, work, plan, pools, events)}
+                (work / "built.json").write_text(json.dumps(
+                    r["served"]["store"] | {"listeners": r.get("listeners")}), encoding="utf-8")
             r["served"] |= served_figures(url, n, args.requests, args.feedback,
                                           args.validation_users)
         results.append(r)

@@ -25,6 +25,18 @@ from podrec.enrich.taxonomy import taxonomy_labels
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
+@functools.cache
+def _threadpools() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on the calling thread only (about 2 us to enter)."""
+    return _threadpools().limit(limits=1, user_api="blas")
+
+
 class TaxonomyTagger:
     """Zero-shot tagging against a category taxonomy: the labels nearest an item's vector.
 
@@ -42,7 +54,11 @@ class TaxonomyTagger:
         self.top_k, self.min_score, self.margin = top_k, min_score, margin
 
     def tag(self, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
-        scores = np.asarray(vectors, dtype=np.float32) @ self.label_vectors.T
+        # One BLAS thread: a batch's product is ~20 us of work, and OpenBLAS's threads, woken
+        # for it beside the tokenizer's, made tagging a tenth of a WordLlama enrich's time
+        # (benchmarks/bench_ray.py: in-process 0.46 -> 0.66 of the raw embedder, loaded box).
+        with one_blas_thread():
+            scores = np.asarray(vectors, dtype=np.float32) @ self.label_vectors.T
         if not scores.size:
             return [[] for _ in range(len(scores))]
         # the batch's top_k labels at once (a row-by-row sort was a third of enrich's
