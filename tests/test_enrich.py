@@ -197,17 +197,69 @@ def test_keyphrases_ahead_of_the_embedding_are_the_ones_made_in_turn(tmp_path, w
 
     records = list(read_catalog(SAMPLE / "catalog.jsonl", IngestReport()))[:150]
     tags = []
-    for threads in (0, 2):
-        store = Store(f"sqlite:///{tmp_path / f'{engine}-{threads}.db'}")
+    # in turn; on two threads; in a second process (from 1 item up)
+    for threads, above in ((0, 0), (2, 0), (0, 1)):
+        store = Store(f"sqlite:///{tmp_path / f'{engine}-{threads}-{above}.db'}")
         store.upsert_items(records)
         Enricher(store, wordllama, batch_size=16, keyphrase_engine=engine,
-                 keyphrase_threads=threads).run()
+                 keyphrase_threads=threads, keyphrase_process_above=above).run()
         pks = [i.pk for i in store.iter_items()]
         tags.append({pk: [(t["source"], t["tag"]) for t in row]
                      for pk, row in store.tags_for(pks).items()})
         store.close()
-    assert tags[0] == tags[1]
+    assert tags[0] == tags[1] == tags[2]
     assert sum(s == "keyphrase" for row in tags[0].values() for s, _ in row) > 100
+
+
+def test_a_keyphrase_process_that_dies_leaves_its_batches_to_the_caller(caplog):
+    from podrec.enrich.pipeline import KeyphrasesAhead
+    from podrec.records import Item
+
+    items = [Item(id=str(i), title=f"Deep sea fishing {i}",
+                  description="Stories of deep sea fishing boats, their crews and storms.",
+                  language="en") for i in range(3)]
+    here = KeyphrasesAhead(10, 0)
+    expected = here.result(here.submit(items), items)
+    ahead = KeyphrasesAhead(10, 0, process=True)
+    try:
+        assert ahead.result(ahead.submit(items), items) == expected  # from the child
+        ahead._process._proc.kill()
+        ahead._process._proc.wait()
+        later = [ahead.submit(items) for _ in range(3)]  # asked of a dead child
+        assert [ahead.result(f, items) for f in later] == [expected] * 3
+    finally:
+        ahead.close()
+    assert expected[0] and expected[0][0][0] == "Deep sea"
+    assert "keyphrases are extracted in this process instead" in caplog.text
+
+
+def test_a_script_without_a_main_guard_enriches_once(tmp_path):
+    """The keyphrase process is a fresh ``python -m``: it does not run the caller's script
+    again, as a ``multiprocessing`` child would."""
+    import subprocess
+    import sys
+
+    from conftest import SAMPLE
+
+    script = tmp_path / "enrich_script.py"
+    script.write_text(
+        "from podrec.enrich.embedders import make_embedder\n"
+        "from podrec.enrich.pipeline import Enricher\n"
+        "from podrec.ingest.datasets import read_catalog\n"
+        "from podrec.records import IngestReport\n"
+        "from podrec.storage import Store\n"
+        "from pathlib import Path\n"
+        f"store = Store('sqlite:///{tmp_path / 'script.db'}')\n"
+        f"store.upsert_items(list(read_catalog(Path({str(SAMPLE / 'catalog.jsonl')!r}), "
+        "IngestReport()))[:40])\n"
+        "print('ran', flush=True)\n"
+        "report = Enricher(store, make_embedder('wordllama'), batch_size=8, "
+        "keyphrase_process_above=1).run()\n"
+        "print('tagged', report.tagged, flush=True)\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["ran", "tagged 40"]
 
 
 def test_vectors_and_tags_are_written_a_few_batches_at_a_time(tmp_path, wordllama):

@@ -35,6 +35,9 @@ class TaggerConfig:
     keyphrases: int = 5
     # rake (fast; the default) | rust (YAKE in yake-rust) | python (the yake package)
     keyphrase_engine: str = "rake"
+    # An enrich of at least this many items extracts keyphrases in a second process while it
+    # embeds (on two or more CPUs); 0: never.
+    keyphrase_process_above: int = 2000
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,7 @@ MINIMUMS.update({"server.fetch_max_bytes": 1, "server.fetch_timeout": 0.1,
 MINIMUMS.update({"privacy.retain_days": 0.0, "privacy.purge_interval": 60.0,
                  "privacy.dp_epsilon": 0.0})
 MINIMUMS["recommend.card_cache_mb"] = 0
+MINIMUMS["tagger.keyphrase_process_above"] = 0
 MINIMUMS.update({"ray.num_cpus": 0, "ray.task_cpus": 0.01, "ray.chunk_items": 1,
                  "ray.max_retries": 0})
 # Keys that hold IP networks.

@@ -137,7 +137,9 @@ def enrich_on_runner(enricher: Enricher, runner: BatchRunner,
                 "taxonomy_min_score": enricher.taxonomy_min_score,
                 "keyphrases": enricher.keyphrases,
                 "keyphrase_engine": enricher.keyphrase_engine,
-                "keyphrase_threads": enricher.keyphrase_threads}
+                "keyphrase_threads": enricher.keyphrase_threads,
+                # the cluster's workers are the parallelism: no process of their own
+                "keyphrase_process_above": 0}
     size = -(-max(chunk_items, 1) // enricher.batch_size) * enricher.batch_size
     tasks = [EnrichChunk(url, name, settings, tuple(item.pk for item, _, _ in part), force)
              for part in chunks(todo, size)]

@@ -16,8 +16,10 @@ one being embedded (0.45-0.58).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from podrec.enrich.embedders import TextEmbedder
+from podrec.enrich.keyphrase_process import KeyphraseProcess
 from podrec.enrich.tagger import (
     KeyphraseExtractor,
     TaxonomyTagger,
@@ -35,7 +38,9 @@ from podrec.enrich.tagger import (
 from podrec.records import Item
 from podrec.storage import Store
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
+
 TAG_SOURCES = ("category", "taxonomy", "keyphrase")  # the tags an enrich replaces
 
 
@@ -84,33 +89,75 @@ class EnrichReport:
 RawPhrases = list[list[tuple[str, float]]]  # each item's keyphrases before cleaning
 
 
-class KeyphrasesAhead:
-    """Raw keyphrases of batches, extracted on ``threads`` threads (one extractor each) while
-    the caller works; ``threads`` 0 extracts in the caller's thread when asked."""
+def _keyphrase_text(item: Item) -> str:
+    return f"{item.title}. {item.description}"
 
-    def __init__(self, top_n: int, threads: int, engine: str = "rake") -> None:
+
+class KeyphrasesAhead:
+    """Raw keyphrases of batches, extracted on ``threads`` threads (one extractor each) or,
+    with ``process``, in one other process, while the caller embeds; with neither, in the
+    caller's thread when asked.
+
+    A second process is what lets keyphrases run beside a fast embedder: the tokenizer keeps
+    taking the GIL back, so a thread only slows it (RAKE on a thread ahead: 0.87 -> 0.76 of
+    the raw embedder), while the other process uses the core the embedder leaves idle. If that
+    process cannot start or dies, the batches it had are extracted here instead.
+    """
+
+    def __init__(self, top_n: int, threads: int, engine: str = "rake",
+                 process: bool = False) -> None:
         self.top_n, self.engine = top_n, engine
         self._local = threading.local()
-        self._pool = ThreadPoolExecutor(threads, "podrec-keyphrases") if threads > 0 else None
+        self._pool: ThreadPoolExecutor | None = None
+        self._process: KeyphraseProcess | None = None
+        self._warned = False
+        if process:
+            try:
+                self._process = KeyphraseProcess(top_n, engine)
+            except OSError as exc:
+                log.warning("keyphrases stay in this process: no second process (%s)", exc)
+        elif threads > 0:
+            self._pool = ThreadPoolExecutor(threads, "podrec-keyphrases")
 
-    def _extract(self, items: list[Item]) -> RawPhrases:
+    def _extractor(self) -> KeyphraseExtractor:
         extractor = getattr(self._local, "extractor", None)
         if extractor is None:
             extractor = self._local.extractor = KeyphraseExtractor(self.top_n,
                                                                    engine=self.engine)
-        return [extractor.extract(f"{item.title}. {item.description}", item.language)
-                for item in items]
+        return extractor
+
+    def _extract(self, items: list[Item]) -> RawPhrases:
+        extractor = self._extractor()
+        return [extractor.extract(_keyphrase_text(item), item.language) for item in items]
 
     def submit(self, items: list[Item]) -> Future[RawPhrases]:
+        if self._process is not None:
+            return self._process.submit([(_keyphrase_text(i), i.language) for i in items])
         if self._pool is not None:
             return self._pool.submit(self._extract, items)
         done: Future[RawPhrases] = Future()
         done.set_result(self._extract(items))
         return done
 
+    def result(self, future: Future[RawPhrases], items: list[Item]) -> RawPhrases:
+        """``future``'s phrases; extracted here if the other process failed them."""
+        try:
+            return future.result()
+        except RuntimeError as exc:
+            if self._process is None:
+                raise
+            if not self._warned:
+                self._warned = True
+                log.warning("keyphrases are extracted in this process instead (%s)", exc)
+            return self._extract(items)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._process is not None:
+            self._process.close()
+            self._process = None
 
 
 @dataclass
@@ -136,19 +183,29 @@ def keyphrase_threads(engine: str) -> int:
     return min(2, os.cpu_count() or 1) if engine == "rust" else 0
 
 
+# Items embedded ahead of the keyphrases they wait for, when those come from another process,
+# which may need a second or two to start (and jieba's dictionary another 1.4 s at the first
+# Chinese text); their vectors are held meanwhile, ~12 MB with e5.
+PROCESS_LAG_ITEMS = 8192
+
+
 class Enricher:
     """Embeds and tags a store's items with one embedder. ``keyphrase_engine``: see
     ``KeyphraseExtractor``; ``keyphrase_threads``: threads that extract keyphrases ahead of
     the batch being embedded (None: ``keyphrase_threads(engine)``; 0: in turn, in the enrich
-    thread); ``write_items``: items whose vectors and tags are written in one transaction (an
-    enrich stopped midway redoes at most that many)."""
+    thread); ``keyphrase_process_above``: a run of at least this many items to embed, on a
+    machine of two or more CPUs, extracts its keyphrases in a second process instead (0:
+    never; starting it costs about a second, hidden behind the first batches' embedding);
+    ``write_items``: items whose vectors and tags are written in one transaction (an enrich
+    stopped midway redoes at most that many)."""
 
     def __init__(self, store: Store, embedder: TextEmbedder, max_chars: TextLimit = 1000,
                  batch_size: int = 32, taxonomy_top_k: int = 3,
                  taxonomy_min_score: float = 0.0, keyphrases: int = 5,
                  keyphrase_engine: str = "rake", keyphrase_threads: int | None = None,
-                 write_items: int = 256) -> None:
+                 keyphrase_process_above: int = 2000, write_items: int = 256) -> None:
         self.store, self.embedder = store, embedder
+        self.keyphrase_process_above = keyphrase_process_above
         self.write_items = write_items  # items written per transaction
         self.max_chars, self.batch_size = max_chars, batch_size
         self.taxonomy_top_k, self.taxonomy_min_score = taxonomy_top_k, taxonomy_min_score
@@ -198,14 +255,32 @@ class Enricher:
         batches = [todo[s:s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
         threads = keyphrase_threads(self.keyphrase_engine) if self.keyphrase_threads is None \
             else self.keyphrase_threads
+        process = (self.keyphrases > 0 and 0 < self.keyphrase_process_above <= len(todo)
+                   and (os.cpu_count() or 1) >= 2)
+        ahead_by = -(-PROCESS_LAG_ITEMS // self.batch_size) if process else threads + 1
         # Twice as many candidates as kept: cleaning drops generic words and title fragments.
         ahead = KeyphrasesAhead(self.keyphrases * 2, threads if self.keyphrases > 0 else 0,
-                                self.keyphrase_engine)
+                                self.keyphrase_engine, process)
         phrases: dict[int, Future[RawPhrases]] = {}
+        embedded: deque[tuple[int, np.ndarray]] = deque()  # batches waiting for keyphrases
         unsaved = Unsaved()
+
+        def finish(b: int, vectors: np.ndarray) -> None:
+            batch = batches[b]
+            raw = ahead.result(phrases.pop(b), [item for item, _, _ in batch]) \
+                if b in phrases else [[] for _ in batch]
+            unsaved.rows += [(item.pk, h, vec) for (item, _, h), vec in
+                             zip(batch, vectors, strict=True)]
+            unsaved.tagged.update(self._tag(batch, vectors, tagger, raw))
+            if len(unsaved.rows) >= self.write_items:
+                unsaved.save(self.store, model_id)
+            report.tagged += len(batch)
+            if progress:
+                progress(len(batch))
+
         try:
             for b, batch in enumerate(batches):
-                for nxt in range(b, min(b + threads + 1, len(batches))):
+                for nxt in range(b, min(b + ahead_by, len(batches))):
                     if nxt not in phrases and self.keyphrases > 0:
                         phrases[nxt] = ahead.submit([item for item, _, _ in batches[nxt]])
                 need = [(i, text) for i, (_, text, h) in enumerate(batch) if h not in cached]
@@ -215,17 +290,13 @@ class Enricher:
                         cached[batch[i][2]] = vec
                 report.embedded += len(need)
                 report.reused += len(batch) - len(need)
-                rows = [(item.pk, h, cached[h]) for item, _, h in batch]
-                raw = phrases.pop(b).result() if b in phrases else [[] for _ in batch]
-                tagged = self._tag(batch, np.vstack([cached[h] for _, _, h in batch]), tagger,
-                                   raw)
-                unsaved.rows += rows
-                unsaved.tagged.update(tagged)
-                if len(unsaved.rows) >= self.write_items:
-                    unsaved.save(self.store, model_id)
-                report.tagged += len(batch)
-                if progress:
-                    progress(len(batch))
+                embedded.append((b, np.vstack([cached[h] for _, _, h in batch])))
+                # tag in order each batch whose keyphrases are in; wait only when too far ahead
+                while embedded and (len(embedded) >= ahead_by or embedded[0][0] not in phrases
+                                    or phrases[embedded[0][0]].done()):
+                    finish(*embedded.popleft())
+            while embedded:
+                finish(*embedded.popleft())
             unsaved.save(self.store, model_id)
         finally:
             ahead.close()

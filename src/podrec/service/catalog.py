@@ -90,7 +90,8 @@ class CatalogService:
                                 batch_size=cfg.batch_size, taxonomy_top_k=tag.taxonomy_top_k,
                                 taxonomy_min_score=tag.taxonomy_min_score,
                                 keyphrases=tag.keyphrases,
-                                keyphrase_engine=tag.keyphrase_engine)
+                                keyphrase_engine=tag.keyphrase_engine,
+                                keyphrase_process_above=tag.keyphrase_process_above)
             report = enricher.run(kind=kind, force=force, progress=progress,
                                   on_total=on_total, runner=runner,
                                   chunk_items=self.config.ray.chunk_items)
