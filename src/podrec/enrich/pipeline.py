@@ -194,8 +194,9 @@ class Enricher:
     ``KeyphraseExtractor``; ``keyphrase_threads``: threads that extract keyphrases ahead of
     the batch being embedded (None: ``keyphrase_threads(engine)``; 0: in turn, in the enrich
     thread); ``keyphrase_process_above``: a run of at least this many items to embed, on a
-    machine of two or more CPUs, extracts its keyphrases in a second process instead (0:
-    never; starting it costs about a second, hidden behind the first batches' embedding);
+    machine of two or more CPUs, with an embedder that does not take every core itself
+    (``uses_all_cores``), extracts its keyphrases in a second process instead (0: never;
+    starting it costs about a second, hidden behind the first batches' embedding);
     ``write_items``: items whose vectors and tags are written in one transaction (an enrich
     stopped midway redoes at most that many)."""
 
@@ -255,8 +256,11 @@ class Enricher:
         batches = [todo[s:s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
         threads = keyphrase_threads(self.keyphrase_engine) if self.keyphrase_threads is None \
             else self.keyphrase_threads
+        # A second process only beside an embedder that leaves a core idle: beside e5, which
+        # takes every core, it cost 0.98 -> 0.95 of the raw embedder (bench_ray.py).
         process = (self.keyphrases > 0 and 0 < self.keyphrase_process_above <= len(todo)
-                   and (os.cpu_count() or 1) >= 2)
+                   and (os.cpu_count() or 1) >= 2
+                   and not getattr(self.embedder, "uses_all_cores", False))
         ahead_by = -(-PROCESS_LAG_ITEMS // self.batch_size) if process else threads + 1
         # Twice as many candidates as kept: cleaning drops generic words and title fragments.
         ahead = KeyphrasesAhead(self.keyphrases * 2, threads if self.keyphrases > 0 else 0,
