@@ -101,17 +101,20 @@ class ItemKNNModel(Recommender):
             ) -> ItemKNNModel:
         assert interactions is not None
         x = _binary(interactions.matrix())
-        self._n_items = x.shape[1]
-        counts = np.asarray(x.sum(axis=0)).ravel()
-        co = (x.T @ x).tocsr().astype(np.float32)
-        co.setdiag(0.0)
-        co.eliminate_zeros()
-        norms = np.sqrt(counts)
-        co = co.tocoo()
-        sims = co.data / (norms[co.row] * norms[co.col] + self.shrink)
-        sim = sparse.csr_matrix((sims.astype(np.float32), (co.row, co.col)),
-                                shape=co.shape)
-        self.similarity = _keep_top_per_row(sim, self.neighbours)
+        n = self._n_items = x.shape[1]
+        norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
+        xt = x.T.tocsr()  # items x listeners
+        parts = []
+        for a, b in _blocks(_co_bounds(x, xt), ITEMKNN_BLOCK_PAIRS):
+            co = (xt[a:b] @ x).tocoo()  # items a..b against every item
+            off = co.row + a != co.col  # not an item with itself
+            rows, cols = co.row[off], co.col[off]
+            sims = co.data[off] / (norms[rows + a] * norms[cols] + self.shrink)
+            block = sparse.csr_matrix((sims.astype(np.float32), (rows, cols)),
+                                      shape=(b - a, n))
+            parts.append(_keep_top_per_row(block, self.neighbours))
+        self.similarity = sparse.vstack(parts, format="csr", dtype=np.float32) if parts \
+            else sparse.csr_matrix((n, n), dtype=np.float32)
         return self
 
     def score(self, batch: UserBatch) -> np.ndarray:
@@ -185,6 +188,31 @@ def history_rows_sum(histories: sparse.csr_matrix, matrix: sparse.csr_matrix
         out = sparse.coo_matrix((vals * h.data[pos], (user, cols)),
                                 shape=(h.shape[0], matrix.shape[1])).tocsr()
     out.sum_duplicates()
+    return out
+
+
+# Item pairs one block of ItemKNN's co-occurrence may hold (an upper bound; ~12 bytes each):
+# the whole item x item product of 1M episodes and 3M events from power-law listeners did not
+# fit in 24 GB, since a listener of n items gives n^2 pairs.
+ITEMKNN_BLOCK_PAIRS = 20_000_000
+
+
+def _co_bounds(x: sparse.csr_matrix, xt: sparse.csr_matrix) -> np.ndarray:
+    """For each item, the co-occurrences its row can hold at most: the items of each of its
+    listeners, summed."""
+    return np.asarray(xt @ np.diff(x.indptr).astype(np.float64)).ravel()
+
+
+def _blocks(bounds: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive row ranges whose bounds sum to at most ``budget`` (a row above it alone)."""
+    out, start, total = [], 0, 0.0
+    for r, v in enumerate(bounds.tolist()):
+        if r > start and total + v > budget:
+            out.append((start, r))
+            start, total = r, 0.0
+        total += v
+    if start < len(bounds):
+        out.append((start, len(bounds)))
     return out
 
 
