@@ -319,3 +319,48 @@ def test_stored_index_rebuilds_when_the_kind_changes(tmp_path):
     assert again.index().kind == "ann" and again.builds == 0 and again.index().ef_search == 99
     empty = StoredIndex(store, "no-such-model", None, IndexConfig())
     assert len(empty.index()) == 0 and len(empty.search(v[0], 5)[0]) == 0
+
+
+def test_a_loaded_hnsw_index_reads_the_catalogs_own_vectors(tmp_path):
+    """Refreshed with the very rows it holds (a catalog's memory-mapped vectors), a saved HNSW
+    index keeps no copy of its own, and answers as the copy read back from the graph does;
+    once the rows differ (an item gone), it reads its own copy back again."""
+    url = "sqlite:///" + str(tmp_path / "podrec.db")
+    store = Store(url)
+    v = clustered(400, seed=11)
+    pks = put_items(store, {f"s{i}": v[i] for i in range(400)})
+    cfg = IndexConfig(kind="ann")
+    StoredIndex(store, MODEL, "show", cfg).index()  # built and saved
+
+    live_pks, matrix = store.load_vectors(MODEL, "show")
+    np.save(tmp_path / "vectors.npy", matrix)
+    mapped = np.load(tmp_path / "vectors.npy", mmap_mode="r")  # as the catalog cache maps them
+    shared = StoredIndex(Store(url), MODEL, "show", cfg)
+    shared.refresh(live_pks, mapped)
+    assert shared.builds == 0 and not shared.last_update.changed
+    assert np.shares_memory(shared.index().vectors, mapped)
+    own = StoredIndex(Store(url), MODEL, "show", cfg)  # reads its vectors from the store
+    own.index()
+    assert not np.shares_memory(own.index().vectors, mapped)
+    np.testing.assert_allclose(own.index().vectors, shared.index().vectors, atol=1e-6)
+    for q in (v[3], v[250], clustered(1, seed=5)[0]):
+        a, b = shared.search(q, 10), own.search(q, 10)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_allclose(a[1], b[1], atol=1e-5)
+        np.testing.assert_allclose(shared.index().similarities(q, np.arange(20)),
+                                   own.index().similarities(q, np.arange(20)), atol=1e-5)
+
+    # rows that are not unit length are not taken for a cosine index's own
+    longer = np.ascontiguousarray(matrix * 2.0, dtype=np.float32)
+    stretched = StoredIndex(Store(url), MODEL, "show", cfg)
+    stretched.refresh(live_pks, longer)
+    assert not stretched.last_update.changed  # the same directions
+    assert not np.shares_memory(stretched.index().vectors, longer)
+
+    drop_vectors(store, [pks["s7"]])
+    fewer_pks, fewer = store.load_vectors(MODEL, "show")
+    after = StoredIndex(Store(url), MODEL, "show", cfg)
+    after.refresh(fewer_pks, fewer)
+    assert after.last_update.removed == 1
+    assert not np.shares_memory(after.index().vectors, fewer)
+    assert pks["s7"] not in after.search(v[7], 5)[0]

@@ -210,7 +210,14 @@ class ANNIndex(RowReads):
         return pack(meta, {"graph": graph, "removed": self.removed})
 
     @classmethod
-    def from_bytes(cls, data: bytes, num_threads: int = -1) -> ANNIndex:
+    def from_bytes(cls, data: bytes, num_threads: int = -1,
+                   vectors: np.ndarray | None = None) -> ANNIndex:
+        """The saved index. Its exact scores need the vectors as rows of their own beside
+        hnswlib's graph: read back from the graph (1.5 KB an episode of private memory with
+        e5), or, given ``vectors`` with the same rows and none removed, those themselves (a
+        catalog's memory-mapped vectors: shared by a machine's workers, nothing copied). Rows
+        given for a cosine index must already be unit length, as embedders make them;
+        otherwise they are not used."""
         meta, npz = unpack(data)
         if meta["kind"] != cls.kind:
             raise ValueError(f"not an ANN index: {meta['kind']!r}")
@@ -236,12 +243,16 @@ class ANNIndex(RowReads):
             os.unlink(tmp)
         g.set_ef(1)  # the beam is each search's own: _knn
         idx._graph = g
-        vectors = np.zeros((n, dim), dtype=np.float32)
+        shared = _shared_rows(vectors, n, dim, idx.metric) if not removed.any() else None
+        if shared is not None:
+            idx._rows = shared
+            return idx
+        own = np.zeros((n, dim), dtype=np.float32)
         live = np.flatnonzero(~removed)
         for s in range(0, live.size, GET_ITEMS_ROWS):
             part = live[s: s + GET_ITEMS_ROWS]
-            vectors[part] = np.asarray(g.get_items(part), dtype=np.float32)
-        idx._rows = RowStore(vectors)
+            own[part] = np.asarray(g.get_items(part), dtype=np.float32)
+        idx._rows = RowStore(own)
         idx._rows.set_removed(removed)
         return idx
 
@@ -251,6 +262,22 @@ class ANNIndex(RowReads):
     @classmethod
     def load(cls, path: str | Path) -> ANNIndex:
         return cls.from_bytes(Path(path).read_bytes())
+
+
+UNIT_TOLERANCE = 1e-4  # how far from 1 a shared row's squared length may be, for cosine
+
+
+def _shared_rows(vectors: np.ndarray | None, n: int, dim: int, metric: str
+                 ) -> RowStore | None:
+    """``vectors`` as an index's rows without copying them, if they can be: float32, C order,
+    ``n`` x ``dim``, and for cosine unit length."""
+    if vectors is None or vectors.shape != (n, dim) or vectors.dtype != np.float32 \
+            or not vectors.flags.c_contiguous:
+        return None
+    rows = RowStore(vectors)
+    if metric == "cosine" and n and float(np.abs(rows.sq_norms - 1.0).max()) > UNIT_TOLERANCE:
+        return None
+    return rows
 
 
 def _npy_shape(f: Any) -> tuple[int, ...]:

@@ -100,7 +100,7 @@ class StoredIndex:
         pks = np.asarray(pks, dtype=np.int64)
         matrix = np.asarray(matrix, dtype=np.float32)
         if self._index is None:
-            self._load()
+            self._load(pks, matrix)
         want = choose_kind(len(pks), self.config.kind, self.config.ann_threshold)
         reason = self._misfit(want, matrix)
         if reason:
@@ -115,7 +115,11 @@ class StoredIndex:
         return report
 
     # -- internals --------------------------------------------------------------------------
-    def _load(self) -> None:
+    def _load(self, pks_now: np.ndarray | None = None, matrix: np.ndarray | None = None
+              ) -> None:
+        """The saved index, if any. When the vectors it is refreshed with are its own rows
+        (the same pks in the same order, as a catalog's vectors are until items come or go),
+        an HNSW index reads those instead of keeping a copy of its own."""
         try:
             # One copy of the saved index at a time: its inner index is read out of the
             # artefact's stream (SQLite: in place), and that array let go once it is bytes.
@@ -127,7 +131,9 @@ class StoredIndex:
                     inner = npz["index"]
             data = inner.tobytes()
             del inner
-            index = index_from_bytes(data)
+            same = pks_now is not None and matrix is not None and len(pks_now) == len(pks) \
+                and bool(np.array_equal(pks_now, pks))
+            index = index_from_bytes(data, matrix if same else None)
             del data
         except Exception as exc:  # a damaged or foreign artifact: rebuild
             log.warning("index %s: saved index unreadable (%s); rebuilding", self.name, exc)
@@ -208,6 +214,9 @@ class StoredIndex:
         idx = self._index
         assert idx is not None
         changed = np.zeros(len(new_i), dtype=bool)
+        if len(new_i) == len(idx) and np.may_share_memory(idx.vectors, matrix) \
+                and np.array_equal(new_i, rows):
+            return changed  # the index reads these very vectors
         for s in range(0, len(new_i), COMPARE_ROWS):
             block = slice(s, s + COMPARE_ROWS)
             current = prepare(matrix[new_i[block]], self.metric, idx.dim)

@@ -250,14 +250,16 @@ def unpack(data: bytes) -> tuple[dict[str, Any], Any]:
     return meta, npz
 
 
-def index_from_bytes(data: bytes) -> VectorIndex:
-    """An index saved by either implementation's ``to_bytes`` / ``save``."""
+def index_from_bytes(data: bytes, vectors: np.ndarray | None = None) -> VectorIndex:
+    """An index saved by either implementation's ``to_bytes`` / ``save``. ``vectors``: the
+    same rows, held elsewhere (a catalog's memory-mapped vectors), for an HNSW index to read
+    instead of a copy of its own (see ``ANNIndex.from_bytes``)."""
     meta, _ = unpack(data)
     if meta["kind"] == "exact":
         return ExactIndex.from_bytes(data)
     from podrec.index.ann import ANNIndex
 
-    return ANNIndex.from_bytes(data)
+    return ANNIndex.from_bytes(data, vectors=vectors)
 
 
 def load_index(path: str | Path) -> VectorIndex:
