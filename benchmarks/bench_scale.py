@@ -323,19 +323,26 @@ def cold_start(url: str, user: str) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def served_figures(url: str, n: int, requests: int, feedback: int, validation_users: int
-                   ) -> dict[str, Any]:
+def served_figures(url: str, n: int, requests: int, feedback: int, validation_users: int,
+                   reuse: bool = False) -> dict[str, Any]:
     from podrec.service import Podrec
 
     out: dict[str, Any] = {}
     users = listeners_with_events(url, requests + feedback, seed=n)
     p = Podrec(config(url))
     try:
-        t0 = time.perf_counter()
-        report = p.train("episode", max_validation_users=validation_users)
-        out["train_s"] = round(time.perf_counter() - t0, 1)
-        out["train_data"] = report.meta.get("data")
-        say(f"  trained in {out['train_s']} s")
+        trained = p.model_versions("episode") if reuse else []
+        if trained:  # trained before (the run was cut off after training): its own figures
+            meta = trained[0]["meta"]
+            out |= {"train_s": meta.get("seconds"), "train_data": meta.get("data"),
+                    "train_reused": trained[0]["version"]}
+            say(f"  reusing the trained model {trained[0]['version']} ({out['train_s']} s)")
+        else:
+            t0 = time.perf_counter()
+            report = p.train("episode", max_validation_users=validation_users)
+            out["train_s"] = round(time.perf_counter() - t0, 1)
+            out["train_data"] = report.meta.get("data")
+            say(f"  trained in {out['train_s']} s")
         t0 = time.perf_counter()
         p.recommend(user_id=users[0], kind="episode")
         out["first_list_after_training_s"] = round(time.perf_counter() - t0, 1)
@@ -396,6 +403,16 @@ def reused_1m() -> dict[str, Any]:
         out["exact_bytes_per_episode"] = big["exact"]["bytes_per_vector"]
         out["ann_bytes_per_episode"] = big["ann"]["bytes_per_vector"]
     return out
+
+
+def index_of_reused(big: dict[str, Any]) -> dict[str, Any]:
+    """The 1M index figures of the earlier runs, shaped as a run's own ``index``."""
+    return {"from": big.get("from"),
+            "ann": {"build_s": big.get("ann_build_s"),
+                    "saved_bytes_per_episode": big.get("ann_bytes_per_episode"),
+                    **(big.get("ann_query") or {})},
+            "exact": {"saved_bytes_per_episode": big.get("exact_bytes_per_episode"),
+                      **(big.get("exact_query") or {})}}
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -509,7 +526,8 @@ def plot(results: list[dict[str, Any]], big: dict[str, Any], path: Path) -> None
          [r["index"]["ann"]["saved_bytes_per_episode"] * r["episodes"] / 2**20
           for r in results],
          big.get("ann_bytes_per_episode", 0) * 1e6 / 2**20 or None),
-        ("recommend p50 (ms); 1M: bench_large_lists,\nits pipeline given the HNSW index",
+        ("recommend p50 (ms)" if not big else
+         "recommend p50 (ms); 1M: bench_large_lists,\nits pipeline given the HNSW index",
          [r.get("served", {}).get("recommend", {}).get("p50_ms")
                                 for r in results],
          (big.get("list_in_process") or {}).get("p50_ms")),
@@ -566,6 +584,9 @@ def main() -> None:
                         help="keep a --work folder's catalog, events and built store: a run "
                              "cut off after building the store starts again at training")
     parser.add_argument("--work", type=Path, help="folder for the files (default: a temp)")
+    parser.add_argument("--merge", type=Path,
+                        help="an earlier run's JSON: its sizes not run now join the table "
+                             "and the plot")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
@@ -612,14 +633,25 @@ def main() -> None:
                 (work / "built.json").write_text(json.dumps(
                     r["served"]["store"] | {"listeners": r.get("listeners")}), encoding="utf-8")
             r["served"] |= served_figures(url, n, args.requests, args.feedback,
-                                          args.validation_users)
+                                          args.validation_users, args.reuse)
         results.append(r)
         print(json.dumps(r), flush=True)
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     big = reused_1m()
+    if args.merge:
+        ran = {r["episodes"] for r in results}
+        results = sorted([r for r in json.loads(args.merge.read_text(encoding="utf-8"))["sizes"]
+                          if r["episodes"] not in ran] + results, key=lambda r: r["episodes"])
+    if any(r["episodes"] == 1_000_000 for r in results):
+        for r in results:  # its index figures: bench_index.py's and bench_large_lists.py's
+            if r["episodes"] == 1_000_000 and "index" not in r:
+                r["index"] = index_of_reused(big)
+        big = {}
     rows = table(results, big)
     head = ("cost", *[f"{r['episodes']:,}" for r in results], "1M (earlier runs)")
+    if not big:  # 1M measured in this table: no column of earlier 1M figures
+        head, rows = head[:-1], [row[:-1] for row in rows]
     widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
     for row in [head, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
