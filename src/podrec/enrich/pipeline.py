@@ -314,9 +314,10 @@ class Enricher:
         for (item, _, _), labels, found in zip(batch, tagger.tag(vectors), raw, strict=True):
             entries = [("category", c, 1.0) for c in item.categories]
             entries += [("taxonomy", tag, score) for tag, score in labels]
-            phrases = clean_phrases(found, item.title,
-                                    [*item.categories, *(t for t, _ in labels)], self._vocab,
-                                    item.author or "", limit=self.keyphrases)
-            entries += [("keyphrase", kw, s) for kw, s in phrases]
+            if found:
+                phrases = clean_phrases(found, item.title,
+                                        [*item.categories, *(t for t, _ in labels)],
+                                        self._vocab, item.author or "", limit=self.keyphrases)
+                entries += [("keyphrase", kw, s) for kw, s in phrases]
             tagged[item.pk] = entries
         return tagged
