@@ -7,8 +7,9 @@ so both sides see the same machine load:
 - ``throughput``: the raw embedder's items/s (the model package called directly) and
   ``Enricher.run``'s items/s (embed, store, taxonomy tags, keyphrases) on the same Apple
   shows, alternated, best of ``--repeats``; once per keyphrase setting: before (the Python
-  ``yake``, 1000 characters, in turn), ``yake-rust`` at 500 characters in turn, after (the
-  same on threads a few batches ahead of the embedding, the default), and no keyphrases.
+  ``yake``, 1000 characters, in turn), ``yake-rust`` at 500 characters in turn and on two
+  threads ahead, RAKE in turn and on a thread ahead, after (RAKE in a second process while
+  this one embeds, the default for an embedder that leaves a core idle), and no keyphrases.
 - ``tags``: keyphrase precision/recall against hidden source genres (bench_tags.py's sets
   and scoring) for the same settings, and how many of the cleaned phrases each setting
   shares with the reference.
@@ -60,12 +61,15 @@ SETTINGS = [("before: yake (Python), 1000 chars", "python", 1000),
 # The throughput runs: (label, engine, characters, keyphrase threads; None: the engine's
 # default, two threads extracting ahead of the batch being embedded for yake-rust, in turn for
 # the Python engines; 0: in turn)
-THROUGHPUT = [("before: yake (Python), 1000 chars, in turn", "python", 1000, 0),
-              ("yake-rust, 500 chars, in turn", "rust", 500, 0),
-              ("yake-rust, 500 chars, 2 threads ahead", "rust", 500, None),
-              ("after: RAKE, 500 chars, in turn (default)", "rake", 500, None),
-              ("RAKE, 500 chars, 1 thread ahead", "rake", 500, 1),
-              ("floor: no keyphrases", "none", 0, 0)]
+# (label, engine, characters, keyphrase threads, keyphrase_process_above): 0 keeps the
+# keyphrases in this process, as the label says; 1 puts them in a second process
+THROUGHPUT = [("before: yake (Python), 1000 chars, in turn", "python", 1000, 0, 0),
+              ("yake-rust, 500 chars, in turn", "rust", 500, 0, 0),
+              ("yake-rust, 500 chars, 2 threads ahead", "rust", 500, None, 0),
+              ("RAKE, 500 chars, in turn", "rake", 500, None, 0),
+              ("RAKE, 500 chars, 1 thread ahead", "rake", 500, 1, 0),
+              ("after: RAKE, 500 chars, second process (default)", "rake", 500, None, 1),
+              ("floor: no keyphrases", "none", 0, 0, 0)]
 
 
 class NoKeyphrases:
@@ -94,7 +98,8 @@ def raw_embedder(name: str, texts: list[str]) -> tuple[TextEmbedder, Callable[[]
 
 
 def enrich_once(embedder: TextEmbedder, records: list[Any], tmp: Path, tag: str,
-                engine: str, chars: int, threads: int | None = None) -> float:
+                engine: str, chars: int, threads: int | None = None,
+                process_above: int = 0) -> float:
     """``Enricher.run`` on a fresh SQLite file (ingest untimed), keyphrases as given."""
     store = Store(f"sqlite:///{tmp / f'{tag}.db'}")
     saved = pipeline.KeyphraseExtractor
@@ -104,7 +109,8 @@ def enrich_once(embedder: TextEmbedder, records: list[Any], tmp: Path, tag: str,
         store.upsert_items(records)
         t0 = time.perf_counter()
         pipeline.Enricher(store, embedder, batch_size=BATCH, keyphrase_threads=threads,
-                          keyphrase_engine="rake" if engine == "none" else engine).run()
+                          keyphrase_engine="rake" if engine == "none" else engine,
+                          keyphrase_process_above=process_above).run()
         return time.perf_counter() - t0
     finally:
         pipeline.KeyphraseExtractor = saved  # type: ignore[misc]
@@ -124,9 +130,9 @@ def throughput(name: str, n: int, repeats: int, data: Path, tmp: Path) -> dict[s
         t0 = time.perf_counter()
         raw()
         runs["raw"].append(time.perf_counter() - t0)
-        for i, (label, engine, chars, threads) in enumerate(THROUGHPUT):
+        for i, (label, engine, chars, threads, above) in enumerate(THROUGHPUT):
             runs[label].append(enrich_once(embedder, records, tmp, f"{name}-{rep}-{i}",
-                                           engine, chars, threads))
+                                           engine, chars, threads, above))
         print(f"  {name} repeat {rep + 1}/{repeats}: "
               + ", ".join(f"{v[-1]:.2f}s" for v in runs.values()), flush=True)
     best = {k: min(v) for k, v in runs.items()}
