@@ -10,7 +10,8 @@ Keyphrases are RAKE by default (enrich/tagger.py): with a fast embedder such as 
 YAKE cost more than the embedding and held enrich to 0.36-0.43 of the raw embedder; with RAKE
 it runs at 0.63-0.87. With YAKE in Rust (``keyphrase_engine = "rust"``), which lets go of the
 GIL for part of its work, keyphrases are extracted on two threads a few batches ahead of the
-one being embedded (0.45-0.58).
+one being embedded (0.45-0.58). A large run beside an embedder that leaves a core idle
+extracts them in a second process (enrich/keyphrase_process.py) while this one embeds.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from podrec.storage import Store
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
-
 TAG_SOURCES = ("category", "taxonomy", "keyphrase")  # the tags an enrich replaces
 
 
