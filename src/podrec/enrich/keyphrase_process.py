@@ -29,9 +29,11 @@ class KeyphraseProcess:
     never blocks; a future fails with ``RuntimeError`` if the child dies or cannot answer."""
 
     def __init__(self, top_n: int, engine: str = "rake") -> None:
+        # the child finds podrec where this process did (a checkout on sys.path included)
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "podrec.enrich.keyphrase_process", str(top_n), engine],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._waiting: deque[Future[Phrases]] = deque()  # answered in the order asked
         self._lock = threading.Lock()
         self._outbox: queue.SimpleQueue[Texts | None] = queue.SimpleQueue()
