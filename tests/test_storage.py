@@ -206,6 +206,46 @@ def test_an_artifact_is_read_as_a_stream(db_url):
     store.close()
 
 
+def test_a_large_artifact_is_stored_in_parts(db_url, monkeypatch):
+    """No stored value may pass 1 GB (SQLite and PostgreSQL both refuse it), so a large
+    payload goes in parts: read back whole, as a stream across the parts' boundaries, and
+    replaced or deleted with all its parts."""
+    import io
+
+    from podrec.storage import schema, store as store_module
+
+    monkeypatch.setattr(store_module, "ARTIFACT_PART_BYTES", 1000)
+    store = Store(db_url)
+    payload = np.random.default_rng(1).integers(0, 256, 5500, dtype=np.uint8).tobytes()
+    store.put_artifact("index:big", {"rows": 5}, payload)
+
+    def parts() -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(schema.artifact_parts)
+                                .where(schema.artifact_parts.c.name == "index:big")
+                                ).scalar_one()
+
+    assert parts() == 5  # 1000 bytes in the artefact's row, the other 4,500 in 5 parts
+    assert store.get_artifact("index:big") == ({"rows": 5}, payload)
+    with store.artifact_stream("index:big") as (meta, stream):
+        assert meta == {"rows": 5}
+        assert stream.read() == payload
+        stream.seek(990)  # across the first boundary
+        assert stream.read(25) == payload[990:1015]
+        stream.seek(-700, io.SEEK_END)  # inside the last, shorter part
+        assert stream.read() == payload[-700:]
+        stream.seek(2999)
+        assert stream.read(2) == payload[2999:3001]
+    store.put_artifact("index:big", {"rows": 1}, payload[:1500])  # fewer parts now
+    assert parts() == 1 and store.get_artifact("index:big") == ({"rows": 1}, payload[:1500])
+    store.put_artifact("index:big", {"rows": 0}, payload[:1000])  # exactly one part's worth
+    assert parts() == 0 and store.get_artifact("index:big")[1] == payload[:1000]
+    store.put_artifact("index:big", {"rows": 5}, payload)
+    store.delete_artifact("index:big")
+    assert parts() == 0 and store.get_artifact("index:big") is None
+    store.close()
+
+
 def test_unreachable_database_is_a_clear_error():
     with pytest.raises(StoreError, match="cannot use database"):
         Store("postgresql+psycopg://postgres@127.0.0.1:1/nothing")

@@ -3,12 +3,16 @@ a saved vector index) does not hold its bytes whole beside what is built from th
 
 ``BlobReader`` is a seekable raw stream over a stored value, read a piece at a time by a
 ``read_at(offset, length)`` the store gives it: on SQLite from a BLOB opened in place
-(``sqlite3.Connection.blobopen``), on PostgreSQL by ``substring`` of the ``bytea`` value.
+(``sqlite3.Connection.blobopen``), on PostgreSQL by ``substring`` of the ``bytea`` value. A
+large artefact is stored in parts (no value may pass 1 GB); ``pieced_reader`` reads them as
+one stream.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -57,11 +61,43 @@ class BlobReader(io.RawIOBase):
         super().close()
 
 
-def sqlite_blob_reader(blob: Any) -> BlobReader:
-    """A reader over an open ``sqlite3.Blob`` (closed with it)."""
+ReadAt = Callable[[int, int], bytes]
+
+
+def pieced_reader(pieces: list[tuple[int, ReadAt]],
+                  on_close: Callable[[], Any] | None = None) -> BlobReader:
+    """One stream over stored values read one after another (an artefact's parts): each
+    piece is (its size, its ``read_at``); a read that crosses a boundary stops at it, and
+    ``BlobReader`` asks again for the rest."""
+    starts = list(itertools.accumulate((size for size, _ in pieces), initial=0))
 
     def read_at(offset: int, length: int) -> bytes:
-        blob.seek(offset)
-        return bytes(blob.read(length))
+        i = bisect.bisect_right(starts, offset) - 1
+        if i >= len(pieces):
+            return b""
+        size, read = pieces[i]
+        local = offset - starts[i]
+        return read(local, min(length, size - local))
 
-    return BlobReader(len(blob), read_at, blob.close)
+    return BlobReader(starts[-1], read_at, on_close)
+
+
+class SqliteBlob:
+    """``read_at`` of one SQLite BLOB (``payload`` of ``table``'s row ``rowid``), opened in
+    place (``sqlite3.Connection.blobopen``) on first use."""
+
+    def __init__(self, connection: Any, table: str, rowid: int) -> None:
+        self.connection, self.table, self.rowid = connection, table, rowid
+        self._blob: Any = None
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        if self._blob is None:
+            self._blob = self.connection.blobopen(self.table, "payload", self.rowid,
+                                                  readonly=True)
+        self._blob.seek(offset)
+        return bytes(self._blob.read(length))
+
+    def close(self) -> None:
+        if self._blob is not None:
+            self._blob.close()
+            self._blob = None

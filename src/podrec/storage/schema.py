@@ -115,7 +115,17 @@ artifacts = Table(
     Column("name", String(128), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("meta", JSON, nullable=False, default=dict),
-    Column("payload", LargeBinary),
+    Column("payload", LargeBinary),  # the first part of the payload (all of a small one)
+)
+
+# The rest of a large artefact's payload, in order: SQLite and PostgreSQL both refuse a value
+# over 1 GB, and an HNSW index of 1M episodes is ~3.2 GB (storage/store.py, put_artifact).
+artifact_parts = Table(
+    "artifact_parts",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("part", Integer, primary_key=True),  # 1, 2, ...
+    Column("payload", LargeBinary, nullable=False),
 )
 
 # Generated text by input hash (model id, prompt, schema): a generation is computed once.

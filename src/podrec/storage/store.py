@@ -46,7 +46,7 @@ from podrec.privacy.ids import ListenerIds
 from podrec.records import EventRecord, IngestReport, Item, ItemRecord
 from podrec.storage import schema
 from podrec.storage.blobs import CHUNK as BLOB_CHUNK
-from podrec.storage.blobs import BlobReader, sqlite_blob_reader
+from podrec.storage.blobs import SqliteBlob, pieced_reader
 from podrec.storage.retry import WriteGaveUp, run_write
 
 T = TypeVar("T")
@@ -69,6 +69,9 @@ _USER_EVENTS = sql_text(
     "ORDER BY timestamp, pk")
 
 CHUNK = 500
+# An artefact's payload is stored in parts of this many bytes (both databases refuse one value
+# over 1 GB; an HNSW index of 1M e5 vectors is ~3.2 GB).
+ARTIFACT_PART_BYTES = 256 << 20
 VECTOR_ROWS = 8192  # stored vectors read at a time (load_vectors)
 
 
@@ -1068,49 +1071,85 @@ class Store:
 
     # -- artefacts ------------------------------------------------------------------------
     def put_artifact(self, name: str, meta: dict[str, Any], payload: bytes | None = None) -> None:
-        a = schema.artifacts
+        """Store (or replace) an artefact; a payload over ``ARTIFACT_PART_BYTES`` is kept in
+        parts (both databases refuse one value over 1 GB), all in one transaction."""
+        a, parts = schema.artifacts, schema.artifact_parts
+        view = None if payload is None else memoryview(payload).cast("B")
+        step = ARTIFACT_PART_BYTES
 
         def write(conn: Connection) -> None:
+            conn.execute(delete(parts).where(parts.c.name == name))
             conn.execute(delete(a).where(a.c.name == name))
+            first = payload if view is None or len(view) <= step else bytes(view[:step])
             conn.execute(a.insert().values(name=name, created_at=datetime.now(UTC), meta=meta,
-                                           payload=payload))
+                                           payload=first))
+            if view is not None:
+                for n, start in enumerate(range(step, len(view), step), start=1):
+                    conn.execute(parts.insert().values(name=name, part=n, payload=bytes(
+                        view[start:start + step])))
 
         self._write(write, on_conflict=lambda: None, what=f"artefact {name!r}")
 
     def get_artifact(self, name: str) -> tuple[dict[str, Any], bytes | None] | None:
-        a = schema.artifacts
+        a, parts = schema.artifacts, schema.artifact_parts
         with self.engine.connect() as conn:
             row = conn.execute(select(a.c.meta, a.c.payload).where(a.c.name == name)).first()
-        return (dict(row[0]), row[1]) if row else None
+            if row is None:
+                return None
+            rest = conn.execute(select(parts.c.payload).where(parts.c.name == name)
+                                .order_by(parts.c.part)).scalars().all()
+        payload = row[1] if not rest or row[1] is None else b"".join([row[1], *rest])
+        return dict(row[0]), payload
 
     @contextmanager
     def artifact_stream(self, name: str
                         ) -> Iterator[tuple[dict[str, Any], BinaryIO | None] | None]:
         """``get_artifact`` with the payload as a seekable stream read from the database a
         piece at a time (a 500 MB model is never held whole beside what is unpickled from
-        it): on SQLite in place, on PostgreSQL by ``substring`` in one repeatable-read
-        transaction (one version of the value throughout). Valid inside the block only."""
-        a = schema.artifacts
+        it), across its parts: on SQLite in place, on PostgreSQL by ``substring`` in one
+        repeatable-read transaction (one version of the value throughout). Valid inside the
+        block only."""
+        a, parts = schema.artifacts, schema.artifact_parts
         sqlite = self.engine.dialect.name == "sqlite"
         with self.engine.connect() as conn:
             if not sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            key = literal_column("rowid") if sqlite else a.c.name
-            row = conn.execute(select(key, a.c.meta, func.length(a.c.payload))
-                               .where(a.c.name == name)).first()
+            rowid = literal_column("rowid")
+            row = conn.execute(select(rowid if sqlite else a.c.name, a.c.meta,
+                                      func.length(a.c.payload)).where(a.c.name == name)).first()
             if row is None or row[2] is None:
                 yield None if row is None else (dict(row[1]), None)
                 return
+            rest = conn.execute(select(rowid if sqlite else parts.c.part,
+                                       func.length(parts.c.payload))
+                                .where(parts.c.name == name).order_by(parts.c.part)).all()
+            on_close = None
             if sqlite:
-                reader = sqlite_blob_reader(conn.connection.driver_connection.blobopen(
-                    "artifacts", "payload", int(row[0]), readonly=True))
+                raw = conn.connection.driver_connection
+                blobs = [SqliteBlob(raw, "artifacts", int(row[0]))]
+                blobs += [SqliteBlob(raw, "artifact_parts", int(key)) for key, _ in rest]
+                pieces: list[tuple[int, Callable[[int, int], bytes]]] = list(zip(
+                    [int(row[2]), *(int(size) for _, size in rest)], blobs, strict=True))
+
+                def on_close() -> None:
+                    for blob in blobs:
+                        blob.close()
             else:
-                def read_at(offset: int, length: int) -> bytes:
+                def read_main(offset: int, length: int) -> bytes:
                     return bytes(conn.execute(
                         select(func.substring(a.c.payload, offset + 1, length))
                         .where(a.c.name == name)).scalar_one())
 
-                reader = BlobReader(int(row[2]), read_at)
+                def read_part(part: int) -> Callable[[int, int], bytes]:
+                    def read_at(offset: int, length: int) -> bytes:
+                        return bytes(conn.execute(
+                            select(func.substring(parts.c.payload, offset + 1, length))
+                            .where(parts.c.name == name, parts.c.part == part)).scalar_one())
+                    return read_at
+
+                pieces = [(int(row[2]), read_main)]
+                pieces += [(int(size), read_part(int(part))) for part, size in rest]
+            reader = pieced_reader(pieces, on_close)
             with io.BufferedReader(reader, BLOB_CHUNK) as stream:
                 yield dict(row[1]), stream
 
@@ -1132,9 +1171,13 @@ class Store:
                                 .where(a.c.name.startswith(prefix, autoescape=True))).scalar()
 
     def delete_artifact(self, name: str) -> None:
-        a = schema.artifacts
-        self._write(lambda conn: conn.execute(delete(a).where(a.c.name == name)),
-                    what=f"deleting artefact {name!r}")
+        a, parts = schema.artifacts, schema.artifact_parts
+
+        def write(conn: Connection) -> None:
+            conn.execute(delete(parts).where(parts.c.name == name))
+            conn.execute(delete(a).where(a.c.name == name))
+
+        self._write(write, what=f"deleting artefact {name!r}")
 
     def catalog_version(self) -> tuple[Any, ...]:
         """A cheap fingerprint of everything fitted models are built from: item count and
