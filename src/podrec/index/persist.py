@@ -232,8 +232,11 @@ class StoredIndex:
         idx = self._index
         assert idx is not None
         buf = io.BytesIO()
-        np.savez(buf, index=np.frombuffer(idx.to_bytes(), dtype=np.uint8), pks=self._pks)
+        inner = idx.to_bytes()
+        np.savez(buf, index=np.frombuffer(inner, dtype=np.uint8), pks=self._pks)
+        del inner  # 3.2 GB for an HNSW index of 1M e5 vectors: one copy fewer at a time
         meta = {"model_id": self.model_id, "item_kind": self.item_kind, "kind": idx.kind,
                 "metric": idx.metric, "rows": len(idx), "live": int((self._pks >= 0).sum()),
                 "dim": idx.dim}
-        self.store.put_artifact(self.name, meta, buf.getvalue())
+        with buf.getbuffer() as saved:  # not getvalue(): no copy of it
+            self.store.put_artifact(self.name, meta, saved)

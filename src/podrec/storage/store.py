@@ -1070,7 +1070,8 @@ class Store:
             return int(conn.execute(q).scalar() or 0)
 
     # -- artefacts ------------------------------------------------------------------------
-    def put_artifact(self, name: str, meta: dict[str, Any], payload: bytes | None = None) -> None:
+    def put_artifact(self, name: str, meta: dict[str, Any],
+                     payload: bytes | memoryview | None = None) -> None:
         """Store (or replace) an artefact; a payload over ``ARTIFACT_PART_BYTES`` is kept in
         parts (both databases refuse one value over 1 GB), all in one transaction."""
         a, parts = schema.artifacts, schema.artifact_parts
@@ -1080,7 +1081,9 @@ class Store:
         def write(conn: Connection) -> None:
             conn.execute(delete(parts).where(parts.c.name == name))
             conn.execute(delete(a).where(a.c.name == name))
-            first = payload if view is None or len(view) <= step else bytes(view[:step])
+            first = None if view is None else \
+                payload if isinstance(payload, bytes) and len(view) <= step else \
+                bytes(view[:step])
             conn.execute(a.insert().values(name=name, created_at=datetime.now(UTC), meta=meta,
                                            payload=first))
             if view is not None:
