@@ -56,7 +56,7 @@ class TaxonomyTagger:
     def tag(self, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
         # One BLAS thread: a batch's product is ~20 us of work, and OpenBLAS's threads, woken
         # for it beside the tokenizer's, made tagging a tenth of a WordLlama enrich's time
-        # (benchmarks/bench_ray.py: in-process 0.46 -> 0.66 of the raw embedder, loaded box).
+        # (README, "Speed": 0.30-0.33 -> 0.51-0.53 of the raw embedder, another job running).
         with one_blas_thread():
             scores = np.asarray(vectors, dtype=np.float32) @ self.label_vectors.T
         if not scores.size:
