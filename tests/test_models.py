@@ -96,6 +96,31 @@ def test_ease_weights_have_an_empty_diagonal_and_score_like_their_formula(ml):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_itemknn_built_in_blocks_is_its_formula(ml, monkeypatch):
+    """Blocks of items bound the co-occurrence held at once (a 1M catalog's whole product
+    did not fit in 24 GB); the similarity is the formula's, cut to each item's top
+    neighbours, however many blocks it took."""
+    from podrec.model import collaborative
+
+    data, catalog = ml
+    x = (data.matrix() > 0).astype(np.float32)
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    co = (x.T @ x).toarray()
+    np.fill_diagonal(co, 0.0)
+    formula = co / (np.sqrt(counts)[:, None] * np.sqrt(counts)[None, :] + 10.0)
+    whole = ItemKNNModel(neighbours=20, shrink=10.0).fit(catalog, data).similarity
+    monkeypatch.setattr(collaborative, "ITEMKNN_BLOCK_PAIRS", 5000)
+    blocks = collaborative._blocks(collaborative._co_bounds(x.tocsr(), x.T.tocsr()), 5000)
+    assert len(blocks) > 20
+    blocked = ItemKNNModel(neighbours=20, shrink=10.0).fit(catalog, data).similarity
+    assert (blocked != whole).nnz == 0
+    for row in (0, 7, len(catalog) // 2):
+        kept = blocked[row].toarray().ravel()
+        assert (kept > 0).sum() == min(20, (formula[row] > 0).sum())
+        np.testing.assert_allclose(kept[kept > 0], formula[row][kept > 0], rtol=1e-5)
+        assert kept[kept > 0].min() >= np.sort(formula[row])[-20] - 1e-6  # the top ones
+
+
 def test_factor_models_fold_in_listeners_they_have_not_seen(ml):
     data, catalog = ml
     for model in (ALSModel(factors=16, iterations=10), BPRModel(factors=16, iterations=50)):
