@@ -508,7 +508,8 @@ def table(results: list[dict[str, Any]], big: dict[str, Any]) -> list[tuple[str,
     return rows
 
 
-def plot(results: list[dict[str, Any]], big: dict[str, Any], path: Path) -> None:
+def plot(results: list[dict[str, Any]], big: dict[str, Any], path: Path,
+         label: str = "this run") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -543,7 +544,7 @@ def plot(results: list[dict[str, Any]], big: dict[str, Any], path: Path) -> None
     for ax, (title, values, at_1m) in zip(axes.ravel(), panels, strict=True):
         xs = [s for s, v in zip(sizes, values, strict=True) if v]
         ys = [v for v in values if v]
-        ax.loglog(xs, ys, "o-", color="C0", label="this run")
+        ax.loglog(xs, ys, "o-", color="C0", label=label)
         if at_1m:
             ax.loglog([1_000_000], [at_1m], "s", color="C1", label="1M, earlier run")
             if xs and not title.startswith("recommend"):  # the same measure: joined
