@@ -212,7 +212,8 @@ def test_a_large_artifact_is_stored_in_parts(db_url, monkeypatch):
     replaced or deleted with all its parts."""
     import io
 
-    from podrec.storage import schema, store as store_module
+    from podrec.storage import schema
+    from podrec.storage import store as store_module
 
     monkeypatch.setattr(store_module, "ARTIFACT_PART_BYTES", 1000)
     store = Store(db_url)
