@@ -26,9 +26,12 @@ For each catalog size (episodes; default 10k and 100k):
      ``Podrec.add_events``, then the next ``recommend``; the time from the write to the new
      list, and the share of lists that changed (the liked item left the list).
 
-1M episodes is not rebuilt (its HNSW graph took 49 min here): the table and the plot carry
-the 1M figures of ``bench-large-lists-2026-12-02.json`` and ``bench-index-2026-12-02.json``
-marked as such.
+Without a 1M run, the table and the plot carry the 1M figures of
+``bench-large-lists-2026-12-02.json`` and ``bench-index-2026-12-02.json`` marked as such. A 1M
+run (``--sizes 1000000 --per-episode 3 --skip ingest index``: 3M events, trained in ~19
+minutes, 12.6 GB at its peak) takes its index figures from ``bench-index-2026-12-02.json``;
+``--reuse`` picks a cut-off run up at training (or after it, with the stored model), and
+``--merge`` joins an earlier run's smaller sizes to the table and the plot.
 
 Run from the repository root (about 25 minutes on two loaded cores for both sizes):
 ``python benchmarks/bench_scale.py --data ../shared/data --json docs/results/bench-scale.json
