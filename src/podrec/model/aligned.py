@@ -20,9 +20,16 @@ from podrec.model.base import CatalogData, Recommender, UserBatch, last_answer
 
 def trained_to_current(trained_keys: list[tuple[str, str]], catalog: CatalogData
                        ) -> np.ndarray:
-    """Per trained item, its row in ``catalog`` (-1: gone)."""
-    current = {key: r for r, key in enumerate(zip(catalog.kinds, catalog.ids, strict=True))}
-    return np.array([current.get(tuple(k), -1) for k in trained_keys], dtype=np.int64)
+    """Per trained item, its row in ``catalog`` (-1: gone). Kept on ``catalog`` while
+    ``trained_keys`` lives: a model's seven collaborative parts all ask it of the same keys,
+    and at 1M items each answer was a dict of a million keys built and an 8 MB array kept."""
+    def compute() -> np.ndarray:
+        current = {key: r for r, key in enumerate(zip(catalog.kinds, catalog.ids, strict=True))}
+        rows = np.array([current.get(tuple(k), -1) for k in trained_keys], dtype=np.int64)
+        rows.flags.writeable = False  # shared by the parts that asked
+        return rows
+
+    return last_answer(catalog, "trained_to_current", trained_keys, compute)
 
 
 class AlignedModel(Recommender):
