@@ -267,6 +267,7 @@ class Enricher:
                                 self.keyphrase_engine, process)
         phrases: dict[int, Future[RawPhrases]] = {}
         embedded: deque[tuple[int, np.ndarray]] = deque()  # batches waiting for keyphrases
+        asked = 0  # batches whose keyphrases were asked for, from the first
         unsaved = Unsaved()
 
         def finish(b: int, vectors: np.ndarray) -> None:
@@ -284,9 +285,9 @@ class Enricher:
 
         try:
             for b, batch in enumerate(batches):
-                for nxt in range(b, min(b + ahead_by, len(batches))):
-                    if nxt not in phrases and self.keyphrases > 0:
-                        phrases[nxt] = ahead.submit([item for item, _, _ in batches[nxt]])
+                while self.keyphrases > 0 and asked < min(b + ahead_by, len(batches)):
+                    phrases[asked] = ahead.submit([item for item, _, _ in batches[asked]])
+                    asked += 1
                 need = [(i, text) for i, (_, text, h) in enumerate(batch) if h not in cached]
                 if need:
                     vectors = self.embedder.embed_passages([text for _, text in need])
